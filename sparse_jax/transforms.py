@@ -1,0 +1,301 @@
+"""Sparse training as optax transforms: static masks, SET and RigL.
+
+:func:`sparse_transform` wraps any optax optimizer. Its state holds the inner
+optimizer's state, the masks, a step count and a PRNG key, so ``jax.vmap``
+over keys gives every seed its own regrowth draws. Each update:
+
+1. masks the incoming gradient and runs the inner optimizer on it (so global
+   norm clipping and moments see only active weights);
+2. on a mask-update step (SET/RigL only), drops the active weights with the
+   smallest magnitude after this step's update and grows as many among the
+   positions that were inactive before the drop, at random (SET) or by the
+   largest dense-gradient magnitude (RigL); grown weights start at 0 and their
+   moments in the inner state are zeroed through ``optax.tree.map_params``;
+3. returns updates that leave every inactive param exactly 0
+   (``update = -param`` there, and ``p + (-p) == 0`` exactly).
+
+RigL needs the dense gradient: the forward pass uses the params themselves,
+whose pruned entries are held at exactly 0, so ``jax.grad`` of the loss is
+already dense.
+
+Schedule (SET/RigL): after the ``t``-th update (``t = 1, 2, ...``) the mask
+changes when ``t % delta_t == 0`` and ``t < t_end``, dropping the fraction
+``f(t) = f0 / 2 * (1 + cos(pi * t / t_end))`` of each layer's active weights
+(rounded down, and never more than the layer's inactive count). Per-layer
+counts never change. Pass ``step=`` (the 0-based index of this update) as an
+extra argument to drive the schedule from an unbatched loop counter: under
+``jax.vmap`` a batched predicate turns ``lax.cond`` into a select that runs
+the mask update on every step.
+
+Example:
+  >>> import jax, jax.numpy as jnp, optax
+  >>> params = {"w": jnp.ones((2, 2)), "b": jnp.zeros(2)}
+  >>> masks = {"w": jnp.array([[True, False], [False, True]]), "b": None}
+  >>> tx = static_sparse(optax.adam(0.1), masks)
+  >>> state = tx.init(params)
+  >>> grads = {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}
+  >>> updates, state = tx.update(grads, state, params)
+  >>> w = optax.apply_updates(params, updates)["w"]
+  >>> round(float(w[0, 0]), 3), float(w[0, 1]), float(w[1, 0])
+  (0.9, 0.0, 0.0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from sparse_jax.masks import Masks, check_masks, is_none
+
+REGROW = ("none", "random", "gradient")
+DST_METHODS = {"static": "none", "set": "random", "rigl": "gradient"}
+
+
+class SparseState(NamedTuple):
+    """State of :func:`sparse_transform`.
+
+    Attributes:
+      inner_state: the wrapped optimizer's state.
+      masks: current masks (boolean arrays, ``None`` for dense leaves).
+      count: number of updates applied so far (int32).
+      key: PRNG key for SET's random regrowth.
+    """
+
+    inner_state: optax.OptState
+    masks: Masks
+    count: jax.Array
+    key: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class DSTSchedule:
+    """When and how much SET/RigL rewire.
+
+    Attributes:
+      total_steps: optimizer steps in the whole run.
+      delta_t: steps between mask updates.
+      drop_fraction: ``f0``, the drop fraction at ``t = 0`` (cosine-decayed).
+      end_fraction: mask updates stop at ``t_end = floor(end_fraction * total_steps)``.
+    """
+
+    total_steps: int
+    delta_t: int = 1000
+    drop_fraction: float = 0.5
+    end_fraction: float = 0.8
+
+    def __post_init__(self):
+        if int(self.total_steps) < 1:
+            raise ValueError(f"total_steps={self.total_steps!r} must be a positive int.")
+        if int(self.delta_t) < 1:
+            raise ValueError(f"delta_t={self.delta_t!r} must be a positive int.")
+        for name in ("drop_fraction", "end_fraction"):
+            v = getattr(self, name)
+            if not 0.0 <= float(v) <= 1.0:
+                raise ValueError(f"{name}={v!r} is outside the allowed range [0, 1].")
+
+    @property
+    def t_end(self) -> int:
+        """Last step (exclusive) at which the mask may change."""
+        return int(math.floor(self.end_fraction * self.total_steps))
+
+    def fraction(self, t: jax.Array) -> jax.Array:
+        """Cosine drop fraction ``f0/2 * (1 + cos(pi t / t_end))``, 0 from ``t_end`` on.
+
+        >>> round(float(DSTSchedule(100, drop_fraction=0.5, end_fraction=0.5).fraction(25)), 6)
+        0.25
+        """
+        t_end = max(self.t_end, 1)
+        t = jnp.asarray(t, jnp.float32)
+        f = 0.5 * self.drop_fraction * (1.0 + jnp.cos(jnp.pi * jnp.minimum(t, t_end) / t_end))
+        return jnp.where(t < self.t_end, f, 0.0)
+
+    def is_update_step(self, t: jax.Array) -> jax.Array:
+        """True after update ``t`` (1-based) when the mask changes."""
+        t = jnp.asarray(t)
+        return (t > 0) & (t % self.delta_t == 0) & (t < self.t_end)
+
+
+def _smallest(scores: jax.Array, n: jax.Array) -> jax.Array:
+    """Boolean vector marking the ``n`` (traced) smallest scores; ties to the lower index."""
+    order = jnp.argsort(scores, stable=True)
+    rank = jnp.zeros(scores.shape, jnp.int32).at[order].set(jnp.arange(scores.size, dtype=jnp.int32))
+    return rank < n
+
+
+def drop_and_grow(
+    mask: jax.Array, weights: jax.Array, grow_scores: jax.Array, fraction: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """One SET/RigL rewiring of one layer.
+
+    Drops ``n = min(floor(fraction * active), inactive)`` active entries with
+    the smallest ``|weights|`` and grows the ``n`` entries that were inactive
+    before the drop with the largest ``grow_scores``. Ties go to the lower
+    flat index.
+
+    Args:
+      mask: boolean mask of the layer.
+      weights: the layer's weights (only active entries matter).
+      grow_scores: non-negative regrowth scores (random draws or ``|grad|``).
+      fraction: drop fraction in ``[0, 1]``.
+
+    Returns:
+      ``(new_mask, grown)`` where ``grown`` marks the newly active entries.
+    """
+    m = mask.ravel()
+    n_active = jnp.sum(m, dtype=jnp.int32)
+    n = jnp.minimum(jnp.floor(fraction * n_active).astype(jnp.int32), m.size - n_active)
+    drop = m & _smallest(jnp.where(m, jnp.abs(weights.ravel()), jnp.inf), n)
+    grow = ~m & _smallest(jnp.where(m, jnp.inf, -grow_scores.ravel()), n)
+    return ((m & ~drop) | grow).reshape(mask.shape), grow.reshape(mask.shape)
+
+
+def sparse_transform(
+    inner: optax.GradientTransformation,
+    masks: Masks,
+    *,
+    regrow: str = "none",
+    schedule: DSTSchedule | None = None,
+    key: jax.Array | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    """Wrap ``inner`` so that training keeps the params sparse under ``masks``.
+
+    Args:
+      inner: any optax optimizer (adam, adamw, chains, ``inject_hyperparams``).
+      masks: initial masks, boolean arrays shaped like the prunable params and
+        ``None`` for dense leaves.
+      regrow: ``"none"`` (static sparse training), ``"random"`` (SET) or
+        ``"gradient"`` (RigL).
+      schedule: the rewiring schedule; required unless ``regrow="none"``.
+      key: PRNG key for random regrowth; required for ``"random"``.
+
+    Returns:
+      A ``GradientTransformationExtraArgs``. Its ``update`` needs ``params``
+      and takes an optional ``step`` extra argument (see module docs).
+    """
+    if regrow not in REGROW:
+        raise ValueError(f"unknown regrow {regrow!r}; allowed: {', '.join(REGROW)}.")
+    if regrow != "none" and schedule is None:
+        raise ValueError(f"regrow={regrow!r} needs a DSTSchedule (schedule=...).")
+    if regrow == "random" and key is None:
+        raise ValueError("regrow='random' (SET) needs a PRNG key (key=...).")
+    for leaf in jax.tree.leaves(masks):
+        if jnp.result_type(leaf) != jnp.bool_:
+            raise ValueError(f"masks must be boolean arrays or None, got dtype {jnp.result_type(leaf)}.")
+    inner = optax.with_extra_args_support(inner)
+    init_key = jax.random.key(0) if key is None else key
+
+    def init_fn(params):
+        check_masks(params, masks)
+        return SparseState(inner.init(params), masks, jnp.zeros([], jnp.int32), init_key)
+
+    def rewire(masks, inner_state, params, inner_updates, grads, key, fraction):
+        m_leaves, treedef = jax.tree.flatten(masks, is_leaf=is_none)
+        w_leaves = jax.tree.leaves(optax.apply_updates(params, inner_updates))
+        g_leaves = jax.tree.leaves(grads)
+        new, grown = [], []
+        for i, (m, w, g) in enumerate(zip(m_leaves, w_leaves, g_leaves)):
+            if m is None:
+                new.append(None)
+                grown.append(False)
+                continue
+            if regrow == "random":
+                scores = jax.random.uniform(jax.random.fold_in(key, i), m.shape)
+            else:
+                scores = jnp.abs(g)
+            nm, gm = drop_and_grow(m, w, scores, fraction)
+            new.append(nm)
+            grown.append(gm)
+        new_masks = jax.tree.unflatten(treedef, new)
+        grown_full = jax.tree.unflatten(treedef, grown)
+        inner_state = optax.tree.map_params(
+            inner.init, lambda s, gm: jnp.where(gm, jnp.zeros_like(s), s), inner_state, grown_full
+        )
+        return new_masks, inner_state
+
+    def update_fn(updates, state, params=None, *, step=None, **extra_args):
+        if params is None:
+            raise ValueError("sparse_transform.update needs params (call update(grads, state, params)).")
+        masks = state.masks
+        masked_grads = jax.tree.map(
+            lambda m, g: g if m is None else jnp.where(m, g, jnp.zeros_like(g)), masks, updates, is_leaf=is_none
+        )
+        inner_updates, inner_state = inner.update(masked_grads, state.inner_state, params, **extra_args)
+        count = optax.safe_increment(state.count)
+        key = state.key
+        new_masks = masks
+        if regrow != "none":
+            t = count if step is None else jnp.asarray(step, jnp.int32) + 1
+            key, sub = jax.random.split(key)
+            new_masks, inner_state = jax.lax.cond(
+                schedule.is_update_step(t),
+                lambda ms, st: rewire(ms, st, params, inner_updates, updates, sub, schedule.fraction(t)),
+                lambda ms, st: (ms, st),
+                masks,
+                inner_state,
+            )
+        # Kept entries take the inner update; dropped, grown and pruned ones are set to 0.
+        final = jax.tree.map(
+            lambda nm, om, u, p: u if nm is None else jnp.where(nm & om, u, -p),
+            new_masks,
+            masks,
+            inner_updates,
+            params,
+            is_leaf=is_none,
+        )
+        return final, SparseState(inner_state, new_masks, count, key)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def static_sparse(inner: optax.GradientTransformation, masks: Masks) -> optax.GradientTransformationExtraArgs:
+    """Static sparse training (including TAR masks): fixed masks, no rewiring."""
+    return sparse_transform(inner, masks)
+
+
+def set_sparse(
+    inner: optax.GradientTransformation, masks: Masks, key: jax.Array, schedule: DSTSchedule
+) -> optax.GradientTransformationExtraArgs:
+    """SET: magnitude drop, uniformly random regrowth, on ``schedule``."""
+    return sparse_transform(inner, masks, regrow="random", schedule=schedule, key=key)
+
+
+def rigl_sparse(
+    inner: optax.GradientTransformation, masks: Masks, schedule: DSTSchedule, key: jax.Array | None = None
+) -> optax.GradientTransformationExtraArgs:
+    """RigL: magnitude drop, regrowth where the dense gradient is largest, on ``schedule``."""
+    return sparse_transform(inner, masks, regrow="gradient", schedule=schedule, key=key)
+
+
+def sparse_optimizer(
+    method: str,
+    inner: optax.GradientTransformation,
+    masks: Masks,
+    *,
+    key: jax.Array | None = None,
+    schedule: DSTSchedule | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    """The transform for a training method by name: ``static``, ``set`` or ``rigl``."""
+    if method not in DST_METHODS:
+        raise ValueError(f"unknown sparse training method {method!r}; allowed: {', '.join(DST_METHODS)}.")
+    return sparse_transform(inner, masks, regrow=DST_METHODS[method], schedule=schedule, key=key)
+
+
+def get_masks(opt_state: Any) -> Masks:
+    """The masks held by the (single) :class:`SparseState` inside ``opt_state``.
+
+    Works on any nesting: ``optax.chain``, ``named_chain``, ``inject_hyperparams``,
+    and batched (vmapped) states.
+    """
+    found = [
+        s
+        for s in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, SparseState))
+        if isinstance(s, SparseState)
+    ]
+    if len(found) != 1:
+        raise ValueError(f"expected exactly one sparse_jax SparseState in the optimizer state, found {len(found)}.")
+    return found[0].masks
