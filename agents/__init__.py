@@ -1,0 +1,1 @@
+"""SAC and TD3 agents, networks, replay buffer, training loop, sweeps and CLI (built on sparse_jax)."""

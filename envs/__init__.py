@@ -1,0 +1,1 @@
+"""Brax environment construction and wrappers, plus tiny probe environments for tests."""

@@ -1,0 +1,268 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import sparse_jax as sj
+from tests.conftest import mlp_params
+
+INNERS = {
+    "adam": lambda: optax.adam(1e-2),
+    "adamw": lambda: optax.adamw(1e-2, weight_decay=0.5),
+    "clip_adam": lambda: optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-2)),
+    "inject_adam": lambda: optax.inject_hyperparams(optax.adam)(learning_rate=1e-2),
+}
+
+
+def _setup(seed=0, sparsity=0.8):
+    params = mlp_params(jax.random.key(seed), (6, 24, 24, 3))
+    init = sj.sparse_init(jax.random.key(seed + 1), params, sparsity, method="static", score="random")
+    return init.params, init.masks
+
+
+def _loss(params, x):
+    h = jax.nn.relu(x @ params["Dense_0"]["kernel"] + params["Dense_0"]["bias"])
+    h = jax.nn.relu(h @ params["Dense_1"]["kernel"] + params["Dense_1"]["bias"])
+    y = h @ params["Dense_2"]["kernel"] + params["Dense_2"]["bias"]
+    return jnp.mean((y - jnp.sin(x[:, :3])) ** 2)
+
+
+def _counts(masks):
+    return jax.tree.map(lambda m: int(m.sum()), masks)
+
+
+def _run(tx, params, steps, seed=0, scale=1.0):
+    """Train ``steps`` steps; return per-step (params, masks, state)."""
+    state = tx.init(params)
+    update = jax.jit(tx.update)
+    grad = jax.jit(jax.grad(_loss))
+    out = []
+    for t in range(steps):
+        x = jax.random.normal(jax.random.fold_in(jax.random.key(seed), t), (32, 6))
+        g = jax.tree.map(lambda a: a * scale, grad(params, x))
+        u, state = update(g, state, params)
+        params = optax.apply_updates(params, u)
+        out.append((params, sj.get_masks(state), state))
+    return out
+
+
+def _pruned_are_zero(params, masks):
+    return all(
+        bool((p[~m] == 0).all())
+        for m, p in zip(jax.tree.leaves(masks), [params[k]["kernel"] for k in ("Dense_0", "Dense_1", "Dense_2")])
+    )
+
+
+@pytest.mark.parametrize("inner", INNERS)
+@pytest.mark.parametrize("method", ["static", "set", "rigl"])
+def test_counts_constant_and_pruned_exactly_zero(inner, method):
+    params, masks = _setup()
+    sched = sj.DSTSchedule(total_steps=40, delta_t=4, drop_fraction=0.5)
+    tx = sj.sparse_optimizer(method, INNERS[inner](), masks, key=jax.random.key(3), schedule=sched)
+    counts0 = _counts(masks)
+    changes = 0
+    prev = masks
+    for p, m, _ in _run(tx, params, 16):
+        assert _counts(m) == counts0
+        assert _pruned_are_zero(p, m)
+        changes += any(bool((a != b).any()) for a, b in zip(jax.tree.leaves(m), jax.tree.leaves(prev)))
+        prev = m
+    assert changes == (0 if method == "static" else 4)  # t = 4, 8, 12, 16
+
+
+@pytest.mark.parametrize("method", ["set", "rigl"])
+def test_grown_weights_and_moments_start_at_zero(method):
+    params, masks = _setup()
+    sched = sj.DSTSchedule(total_steps=100, delta_t=5, drop_fraction=0.5)
+    tx = sj.sparse_optimizer(method, optax.adam(1e-2), masks, key=jax.random.key(0), schedule=sched)
+    history = _run(tx, params, 5)
+    p4, m4, _ = history[3]
+    p5, m5, s5 = history[4]
+    mu, nu = s5.inner_state[0].mu, s5.inner_state[0].nu
+    for layer, m_old, m_new in zip(("Dense_0", "Dense_1", "Dense_2"), jax.tree.leaves(m4), jax.tree.leaves(m5)):
+        grown = m_new & ~m_old
+        assert int(grown.sum()) > 0
+        assert bool((p5[layer]["kernel"][grown] == 0).all())
+        assert bool((mu[layer]["kernel"][grown] == 0).all())
+        assert bool((nu[layer]["kernel"][grown] == 0).all())
+        # Moments of kept weights are untouched.
+        kept = m_new & m_old
+        assert bool((nu[layer]["kernel"][kept] != 0).any())
+
+
+def test_rigl_hand_worked():
+    # One 3x3 layer, 4 active. sgd(0) leaves weights unchanged, so the drop is by |w| alone.
+    w = jnp.array([[0.5, 0.0, -3.0], [0.0, 0.1, 0.0], [2.0, 0.0, 0.0]])
+    mask = w != 0
+    grads = jnp.array([[9.0, 1.0, 9.0], [-7.0, 9.0, 2.0], [9.0, 8.0, 0.5]])
+    sched = sj.DSTSchedule(total_steps=10, delta_t=1, drop_fraction=0.6, end_fraction=1.0)
+    # f(1) = 0.3 * (1 + cos(pi / 10)) = 0.585, n = floor(0.585 * 4) = 2.
+    assert int(np.floor(float(sched.fraction(1)) * 4)) == 2
+    tx = sj.rigl_sparse(optax.sgd(0.0), {"w": mask}, sched)
+    updates, state = tx.update({"w": grads}, tx.init({"w": w}), {"w": w})
+    # Drop the two smallest |w| among active: 0.1 (1,1) and 0.5 (0,0).
+    # Grow the two largest |grad| among previously inactive: 8.0 (2,1) and -7.0 (1,0).
+    expected = jnp.array([[False, False, True], [True, False, False], [True, True, False]])
+    np.testing.assert_array_equal(state.masks["w"], expected)
+    new_w = optax.apply_updates({"w": w}, updates)["w"]
+    np.testing.assert_array_equal(new_w, jnp.where(expected & mask, w, 0.0))
+
+
+@pytest.mark.parametrize("method", ["set", "rigl"])
+def test_zero_drop_fraction_leaves_mask_bit_identical(method):
+    params, masks = _setup()
+    sched = sj.DSTSchedule(total_steps=40, delta_t=2, drop_fraction=0.0)
+    tx = sj.sparse_optimizer(method, optax.adam(1e-2), masks, key=jax.random.key(0), schedule=sched)
+    for _, m, _ in _run(tx, params, 6, scale=5e3):
+        for a, b in zip(jax.tree.leaves(m), jax.tree.leaves(masks)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_schedule_updates_only_at_multiples_and_before_t_end():
+    sched = sj.DSTSchedule(total_steps=50, delta_t=5, drop_fraction=0.5, end_fraction=0.6)
+    assert sched.t_end == 30
+    steps = [t for t in range(0, 60) if bool(sched.is_update_step(t))]
+    assert steps == [5, 10, 15, 20, 25]
+    assert float(sched.fraction(0)) == pytest.approx(0.5)
+    assert float(sched.fraction(15)) == pytest.approx(0.25)
+    assert float(sched.fraction(30)) == 0.0 and float(sched.fraction(45)) == 0.0
+    # The transform follows it: the mask changes exactly after updates 5, 10, ..., 25.
+    params, masks = _setup()
+    tx = sj.set_sparse(optax.adam(1e-2), masks, jax.random.key(0), sched)
+    changed, prev = [], masks
+    for t, (_, m, _) in enumerate(_run(tx, params, 40), start=1):
+        if any(bool((a != b).any()) for a, b in zip(jax.tree.leaves(m), jax.tree.leaves(prev))):
+            changed.append(t)
+        prev = m
+    assert changed == [5, 10, 15, 20, 25]
+
+
+def test_step_extra_arg_drives_schedule():
+    params, masks = _setup()
+    sched = sj.DSTSchedule(total_steps=100, delta_t=10)
+    tx = sj.set_sparse(optax.adam(1e-2), masks, jax.random.key(0), sched)
+    state = tx.init(params)
+    grads = jax.tree.map(jnp.ones_like, params)
+    _, s0 = tx.update(grads, state, params, step=jnp.int32(0))
+    _, s9 = tx.update(grads, state, params, step=jnp.int32(9))
+    assert all(bool((a == b).all()) for a, b in zip(jax.tree.leaves(s0.masks), jax.tree.leaves(masks)))
+    assert any(bool((a != b).any()) for a, b in zip(jax.tree.leaves(s9.masks), jax.tree.leaves(masks)))
+
+
+def test_vmap_over_keys_set_regrows_differently():
+    params, masks = _setup()
+    sched = sj.DSTSchedule(total_steps=100, delta_t=1)
+    grads = jax.tree.map(jnp.ones_like, params)
+
+    def one(key):
+        tx = sj.set_sparse(optax.adam(1e-2), masks, key, sched)
+        _, state = tx.update(grads, tx.init(params), params)
+        return state.masks
+
+    out = jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(0), 2))
+    k = out["Dense_1"]["kernel"]
+    assert int(k[0].sum()) == int(k[1].sum()) == int(masks["Dense_1"]["kernel"].sum())
+    assert bool((k[0] != k[1]).any())
+
+
+def test_update_compiles_once_and_keeps_cond_under_vmap():
+    params, masks = _setup()
+    sched = sj.DSTSchedule(total_steps=100, delta_t=10)
+    tx = sj.rigl_sparse(optax.adam(1e-2), masks, sched)
+    traces = []
+
+    def update(g, s, p, step):
+        traces.append(1)
+        return tx.update(g, s, p, step=step)
+
+    f = jax.jit(update)
+    state = tx.init(params)
+    grads = jax.tree.map(jnp.ones_like, params)
+    for t in range(3):
+        _, state = f(grads, state, params, jnp.int32(t))
+    assert len(traces) == 1
+    # Batched state, unbatched step: the schedule predicate stays a real cond.
+    batched = jax.tree.map(lambda x: jnp.stack([x, x]), (grads, state, params))
+    vf = jax.vmap(lambda g, s, p, t: tx.update(g, s, p, step=t), in_axes=(0, 0, 0, None))
+    assert "cond[" in str(jax.make_jaxpr(vf)(*batched, jnp.int32(0)))
+    # Contrast: a batched step turns the cond into a select that always runs the mask update.
+    vf_batched_step = jax.vmap(lambda g, s, p, t: tx.update(g, s, p, step=t))
+    assert "cond[" not in str(jax.make_jaxpr(vf_batched_step)(*batched, jnp.zeros(2, jnp.int32)))
+    out, _ = jax.jit(vf)(*batched, jnp.int32(9))
+    assert out["Dense_0"]["kernel"].shape == (2, 6, 24)
+
+
+def test_get_masks_through_chains():
+    params, masks = _setup()
+    tx = optax.chain(
+        optax.clip_by_global_norm(1.0),
+        optax.named_chain(("sparse", sj.static_sparse(optax.adam(1e-3), masks))),
+    )
+    got = sj.get_masks(tx.init(params))
+    assert all(bool((a == b).all()) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(masks)))
+    with pytest.raises(ValueError, match="found 0"):
+        sj.get_masks(optax.adam(1e-3).init(params))
+
+
+def test_static_sparse_learns_sparse_regression():
+    # y = x @ w_true with w_true supported on the mask: masked Adam recovers it.
+    key = jax.random.key(0)
+    mask = jax.random.uniform(key, (20, 1)) < 0.3
+    w_true = jnp.where(mask, jax.random.normal(jax.random.key(1), (20, 1)), 0.0)
+    x = jax.random.normal(jax.random.key(2), (256, 20))
+    y = x @ w_true
+    loss = lambda p: jnp.mean((x @ p["w"] - y) ** 2)
+    tx = sj.static_sparse(optax.adam(0.05), {"w": mask})
+    params = {"w": jnp.zeros((20, 1))}
+    state = tx.init(params)
+
+    def step(carry, _):
+        p, s = carry
+        u, s = tx.update(jax.grad(loss)(p), s, p)
+        return (optax.apply_updates(p, u), s), loss(p)
+
+    (params, _), losses = jax.lax.scan(step, (params, state), None, length=300)
+    assert float(losses[0]) > 1.0 and float(losses[-1]) < 1e-3
+    np.testing.assert_allclose(params["w"], w_true, atol=1e-2)
+
+
+def test_transform_errors():
+    params, masks = _setup()
+    with pytest.raises(ValueError, match=r"unknown sparse training method 'prune'.*static, set, rigl"):
+        sj.sparse_optimizer("prune", optax.adam(1e-3), masks)
+    with pytest.raises(ValueError, match="needs a DSTSchedule"):
+        sj.sparse_transform(optax.adam(1e-3), masks, regrow="gradient")
+    with pytest.raises(ValueError, match="needs a PRNG key"):
+        sj.sparse_transform(optax.adam(1e-3), masks, regrow="random", schedule=sj.DSTSchedule(10))
+    with pytest.raises(ValueError, match=r"drop_fraction=1.5 .*\[0, 1\]"):
+        sj.DSTSchedule(10, drop_fraction=1.5)
+    with pytest.raises(ValueError, match="delta_t=0"):
+        sj.DSTSchedule(10, delta_t=0)
+    bad = dict(masks)
+    bad["Dense_0"] = {"kernel": jnp.ones((2, 2), bool), "bias": None}
+    with pytest.raises(ValueError, match="Dense_0/kernel"):
+        sj.static_sparse(optax.adam(1e-3), bad).init(params)
+    tx = sj.static_sparse(optax.adam(1e-3), masks)
+    with pytest.raises(ValueError, match="needs params"):
+        tx.update(params, tx.init(params))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), density=st.floats(0.0, 1.0), fraction=st.floats(0.0, 1.0))
+def test_property_drop_and_grow(seed, density, fraction):
+    rng = np.random.default_rng(seed)
+    m = rng.random((7, 9)) < density
+    w, s = rng.normal(size=(7, 9)), rng.random((7, 9))
+    new, grown = sj.drop_and_grow(jnp.asarray(m), jnp.asarray(w), jnp.asarray(s), jnp.float32(fraction))
+    new, grown = np.asarray(new), np.asarray(grown)
+    n = min(int(np.floor(np.float32(fraction) * m.sum())), (~m).sum())
+    assert new.sum() == m.sum()
+    assert (grown == (new & ~m)).all() and grown.sum() == n
+    dropped = m & ~new
+    assert dropped.sum() == n
+    if n:  # dropped are the smallest |w| among active, grown the largest scores among inactive
+        assert np.abs(w[dropped]).max() <= np.abs(w[m & new]).min(initial=np.inf)
+        assert s[grown].min() >= s[~m & ~new].max(initial=-np.inf)
