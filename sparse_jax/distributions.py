@@ -180,7 +180,9 @@ def layer_counts(distribution: str, scores: Masks, num_active: int) -> Counts:
     return _COUNT_FNS[check_distribution(distribution)](scores, num_active)
 
 
-def distribution_masks(distribution: str, scores: Masks, sparsity: float | None = None, *, num_active: int | None = None) -> Masks:
+def distribution_masks(
+    distribution: str, scores: Masks, sparsity: float | None = None, *, num_active: int | None = None
+) -> Masks:
     """Masks that keep the top scores of each layer under a named distribution.
 
     Args:

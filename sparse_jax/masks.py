@@ -66,9 +66,7 @@ def dense_masks(params: Params, filter_fn: FilterFn = default_filter) -> Masks:
     >>> m["b"] is None, m["w"].shape, bool(m["w"].all())
     (True, (2, 3), True)
     """
-    return jax.tree.map_with_path(
-        lambda p, x: jnp.ones(jnp.shape(x), bool) if filter_fn(p, x) else None, params
-    )
+    return jax.tree.map_with_path(lambda p, x: jnp.ones(jnp.shape(x), bool) if filter_fn(p, x) else None, params)
 
 
 def check_masks(params: Params, masks: Masks) -> None:
@@ -84,9 +82,7 @@ def check_masks(params: Params, masks: Masks) -> None:
             f"masks structure {m_def} does not match params structure {p_def}; "
             "a mask needs a boolean array or None for every params leaf."
         )
-    for (path, m), p in zip(
-        jax.tree.leaves_with_path(masks, is_leaf=is_none), jax.tree.leaves(params)
-    ):
+    for (path, m), p in zip(jax.tree.leaves_with_path(masks, is_leaf=is_none), jax.tree.leaves(params)):
         if m is None:
             continue
         if jnp.shape(m) != jnp.shape(p):
@@ -95,10 +91,7 @@ def check_masks(params: Params, masks: Masks) -> None:
                 f"param has shape {jnp.shape(p)}; shapes must be equal."
             )
         if jnp.result_type(m) != jnp.bool_:
-            raise ValueError(
-                f"mask at {path_name(path)!r} has dtype {jnp.result_type(m)}; "
-                "masks must be boolean."
-            )
+            raise ValueError(f"mask at {path_name(path)!r} has dtype {jnp.result_type(m)}; masks must be boolean.")
 
 
 def apply_mask(params: Params, masks: Masks) -> Params:
@@ -110,6 +103,7 @@ def apply_mask(params: Params, masks: Masks) -> Params:
     >>> apply_mask(p, m)["w"].tolist()
     [[1.0, 0.0], [0.0, 1.0]]
     """
+    check_masks(params, masks)
     return jax.tree.map(
         lambda m, p: p if m is None else jnp.where(m, p, jnp.zeros_like(p)),
         masks,

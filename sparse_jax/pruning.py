@@ -152,8 +152,14 @@ def sparse_init(
     else:
         base, budget = _revival.revival_budget(n, sparsity, revival.rho, revival.additive)
     base_masks = prune(
-        k_score, params, num_active=base, score=score, distribution=distribution,
-        loss_fn=loss_fn, batch=batch, filter_fn=filter_fn,
+        k_score,
+        params,
+        num_active=base,
+        score=score,
+        distribution=distribution,
+        loss_fn=loss_fn,
+        batch=batch,
+        filter_fn=filter_fn,
     )
     if method == "tar":
         masks = _revival.tar(k_revive, base_masks, budget, revival.phi)

@@ -34,9 +34,7 @@ def random(key: jax.Array, params: Params, filter_fn: FilterFn = default_filter)
     >>> s["w"].shape, s["b"] is None
     ((2, 3), True)
     """
-    return _prunable_map(
-        lambda i, x: jax.random.uniform(jax.random.fold_in(key, i), jnp.shape(x)), params, filter_fn
-    )
+    return _prunable_map(lambda i, x: jax.random.uniform(jax.random.fold_in(key, i), jnp.shape(x)), params, filter_fn)
 
 
 def magnitude(params: Params, filter_fn: FilterFn = default_filter) -> Any:

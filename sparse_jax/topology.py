@@ -134,7 +134,10 @@ def reachability(kernels: Masks | Sequence) -> Reachability:
 def topology_table(masks: Masks, title: str | None = None) -> str:
     """A plain-text table of :func:`layer_topology` plus a totals row."""
     rows = layer_topology(masks)
-    head = f"{'layer':<28} {'shape':>12} {'active':>8} {'density':>8} {'E':>9} {'need g':>9} {'0 fan-in':>9} {'0 fan-out':>9}"
+    head = (
+        f"{'layer':<28} {'shape':>12} {'active':>8} {'density':>8} {'E':>9} {'need g':>9} "
+        f"{'0 fan-in':>9} {'0 fan-out':>9}"
+    )
     lines = ([title] if title else []) + [head, "-" * len(head)]
     for t in rows:
         lines.append(

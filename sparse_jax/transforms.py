@@ -48,6 +48,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from sparse_jax.masks import Masks, check_masks, is_none
@@ -120,15 +121,24 @@ class DSTSchedule:
         return (t > 0) & (t % self.delta_t == 0) & (t < self.t_end)
 
 
-def _smallest(scores: jax.Array, n: jax.Array) -> jax.Array:
-    """Boolean vector marking the ``n`` (traced) smallest scores; ties to the lower index."""
-    order = jnp.argsort(scores, stable=True)
-    rank = jnp.zeros(scores.shape, jnp.int32).at[order].set(jnp.arange(scores.size, dtype=jnp.int32))
-    return rank < n
+def _smallest(scores: jax.Array, n: jax.Array, bound: int) -> jax.Array:
+    """Boolean vector marking the ``n`` (traced, ``n <= bound``) smallest scores.
+
+    ``lax.top_k`` with the static ``bound`` is several times faster on CPU than
+    a full argsort of a kernel-sized layer. Ties go to the lower index.
+    """
+    if bound == 0:
+        return jnp.zeros(scores.shape, bool)
+    _, idx = jax.lax.top_k(-scores, bound)
+    return jnp.zeros(scores.shape, bool).at[idx].set(jnp.arange(bound) < n)
 
 
 def drop_and_grow(
-    mask: jax.Array, weights: jax.Array, grow_scores: jax.Array, fraction: jax.Array
+    mask: jax.Array,
+    weights: jax.Array,
+    grow_scores: jax.Array,
+    fraction: jax.Array,
+    max_n: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """One SET/RigL rewiring of one layer.
 
@@ -142,16 +152,43 @@ def drop_and_grow(
       weights: the layer's weights (only active entries matter).
       grow_scores: non-negative regrowth scores (random draws or ``|grad|``).
       fraction: drop fraction in ``[0, 1]``.
+      max_n: static upper bound on ``n`` (default: the layer size); ``n`` is
+        clipped to it. A tight bound makes the selection cheaper.
 
     Returns:
       ``(new_mask, grown)`` where ``grown`` marks the newly active entries.
     """
     m = mask.ravel()
+    bound = m.size if max_n is None else min(int(max_n), m.size)
     n_active = jnp.sum(m, dtype=jnp.int32)
     n = jnp.minimum(jnp.floor(fraction * n_active).astype(jnp.int32), m.size - n_active)
-    drop = m & _smallest(jnp.where(m, jnp.abs(weights.ravel()), jnp.inf), n)
-    grow = ~m & _smallest(jnp.where(m, jnp.inf, -grow_scores.ravel()), n)
+    n = jnp.minimum(n, bound)
+    drop = m & _smallest(jnp.where(m, jnp.abs(weights.ravel()), jnp.inf), n, bound)
+    grow = ~m & _smallest(jnp.where(m, jnp.inf, -grow_scores.ravel()), n, bound)
     return ((m & ~drop) | grow).reshape(mask.shape), grow.reshape(mask.shape)
+
+
+def _drop_bounds(masks: Masks, max_active: Any, drop_fraction: float) -> list[int | None]:
+    """Static per-leaf bounds on how many weights one rewiring can drop.
+
+    From ``max_active`` if given, else from the masks when they are concrete,
+    else the leaf size. One extra unit covers float32 rounding of ``f0 * active``.
+    """
+    leaves = jax.tree.leaves(masks, is_leaf=is_none)
+    if max_active is not None:
+        actives = jax.tree.leaves(max_active, is_leaf=is_none)
+        if len(actives) != len(leaves):
+            raise ValueError(
+                f"max_active has {len(actives)} leaves but masks have {len(leaves)}; structures must match."
+            )
+    else:
+        actives = [
+            None if m is None else m.size if isinstance(m, jax.core.Tracer) else int(np.count_nonzero(np.asarray(m)))
+            for m in leaves
+        ]
+    return [
+        None if m is None else min(int(math.floor(drop_fraction * int(a))) + 1, m.size) for m, a in zip(leaves, actives)
+    ]
 
 
 def sparse_transform(
@@ -161,6 +198,7 @@ def sparse_transform(
     regrow: str = "none",
     schedule: DSTSchedule | None = None,
     key: jax.Array | None = None,
+    max_active: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
     """Wrap ``inner`` so that training keeps the params sparse under ``masks``.
 
@@ -172,6 +210,10 @@ def sparse_transform(
         ``"gradient"`` (RigL).
       schedule: the rewiring schedule; required unless ``regrow="none"``.
       key: PRNG key for random regrowth; required for ``"random"``.
+      max_active: optional counts pytree (ints) bounding each layer's active
+        count; it sizes the static ``top_k`` of the rewiring. Default: read
+        from ``masks`` when they are concrete, else the layer size (slower).
+        Pass it when the masks are traced (e.g. built inside ``jax.vmap``).
 
     Returns:
       A ``GradientTransformationExtraArgs``. Its ``update`` needs ``params``
@@ -187,6 +229,7 @@ def sparse_transform(
         if jnp.result_type(leaf) != jnp.bool_:
             raise ValueError(f"masks must be boolean arrays or None, got dtype {jnp.result_type(leaf)}.")
     inner = optax.with_extra_args_support(inner)
+    bounds = _drop_bounds(masks, max_active, schedule.drop_fraction) if regrow != "none" else None
     init_key = jax.random.key(0) if key is None else key
 
     def init_fn(params):
@@ -207,7 +250,7 @@ def sparse_transform(
                 scores = jax.random.uniform(jax.random.fold_in(key, i), m.shape)
             else:
                 scores = jnp.abs(g)
-            nm, gm = drop_and_grow(m, w, scores, fraction)
+            nm, gm = drop_and_grow(m, w, scores, fraction, bounds[i])
             new.append(nm)
             grown.append(gm)
         new_masks = jax.tree.unflatten(treedef, new)
@@ -258,17 +301,25 @@ def static_sparse(inner: optax.GradientTransformation, masks: Masks) -> optax.Gr
 
 
 def set_sparse(
-    inner: optax.GradientTransformation, masks: Masks, key: jax.Array, schedule: DSTSchedule
+    inner: optax.GradientTransformation,
+    masks: Masks,
+    key: jax.Array,
+    schedule: DSTSchedule,
+    max_active: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
     """SET: magnitude drop, uniformly random regrowth, on ``schedule``."""
-    return sparse_transform(inner, masks, regrow="random", schedule=schedule, key=key)
+    return sparse_transform(inner, masks, regrow="random", schedule=schedule, key=key, max_active=max_active)
 
 
 def rigl_sparse(
-    inner: optax.GradientTransformation, masks: Masks, schedule: DSTSchedule, key: jax.Array | None = None
+    inner: optax.GradientTransformation,
+    masks: Masks,
+    schedule: DSTSchedule,
+    key: jax.Array | None = None,
+    max_active: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
     """RigL: magnitude drop, regrowth where the dense gradient is largest, on ``schedule``."""
-    return sparse_transform(inner, masks, regrow="gradient", schedule=schedule, key=key)
+    return sparse_transform(inner, masks, regrow="gradient", schedule=schedule, key=key, max_active=max_active)
 
 
 def sparse_optimizer(
@@ -278,11 +329,12 @@ def sparse_optimizer(
     *,
     key: jax.Array | None = None,
     schedule: DSTSchedule | None = None,
+    max_active: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
     """The transform for a training method by name: ``static``, ``set`` or ``rigl``."""
     if method not in DST_METHODS:
         raise ValueError(f"unknown sparse training method {method!r}; allowed: {', '.join(DST_METHODS)}.")
-    return sparse_transform(inner, masks, regrow=DST_METHODS[method], schedule=schedule, key=key)
+    return sparse_transform(inner, masks, regrow=DST_METHODS[method], schedule=schedule, key=key, max_active=max_active)
 
 
 def get_masks(opt_state: Any) -> Masks:

@@ -98,7 +98,9 @@ shapes = st.lists(st.tuples(dims, dims), min_size=1, max_size=4)
 
 
 @settings(max_examples=40, deadline=None)
-@given(shapes=shapes, sparsity=st.floats(0.0, 0.999), seed=st.integers(0, 2**16), dist=st.sampled_from(sj.DISTRIBUTIONS))
+@given(
+    shapes=shapes, sparsity=st.floats(0.0, 0.999), seed=st.integers(0, 2**16), dist=st.sampled_from(sj.DISTRIBUTIONS)
+)
 def test_property_counts_exact_and_bounded(shapes, sparsity, seed, dist):
     rng = np.random.default_rng(seed)
     scores = {f"l{i}": rng.integers(0, 4, s).astype(np.float32) for i, s in enumerate(shapes)}  # many ties
@@ -113,7 +115,10 @@ def test_property_counts_exact_and_bounded(shapes, sparsity, seed, dist):
 
 
 @settings(max_examples=60, deadline=None)
-@given(shapes=st.lists(st.tuples(st.integers(1, 300), st.integers(1, 300)), min_size=1, max_size=5), sparsity=st.floats(0.0, 0.999))
+@given(
+    shapes=st.lists(st.tuples(st.integers(1, 300), st.integers(1, 300)), min_size=1, max_size=5),
+    sparsity=st.floats(0.0, 0.999),
+)
 def test_property_erk_density_order(shapes, sparsity):
     # ERK: a layer with a larger sum(shape)/prod(shape) never gets a lower density (up to rounding).
     scores = {f"l{i}": np.zeros(s) for i, s in enumerate(shapes)}

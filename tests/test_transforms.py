@@ -266,3 +266,24 @@ def test_property_drop_and_grow(seed, density, fraction):
     if n:  # dropped are the smallest |w| among active, grown the largest scores among inactive
         assert np.abs(w[dropped]).max() <= np.abs(w[m & new]).min(initial=np.inf)
         assert s[grown].min() >= s[~m & ~new].max(initial=-np.inf)
+
+
+def test_traced_masks_rewire_like_concrete_ones():
+    # Built inside jit the masks are tracers: the top-k bound then comes from max_active
+    # (or the layer size); every path must pick the same connections.
+    params, masks = _setup()
+    sched = sj.DSTSchedule(total_steps=100, delta_t=1)
+    grads = jax.tree.map(lambda p: jnp.cos(jnp.arange(p.size, dtype=jnp.float32)).reshape(p.shape), params)
+
+    def rewired(ms, max_active=None):
+        tx = sj.rigl_sparse(optax.adam(1e-2), ms, sched, max_active=max_active)
+        return tx.update(grads, tx.init(params), params)[1].masks
+
+    ref = rewired(masks)
+    counts = sj.active_counts(masks)
+    for out in (jax.jit(rewired)(masks), jax.jit(lambda ms: rewired(ms, counts))(masks)):
+        for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(ref)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert any(bool((a != b).any()) for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(masks)))
+    with pytest.raises(ValueError, match="max_active has 1 leaves"):
+        sj.rigl_sparse(optax.adam(1e-2), masks, sched, max_active={"a": 3})
