@@ -14,6 +14,7 @@ from sparse_jax.distributions import (
     global_,
     global_masks,
     layer_counts,
+    masks_and_counts,
     uniform,
 )
 from sparse_jax.masks import (
@@ -83,6 +84,7 @@ __all__ = [
     "global_",
     "global_masks",
     "layer_counts",
+    "masks_and_counts",
     "layer_topology",
     "magnitude",
     "masks",

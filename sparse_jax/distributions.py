@@ -180,6 +180,19 @@ def layer_counts(distribution: str, scores: Masks, num_active: int) -> Counts:
     return _COUNT_FNS[check_distribution(distribution)](scores, num_active)
 
 
+def masks_and_counts(distribution: str, scores: Masks, num_active: int) -> tuple[Masks, Counts | None]:
+    """Masks for a named distribution, plus the per-layer counts when they are static.
+
+    ``uniform`` and ``erk`` counts depend on shapes only, so they come back as
+    Python ints and the masks can be made inside jit. ``global`` counts depend
+    on the scores, so they come back as ``None``.
+    """
+    if check_distribution(distribution) == "global":
+        return global_masks(scores, num_active), None
+    counts = layer_counts(distribution, scores, num_active)
+    return topk_mask(scores, counts), counts
+
+
 def distribution_masks(
     distribution: str, scores: Masks, sparsity: float | None = None, *, num_active: int | None = None
 ) -> Masks:
@@ -199,6 +212,4 @@ def distribution_masks(
         raise ValueError("give exactly one of sparsity or num_active.")
     if num_active is None:
         num_active = target_active(sum(_sizes_and_shapes(scores)[0]), check_sparsity(sparsity))
-    if distribution == "global":
-        return global_masks(scores, num_active)
-    return topk_mask(scores, layer_counts(distribution, scores, num_active))
+    return masks_and_counts(distribution, scores, num_active)[0]

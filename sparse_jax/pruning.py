@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sparse_jax import revival as _revival
-from sparse_jax.distributions import distribution_masks
+from sparse_jax.distributions import distribution_masks, masks_and_counts
 from sparse_jax.masks import (
     FilterFn,
     Masks,
@@ -128,6 +128,10 @@ def sparse_init(
     first and revive ``B`` (see :mod:`sparse_jax.revival`), so all three sparse
     methods end with the same parameter count (unless ``revival.additive``).
 
+    Jittable (and vmappable over ``key`` and ``params``) for the ``uniform`` and
+    ``erk`` distributions, whose per-layer counts depend on shapes only. With
+    ``global`` the revival methods need concrete arrays (call it outside jit).
+
     Args:
       key: PRNG key; split for the score, the revival draw and the re-init.
       params: dense initial params.
@@ -151,20 +155,12 @@ def sparse_init(
         base, budget = _revival.revival_budget(n, sparsity, rho=0.0)
     else:
         base, budget = _revival.revival_budget(n, sparsity, revival.rho, revival.additive)
-    base_masks = prune(
-        k_score,
-        params,
-        num_active=base,
-        score=score,
-        distribution=distribution,
-        loss_fn=loss_fn,
-        batch=batch,
-        filter_fn=filter_fn,
-    )
+    scores = compute_scores(score, params, key=k_score, loss_fn=loss_fn, batch=batch, filter_fn=filter_fn)
+    base_masks, counts = masks_and_counts(distribution, scores, base)
     if method == "tar":
-        masks = _revival.tar(k_revive, base_masks, budget, revival.phi)
+        masks = _revival.tar(k_revive, base_masks, budget, revival.phi, active=counts)
     elif method == "uniform_revival":
-        masks = _revival.uniform_revival(k_revive, base_masks, budget)
+        masks = _revival.uniform_revival(k_revive, base_masks, budget, active=counts)
     else:
         masks = base_masks
     if reinit:

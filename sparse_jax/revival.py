@@ -124,9 +124,18 @@ def topology_proxy(shape: tuple[int, ...]) -> float:
     return float(min(n_in * n_out, n * math.log(n) / 2.0))
 
 
-def _layer_stats(masks: Masks) -> tuple[list[int], list[int], list[tuple[int, ...]]]:
+def _layer_stats(masks: Masks, active: Counts | None = None) -> tuple[list[int], list[int], list[tuple[int, ...]]]:
+    """Active counts (from ``active`` if given, else read from concrete masks), sizes and shapes."""
     leaves = [m for _, m in prunable_leaves(masks)]
-    active = [int(np.count_nonzero(np.asarray(m))) for m in leaves]
+    if active is None:
+        if any(isinstance(m, jax.core.Tracer) for m in leaves):
+            raise ValueError(
+                "revival allocation needs concrete masks or their active counts (active=...); "
+                "inside jit pass the static counts of the base masks."
+            )
+        active = [int(np.count_nonzero(np.asarray(m))) for m in leaves]
+    else:
+        active = [int(a) for a in jax.tree.leaves(active)]
     sizes = [int(np.size(m)) for m in leaves]
     return active, sizes, [tuple(jnp.shape(m)) for m in leaves]
 
@@ -138,7 +147,7 @@ def _check_budget(budget: int) -> int:
     return b
 
 
-def tar_allocation(masks: Masks, budget: int, phi: float = 0.2) -> Counts:
+def tar_allocation(masks: Masks, budget: int, phi: float = 0.2, active: Counts | None = None) -> Counts:
     """How many pruned connections TAR revives in each layer.
 
     Args:
@@ -147,6 +156,8 @@ def tar_allocation(masks: Masks, budget: int, phi: float = 0.2) -> Counts:
       phi: floor fraction: each of the ``L`` prunable layers first gets
         ``ceil(phi * B / L)`` (capped at its pruned count; if the ceilings add
         up to more than ``B``, the last layers in pytree order get less).
+      active: the masks' per-layer active counts, if known statically (lets
+        this run inside jit on traced masks); default: counted from ``masks``.
 
     Returns:
       A counts pytree (ints per prunable leaf) summing to
@@ -159,7 +170,7 @@ def tar_allocation(masks: Masks, budget: int, phi: float = 0.2) -> Counts:
     """
     b = _check_budget(budget)
     phi = _check_unit("phi", phi)
-    active, sizes, shapes = _layer_stats(masks)
+    active, sizes, shapes = _layer_stats(masks, active)
     pruned = [n - a for n, a in zip(sizes, active)]
     n_layers = len(sizes)
     b = min(b, sum(pruned))
@@ -180,10 +191,13 @@ def tar_allocation(masks: Masks, budget: int, phi: float = 0.2) -> Counts:
     return unflatten_like(masks, [f + r for f, r in zip(floor, rest)])
 
 
-def uniform_allocation(masks: Masks, budget: int) -> Counts:
-    """The ablation: split ``budget`` in proportion to each layer's pruned count, no floor."""
+def uniform_allocation(masks: Masks, budget: int, active: Counts | None = None) -> Counts:
+    """The ablation: split ``budget`` in proportion to each layer's pruned count, no floor.
+
+    ``active`` is as in :func:`tar_allocation`.
+    """
     b = _check_budget(budget)
-    active, sizes, _ = _layer_stats(masks)
+    active, sizes, _ = _layer_stats(masks, active)
     pruned = [n - a for n, a in zip(sizes, active)]
     return unflatten_like(masks, apportion(pruned, pruned, b))
 
@@ -208,14 +222,14 @@ def revive(key: jax.Array, masks: Masks, counts: Counts) -> Masks:
     return jax.tree.map(jnp.logical_or, masks, topk_mask(scores, counts))
 
 
-def tar(key: jax.Array, masks: Masks, budget: int, phi: float = 0.2) -> Masks:
+def tar(key: jax.Array, masks: Masks, budget: int, phi: float = 0.2, active: Counts | None = None) -> Masks:
     """TAR: allocate ``budget`` by topology need (:func:`tar_allocation`), then revive."""
-    return revive(key, masks, tar_allocation(masks, budget, phi))
+    return revive(key, masks, tar_allocation(masks, budget, phi, active))
 
 
-def uniform_revival(key: jax.Array, masks: Masks, budget: int) -> Masks:
+def uniform_revival(key: jax.Array, masks: Masks, budget: int, active: Counts | None = None) -> Masks:
     """Uniform revival: allocate by pruned count (:func:`uniform_allocation`), then revive."""
-    return revive(key, masks, uniform_allocation(masks, budget))
+    return revive(key, masks, uniform_allocation(masks, budget, active))
 
 
 def revived_params(params: Params, base_masks: Masks, masks: Masks, init: str = "initial") -> Params:

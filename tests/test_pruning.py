@@ -76,3 +76,20 @@ def test_sparse_init_errors(small_params):
         sj.RevivalConfig(phi=-0.1)
     with pytest.raises(ValueError, match="unknown revival init"):
         sj.RevivalConfig(init="random")
+
+
+@pytest.mark.parametrize("method", ["static", "uniform_revival", "tar"])
+def test_sparse_init_jits_and_vmaps_like_eager(method):
+    params = mlp_params(jax.random.key(0), (17, 64, 6))
+    keys = jax.random.split(jax.random.key(5), 2)
+    batched = jax.jit(jax.vmap(lambda k: sj.sparse_init(k, params, 0.9, method=method).masks))(keys)
+    for i in range(2):
+        eager = sj.sparse_init(keys[i], params, 0.9, method=method).masks
+        for a, b in zip(jax.tree.leaves(eager), jax.tree.leaves(batched)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b[i]))
+
+
+def test_global_revival_inside_jit_needs_concrete_masks():
+    params = mlp_params(jax.random.key(0), (17, 64, 6))
+    with pytest.raises(ValueError, match="concrete masks"):
+        jax.jit(lambda k: sj.sparse_init(k, params, 0.9, method="tar", distribution="global").masks)(jax.random.key(0))
