@@ -1,0 +1,198 @@
+"""Frozen run configurations. Every check runs in ``__post_init__``, before anything compiles."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import sparse_jax as sj
+
+METHODS = ("dense", "static", "uniform_revival", "tar", "set", "rigl")
+ALGOS = ("sac", "td3")
+# Methods that differ only by their initial mask: they share one compiled training function.
+MASK_ONLY_METHODS = ("dense", "static", "uniform_revival", "tar")
+
+
+@dataclasses.dataclass(frozen=True)
+class SparsityConfig:
+    """How the actor and critics are made and kept sparse.
+
+    Attributes:
+      method: one of ``dense``, ``static``, ``uniform_revival``, ``tar``, ``set``, ``rigl``.
+      sparsity: fraction of each network's prunable weights removed, in ``[0, 1)``.
+      actor_sparsity: overrides ``sparsity`` for the actor.
+      critic_sparsity: overrides ``sparsity`` for the twin critics.
+      score: base pruning score: ``random``, ``magnitude`` or ``snip``.
+      distribution: layer-wise distribution: ``uniform``, ``erk`` or ``global``.
+      rho: revival reserve fraction of the static budget (TAR, uniform revival).
+      phi: TAR's connectivity-floor fraction of the budget.
+      additive: revival budget added on top of the static budget instead of reserved from it.
+      revival_init: revived weights start at their ``initial`` values or at ``zero``.
+      delta_t: gradient updates between SET/RigL mask updates.
+      drop_fraction: SET/RigL initial drop fraction (cosine-decayed).
+      end_fraction: SET/RigL stop rewiring after this fraction of the updates.
+    """
+
+    method: str = "dense"
+    sparsity: float = 0.9
+    actor_sparsity: float | None = None
+    critic_sparsity: float | None = None
+    score: str = "random"
+    distribution: str = "erk"
+    rho: float = 0.1
+    phi: float = 0.2
+    additive: bool = False
+    revival_init: str = "initial"
+    delta_t: int = 1000
+    drop_fraction: float = 0.5
+    end_fraction: float = 0.8
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; allowed: {', '.join(METHODS)}.")
+        for name in ("sparsity", "actor_sparsity", "critic_sparsity"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ValueError(f"{name}={value!r} is outside the allowed range [0, 1).")
+        sj.scores.check_score(self.score)
+        sj.distributions.check_distribution(self.distribution)
+        _ = self.revival  # validates rho, phi and revival_init
+        _ = self.schedule(1)  # validates delta_t, drop_fraction, end_fraction
+
+    @property
+    def mask_method(self) -> str:
+        """The ``sparse_jax.sparse_init`` method that makes the initial masks."""
+        return self.method if self.method in MASK_ONLY_METHODS else "static"
+
+    @property
+    def dst_method(self) -> str:
+        """The ``sparse_jax.sparse_optimizer`` method: ``static``, ``set`` or ``rigl``."""
+        return self.method if self.method in ("set", "rigl") else "static"
+
+    @property
+    def revival(self) -> sj.RevivalConfig:
+        """The revival knobs as a ``sparse_jax.RevivalConfig``."""
+        return sj.RevivalConfig(rho=self.rho, phi=self.phi, additive=self.additive, init=self.revival_init)
+
+    def network_sparsity(self, network: str) -> float:
+        """Configured sparsity of ``"actor"`` or ``"critic"`` (the ``dense`` method ignores it)."""
+        own = self.actor_sparsity if network == "actor" else self.critic_sparsity
+        return self.sparsity if own is None else own
+
+    def schedule(self, total_updates: int) -> sj.DSTSchedule:
+        """The SET/RigL schedule over ``total_updates`` gradient updates."""
+        return sj.DSTSchedule(max(int(total_updates), 1), self.delta_t, self.drop_fraction, self.end_fraction)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """One training run (one algorithm, env and sparse method; seeds are a vmapped axis).
+
+    Step counts are environment steps summed over the parallel envs. One
+    iteration steps every parallel env once, then runs ``updates_per_step``
+    gradient updates.
+
+    Attributes:
+      env: environment name (see ``envs.ENV_NAMES``).
+      algo: ``sac`` or ``td3``.
+      backend: Brax backend; ``None`` picks the measured default for the env.
+      episode_length: steps before an episode is truncated.
+      action_repeat: env steps per action.
+      num_envs: parallel envs stepped per iteration.
+      total_steps: env steps in the run, warm-up included.
+      warmup_steps: env steps with uniformly random actions before learning starts.
+      chunk_steps: env steps per jitted chunk; the host evaluates and reports between chunks.
+      updates_per_step: gradient updates per iteration.
+      batch_size: replay batch per gradient update.
+      hidden: hidden layer widths of actor and critics.
+      actor_lr: actor Adam learning rate.
+      critic_lr: critic Adam learning rate.
+      alpha_lr: SAC temperature Adam learning rate.
+      gamma: discount.
+      tau: Polyak rate of the target networks.
+      init_alpha: SAC initial temperature.
+      policy_delay: TD3 critic updates per actor/target update.
+      target_noise: TD3 target policy smoothing std.
+      noise_clip: TD3 target smoothing clip.
+      expl_noise: TD3 exploration noise std.
+      buffer_capacity: replay capacity in transitions (capped at ``total_steps``).
+      eval_episodes: deterministic evaluation episodes after every chunk.
+      sparse: the sparse-training method and its knobs.
+    """
+
+    env: str = "inverted_pendulum"
+    algo: str = "sac"
+    backend: str | None = None
+    episode_length: int = 1000
+    action_repeat: int = 1
+    num_envs: int = 1
+    total_steps: int = 20_000
+    warmup_steps: int = 1_000
+    chunk_steps: int = 2_000
+    updates_per_step: int = 1
+    batch_size: int = 256
+    hidden: tuple[int, ...] = (256, 256)
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    init_alpha: float = 1.0
+    policy_delay: int = 2
+    target_noise: float = 0.2
+    noise_clip: float = 0.5
+    expl_noise: float = 0.1
+    buffer_capacity: int = 1_000_000
+    eval_episodes: int = 4
+    sparse: SparsityConfig = SparsityConfig()
+
+    def __post_init__(self):
+        if self.algo not in ALGOS:
+            raise ValueError(f"unknown algo {self.algo!r}; allowed: {', '.join(ALGOS)}.")
+        positive = (
+            "num_envs", "total_steps", "chunk_steps", "updates_per_step", "batch_size", "episode_length",
+            "action_repeat", "buffer_capacity", "eval_episodes", "policy_delay",
+        )  # fmt: skip
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} must be a positive int.")
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps={self.warmup_steps!r} must be a non-negative int.")
+        if self.warmup_steps >= self.total_steps:
+            raise ValueError(f"warmup_steps={self.warmup_steps} must be smaller than total_steps={self.total_steps}.")
+        if self.chunk_steps > self.total_steps - self.warmup_steps:
+            raise ValueError(
+                f"chunk_steps={self.chunk_steps} is larger than the training part of the run "
+                f"(total_steps - warmup_steps = {self.total_steps - self.warmup_steps})."
+            )
+        if self.chunk_steps < self.num_envs:
+            raise ValueError(f"chunk_steps={self.chunk_steps} must be at least num_envs={self.num_envs}.")
+        if not self.hidden or any(w < 1 for w in self.hidden):
+            raise ValueError(f"hidden={self.hidden!r} must be a non-empty tuple of positive widths.")
+        if not 0.0 <= self.gamma < 1.0 or not 0.0 < self.tau <= 1.0:
+            raise ValueError(f"gamma={self.gamma} must be in [0, 1) and tau={self.tau} in (0, 1].")
+
+    @property
+    def chunk_iters(self) -> int:
+        """Iterations per chunk."""
+        return self.chunk_steps // self.num_envs
+
+    @property
+    def num_chunks(self) -> int:
+        """Training chunks after warm-up (the remainder of a partial chunk is dropped)."""
+        return (self.total_steps - self.warmup_steps) // (self.chunk_iters * self.num_envs)
+
+    @property
+    def warmup_iters(self) -> int:
+        """Warm-up iterations (random actions, no updates)."""
+        return -(-self.warmup_steps // self.num_envs)
+
+    @property
+    def total_updates(self) -> int:
+        """Gradient updates over the whole run."""
+        return self.num_chunks * self.chunk_iters * self.updates_per_step
+
+    @property
+    def capacity(self) -> int:
+        """Replay slots actually allocated."""
+        return min(self.buffer_capacity, self.total_steps)

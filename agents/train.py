@@ -1,0 +1,365 @@
+"""The jitted training loop: warm-up, masks, then ``lax.scan`` over steps in chunks.
+
+``make_train(config)`` returns a :class:`Trainer` of pure functions. The whole
+run is ``trainer.train(key)``, so ``jax.jit(jax.vmap(trainer.train))(keys)``
+trains many seeds at once. :func:`run` drives the same pieces from the host
+(chunk by chunk, with progress and per-chunk metrics), vmapped over seeds and
+over the initial masks of methods that differ only by their mask (dense,
+static, uniform_revival, tar), which then share one compiled function.
+
+The update index that drives the SET/RigL schedule and TD3's policy delay is
+computed from the scan's iteration counter, which is never batched, so the
+``lax.cond`` on it stays a real branch under ``vmap``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+import sparse_jax as sj
+from agents.config import MASK_ONLY_METHODS, TrainConfig
+from agents.replay import ReplayBuffer, Transition, buffer_add, buffer_init, buffer_sample
+from agents.sac import make_sac
+from agents.td3 import make_td3
+from agents.types import AgentState, Algorithm, Metrics
+from envs import make_env
+
+
+@struct.dataclass
+class TrainState:
+    """Everything one run carries from step to step.
+
+    Attributes:
+      agent: networks, targets and optimizer states.
+      buffer: the replay buffer.
+      env_state: the parallel envs' Brax state.
+      key: PRNG key.
+      env_steps: env steps taken so far (summed over parallel envs).
+    """
+
+    agent: AgentState
+    buffer: ReplayBuffer
+    env_state: Any
+    key: jax.Array
+    env_steps: jax.Array
+
+
+class Trainer(NamedTuple):
+    """Pure functions of one training configuration (see module docs).
+
+    Attributes:
+      config: the configuration.
+      init: ``key -> TrainState`` with dense networks and an empty buffer.
+      warmup: ``TrainState -> TrainState`` after ``warmup_steps`` random-action steps.
+      make_masks: ``(TrainState, method) -> (actor SparseInit, critic SparseInit)``;
+        SNIP scores use a replay batch, so call it after ``warmup``.
+      apply_masks: ``(TrainState, actor_init, critic_init) -> TrainState`` with
+        masked networks and targets and fresh sparse optimizers.
+      chunk: ``(TrainState, chunk_index) -> (TrainState, metrics)``: one chunk of
+        ``chunk_steps`` env steps with learning, then a deterministic evaluation.
+      evaluate: ``TrainState -> metrics`` (mean return over ``eval_episodes``).
+      train: ``key -> (TrainState, metrics)``: the whole run, metrics stacked per chunk.
+      traces: how many times each function was traced (Python side effect, for tests).
+    """
+
+    config: TrainConfig
+    init: Callable
+    warmup: Callable
+    make_masks: Callable
+    apply_masks: Callable
+    chunk: Callable
+    evaluate: Callable
+    train: Callable
+    traces: dict
+
+
+def _outside_mask(params: Any, masks: Any) -> jax.Array:
+    """Number of non-zero entries of ``params`` where ``masks`` is False (0 when exactly as sparse)."""
+    pairs = zip(jax.tree.leaves(params), jax.tree.leaves(masks, is_leaf=sj.masks.is_none))
+    return sum(jnp.count_nonzero(jnp.where(m, 0.0, p)) for p, m in pairs if m is not None)
+
+
+def _mask_density(masks: Any) -> jax.Array:
+    leaves = jax.tree.leaves(masks)
+    return sum(jnp.sum(m) for m in leaves) / sum(m.size for m in leaves)
+
+
+def make_train(config: TrainConfig) -> Trainer:
+    """Build the pure training functions for ``config`` (nothing is compiled yet)."""
+    env = make_env(
+        config.env,
+        backend=config.backend,
+        episode_length=config.episode_length,
+        action_repeat=config.action_repeat,
+        num_envs=config.num_envs,
+    )
+    eval_env = make_env(
+        config.env,
+        backend=config.backend,
+        episode_length=config.episode_length,
+        action_repeat=config.action_repeat,
+        num_envs=config.eval_episodes,
+    )
+    obs_size, action_size = env.observation_size, env.action_size
+    sparse = config.sparse
+    traces = {"init": 0, "warmup": 0, "chunk": 0, "evaluate": 0}
+
+    lrs = {"actor": config.actor_lr, "critic": config.critic_lr}
+    counts: dict[str, Any] = {}  # filled right after the networks are known, before any tracing
+
+    def make_tx(network: str, masks: Any, key: jax.Array | None = None) -> optax.GradientTransformation:
+        """The sparse Adam of ``network``; the update only reads masks from its state."""
+        # TD3 updates the actor every policy_delay-th step, so its schedule counts fewer updates.
+        updates = config.total_updates
+        if config.algo == "td3" and network == "actor":
+            updates //= config.policy_delay
+        return sj.sparse_optimizer(
+            sparse.dst_method,
+            optax.adam(lrs[network]),
+            masks,
+            key=jax.random.key(0) if key is None else key,
+            schedule=sparse.schedule(updates),
+            max_active=counts.get(network),
+        )
+
+    algo: Algorithm = (make_sac if config.algo == "sac" else make_td3)(config, obs_size, action_size, make_tx)
+    alpha_tx = optax.adam(config.alpha_lr)
+
+    # Static per-layer active counts size the SET/RigL top-k, since masks are traced inside jit.
+    # ERK/uniform counts depend on shapes only; "global" falls back to the layer sizes.
+    def static_counts(shapes, network):
+        if sparse.distribution == "global" or sparse.dst_method == "static":
+            return None
+        scores = sj.magnitude(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes))
+        k = sj.target_active(sum(x.size for x in jax.tree.leaves(scores)), sparse.network_sparsity(network))
+        return sj.layer_counts(sparse.distribution, scores, k)
+
+    for network, shapes in zip(("actor", "critic"), jax.eval_shape(algo.init_params, jax.random.key(0))):
+        counts[network] = static_counts(shapes, network)
+
+    def build_agent(actor_init: sj.SparseInit, critic_init: sj.SparseInit, key: jax.Array) -> AgentState:
+        k_actor, k_critic = jax.random.split(key)
+        actor, critic = actor_init.params, critic_init.params
+        log_alpha = jnp.asarray(algo.init_alpha, jnp.float32)
+        return AgentState(
+            actor=actor,
+            critic=critic,
+            target_actor=actor if config.algo == "td3" else None,
+            target_critic=critic,
+            actor_opt=make_tx("actor", actor_init.masks, k_actor).init(actor),
+            critic_opt=make_tx("critic", critic_init.masks, k_critic).init(critic),
+            log_alpha=log_alpha,
+            alpha_opt=alpha_tx.init(log_alpha),
+        )
+
+    def dense_init(params):
+        masks = sj.dense_masks(params)
+        return sj.SparseInit(params, masks, masks)
+
+    def init(key: jax.Array) -> TrainState:
+        traces["init"] += 1
+        k_params, k_env, k_opt, k_run = jax.random.split(key, 4)
+        actor, critic = algo.init_params(k_params)
+        return TrainState(
+            agent=build_agent(dense_init(actor), dense_init(critic), k_opt),
+            buffer=buffer_init(config.capacity, obs_size, action_size),
+            env_state=env.reset(k_env),
+            key=k_run,
+            env_steps=jnp.zeros((), jnp.int32),
+        )
+
+    def env_step(state: TrainState, action: jax.Array) -> TrainState:
+        """Step the parallel envs with ``action`` and store the transitions."""
+        prev = state.env_state
+        nxt = env.step(prev, action)
+        truncation = nxt.info["truncation"]
+        transition = Transition(
+            obs=prev.obs,
+            action=action,
+            reward=nxt.reward,
+            discount=1.0 - nxt.done * (1.0 - truncation),
+            mask=1.0 - truncation,
+            next_obs=nxt.obs,
+        )
+        return state.replace(
+            env_state=nxt, buffer=buffer_add(state.buffer, transition), env_steps=state.env_steps + config.num_envs
+        )
+
+    def warmup(state: TrainState) -> TrainState:
+        traces["warmup"] += 1
+
+        def body(state, _):
+            key, k_act = jax.random.split(state.key)
+            action = jax.random.uniform(k_act, (config.num_envs, action_size), minval=-1.0, maxval=1.0)
+            return env_step(state.replace(key=key), action), None
+
+        return jax.lax.scan(body, state, None, length=config.warmup_iters)[0]
+
+    def make_masks(state: TrainState, method: str) -> tuple[sj.SparseInit, sj.SparseInit]:
+        k_batch, k_loss, k_actor, k_critic = jax.random.split(jax.random.fold_in(state.key, 1), 4)
+        batch = buffer_sample(state.buffer, k_batch, config.batch_size)
+        actor_loss, critic_loss = algo.snip_losses(state.agent, batch, k_loss)
+        common = dict(method=method, score=sparse.score, distribution=sparse.distribution, revival=sparse.revival)
+        actor_init = sj.sparse_init(
+            k_actor, state.agent.actor, sparse.network_sparsity("actor"), loss_fn=actor_loss, batch=batch, **common
+        )
+        critic_init = sj.sparse_init(
+            k_critic, state.agent.critic, sparse.network_sparsity("critic"), loss_fn=critic_loss, batch=batch, **common
+        )
+        return actor_init, critic_init
+
+    def apply_masks(state: TrainState, actor_init: sj.SparseInit, critic_init: sj.SparseInit) -> TrainState:
+        key, k_opt = jax.random.split(state.key)
+        return state.replace(agent=build_agent(actor_init, critic_init, k_opt), key=key)
+
+    def evaluate(state: TrainState) -> Metrics:
+        traces["evaluate"] += 1
+        actor = state.agent.actor
+
+        def body(carry, _):
+            env_state, ret, alive = carry
+            action = algo.act(actor, env_state.obs, None, True)
+            env_state = eval_env.step(env_state, action)
+            return (env_state, ret + alive * env_state.reward, alive * (1.0 - env_state.done)), None
+
+        env_state = eval_env.reset(jax.random.fold_in(state.key, 2))
+        ones = jnp.ones(config.eval_episodes)
+        horizon = -(-config.episode_length // config.action_repeat)
+        (_, ret, _), _ = jax.lax.scan(body, (env_state, 0.0 * ones, ones), None, length=horizon)
+        return {"eval_return": jnp.mean(ret), "eval_return_std": jnp.std(ret)}
+
+    def chunk(state: TrainState, chunk_index: jax.Array) -> tuple[TrainState, Metrics]:
+        traces["chunk"] += 1
+        first = chunk_index * config.chunk_iters
+
+        def iteration(state: TrainState, it: jax.Array):
+            # ACT
+            key, k_act, k_update = jax.random.split(state.key, 3)
+            action = algo.act(state.agent.actor, state.env_state.obs, k_act, False)
+            state = env_step(state.replace(key=key), action)
+
+            # UPDATE
+            def one_update(agent, j):
+                k_sample, k_loss = jax.random.split(jax.random.fold_in(k_update, j))
+                batch = buffer_sample(state.buffer, k_sample, config.batch_size)
+                return algo.update(agent, batch, k_loss, it * config.updates_per_step + j)
+
+            agent, metrics = jax.lax.scan(one_update, state.agent, jnp.arange(config.updates_per_step))
+            return state.replace(agent=agent), jax.tree.map(jnp.nanmean, metrics)
+
+        state, metrics = jax.lax.scan(iteration, state, first + jnp.arange(config.chunk_iters))
+        agent = state.agent
+        out = {name: jnp.nanmean(v) for name, v in metrics.items()}
+        out.update(evaluate(state))
+        out["env_steps"] = state.env_steps
+        out["actor_density"] = _mask_density(agent.actor_masks)
+        out["critic_density"] = _mask_density(agent.critic_masks)
+        # Non-zero weights outside the masks, online and target: 0 when everything is exactly sparse.
+        out["outside_mask"] = (
+            _outside_mask(agent.actor, agent.actor_masks)
+            + _outside_mask(agent.critic, agent.critic_masks)
+            + _outside_mask(agent.target_critic, agent.critic_masks)
+        )
+        if agent.target_actor is not None:
+            out["outside_mask"] += _outside_mask(agent.target_actor, agent.actor_masks)
+        return state, out
+
+    def train(key: jax.Array) -> tuple[TrainState, Metrics]:
+        state = warmup(init(key))
+        state = apply_masks(state, *make_masks(state, sparse.mask_method))
+        return jax.lax.scan(chunk, state, jnp.arange(config.num_chunks))
+
+    return Trainer(config, init, warmup, make_masks, apply_masks, chunk, evaluate, train, traces)
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What :func:`run` returns.
+
+    Attributes:
+      labels: ``(method, seed)`` per run, in the order of the runs axis.
+      history: one dict of per-run metrics (numpy arrays of shape ``(runs,)``) per chunk,
+        plus ``wall_s`` and ``steps_per_s`` (host-measured, shared by the vmapped runs).
+      state: the final batched ``TrainState``.
+      masks: the initial ``(actor SparseInit, critic SparseInit)``, batched over runs.
+    """
+
+    labels: list[tuple[str, int]]
+    history: list[dict[str, np.ndarray]]
+    state: TrainState
+    masks: tuple[sj.SparseInit, sj.SparseInit]
+
+
+def _stack_runs(trees: Sequence[Any]) -> Any:
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
+
+
+def run(
+    config: TrainConfig,
+    seeds: Sequence[int],
+    methods: Sequence[str] | None = None,
+    on_chunk: Callable[[int, dict[str, np.ndarray], TrainState], None] | None = None,
+) -> RunResult:
+    """Train ``methods x seeds`` as one vmapped batch, chunk by chunk, from the host.
+
+    Args:
+      config: the configuration; its ``sparse.method`` is the default method.
+      seeds: integer seeds; each seed's dense init and warm-up data are shared
+        by every method, so methods differ only by their masks.
+      methods: several methods share one compiled function only if they are all
+        mask-only (dense, static, uniform_revival, tar); ``set`` and ``rigl`` run alone.
+      on_chunk: called after each chunk with ``(chunk_index, metrics, state)``,
+        e.g. to report or checkpoint.
+
+    Returns:
+      A :class:`RunResult`.
+    """
+    methods = tuple(methods or (config.sparse.method,))
+    if len(methods) > 1 and not all(m in MASK_ONLY_METHODS for m in methods):
+        raise ValueError(
+            f"methods {methods} cannot share one compiled function; only {', '.join(MASK_ONLY_METHODS)} can."
+        )
+    # Validates every name before compiling; set/rigl start from static masks.
+    mask_methods = [dataclasses.replace(config.sparse, method=m).mask_method for m in methods]
+    config = dataclasses.replace(config, sparse=dataclasses.replace(config.sparse, method=methods[0]))
+    trainer = make_train(config)
+    keys = jnp.stack([jax.random.key(s) for s in seeds])
+    state = jax.jit(jax.vmap(trainer.warmup))(jax.jit(jax.vmap(trainer.init))(keys))
+
+    # "global" with revival needs concrete masks: make those run by run, eagerly.
+    eager = config.sparse.distribution == "global"
+    inits = []
+    for m in mask_methods:
+        if eager:
+            per_run = [trainer.make_masks(jax.tree.map(lambda x, i=i: x[i], state), m) for i in range(len(seeds))]
+            inits.append(jax.tree.map(lambda *xs: jnp.stack(xs), *per_run))
+        else:
+            inits.append(jax.jit(jax.vmap(lambda s, m=m: trainer.make_masks(s, m)))(state))
+    masks = _stack_runs(inits)
+    state = _stack_runs([state] * len(methods))
+    state = jax.jit(jax.vmap(trainer.apply_masks))(state, *masks)
+
+    chunk = jax.jit(jax.vmap(trainer.chunk, in_axes=(0, None)))
+    history = []
+    for c in range(config.num_chunks):
+        start = time.perf_counter()
+        state, metrics = chunk(state, jnp.int32(c))
+        metrics = jax.device_get(metrics)
+        wall = time.perf_counter() - start
+        metrics = {k: np.asarray(v) for k, v in metrics.items()}
+        metrics["wall_s"] = np.float64(wall)
+        metrics["steps_per_s"] = np.float64(config.chunk_steps * len(methods) * len(seeds) / wall)
+        history.append(metrics)
+        if on_chunk is not None:
+            on_chunk(c, metrics, state)
+    labels = [(m, s) for m in methods for s in seeds]
+    return RunResult(labels, history, state, masks)
