@@ -1,0 +1,224 @@
+"""Brax environments behind one constructor, :func:`make_env`.
+
+``make_env`` validates its arguments, builds a brax environment (or a probe
+from :mod:`envs.probe`) and wraps it with brax's own training wrappers, in the
+order of ``brax.envs.create``::
+
+    AutoResetWrapper(VmapWrapper(EpisodeWrapper(env), batch_size=num_envs))
+
+Default backends
+----------------
+
+Measured with ``python -m benchmarks.bench_env_backends`` (2-core CPU, jax
+0.10.2, brax 0.14.2; ``num_envs=16``, one jitted ``lax.scan`` of 200 steps with
+uniform random actions, best of 3 calls after a warm-up call; compile = the
+ahead-of-time compile of that scan). Env steps/s (compile s):
+
+=================  ================  ==============  =============  ================
+env                generalized       positional      spring         mjx
+=================  ================  ==============  =============  ================
+halfcheetah        1,323 (24.8)    1,416 (28.6)    4,830 (16.4)   **2,846** (30.9)
+hopper             **7,566** (18.1)  13,605 (17.5)   29,731 (17.1)  4,374 (27.9)
+inverted_pendulum  **32,602** (9.3)  37,581 (14.3)   94,512 (7.8)   27,936 (15.7)
+reacher            9,198 (13.4)    23,923 (15.7)   42,354 (12.7)  **29,561** (18.2)
+=================  ================  ==============  =============  ================
+
+Bold = the default. Every pair built, compiled and stayed finite. Another
+job shared the two cores during the run, so the figures are noisy: the
+timed calls of one pair differ by up to 3x (the best is reported), and an
+earlier solo run of halfcheetah/generalized gave 2,174 steps/s. Read only
+large ratios as real.
+
+Choice: the faster of the two pipelines that compute MuJoCo's rigid-body
+dynamics in generalized coordinates, ``generalized`` and ``mjx`` (MuJoCo's own
+JAX port). MuJoCo is the simulator behind the usual SAC/TD3 results on these
+tasks, and brax runs both pipelines with the models' own timesteps and
+actuator gears, so returns are on the familiar scale. ``spring`` (2-4x
+faster still) is an impulse-based approximation meant for quick iteration,
+and ``positional`` (position-based dynamics; 1.8x generalized on hopper, 2.6x
+on reacher) is also approximate: for most envs brax gives these two a
+smaller physics substep and sometimes other actuator gears (so dynamics,
+and with other gears returns, differ from MuJoCo's), and for hopper and
+walker2d no tuning at all. Neither is a
+default; pass ``backend=`` to use them.
+
+- halfcheetah: ``mjx`` (2.2x generalized best-of, 1.7x by median; only 1.3x
+  against the solo generalized figure, so the margin is uncertain, but both
+  are exact pipelines and nothing is lost either way).
+- hopper: ``generalized`` (1.7x mjx).
+- inverted_pendulum: ``generalized`` (1.2x mjx).
+- reacher: ``mjx`` (3.2x generalized).
+- every unmeasured env: ``generalized``, brax's own default (the only one
+  swimmer supports); measure them with ``--envs`` before relying on speed.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import brax.envs
+import jax
+from brax.envs.base import Env
+from brax.envs.wrappers import training
+
+from envs.probe import ProbeBandit, ProbeConstant
+
+BACKENDS: tuple[str, ...] = ("generalized", "positional", "spring", "mjx")
+"""brax's physics pipelines; every one of them constructs and steps in brax 0.14.2."""
+
+BRAX_ENV_NAMES: tuple[str, ...] = (
+    "ant",
+    "halfcheetah",
+    "hopper",
+    "humanoid",
+    "humanoidstandup",
+    "inverted_double_pendulum",
+    "inverted_pendulum",
+    "pusher",
+    "reacher",
+    "swimmer",
+    "walker2d",
+)
+
+PROBE_ENVS: dict[str, type[Env]] = {"probe_bandit": ProbeBandit, "probe_constant": ProbeConstant}
+
+ENV_NAMES: tuple[str, ...] = BRAX_ENV_NAMES + tuple(PROBE_ENVS)
+
+# brax's swimmer raises for any other backend.
+_ONLY_BACKENDS: dict[str, tuple[str, ...]] = {"swimmer": ("generalized",)}
+
+DEFAULT_BACKENDS: dict[str, str] = {
+    "ant": "generalized",  # not measured: brax's default
+    "halfcheetah": "mjx",  # measured: 2.2x generalized
+    "hopper": "generalized",  # measured: 1.7x mjx
+    "humanoid": "generalized",  # not measured: brax's default
+    "humanoidstandup": "generalized",  # not measured: brax's default
+    "inverted_double_pendulum": "generalized",  # not measured: brax's default
+    "inverted_pendulum": "generalized",  # measured: 1.2x mjx
+    "pusher": "generalized",  # not measured: brax's default
+    "reacher": "mjx",  # measured: 3.2x generalized
+    "swimmer": "generalized",  # the only backend brax's swimmer supports
+    "walker2d": "generalized",  # not measured: brax's default
+}
+"""The backend ``make_env`` uses for each brax env when ``backend=None`` (see the module docstring)."""
+
+
+def supported_backends(name: str) -> tuple[str, ...]:
+    """The backends brax accepts for the brax env ``name``.
+
+    >>> supported_backends("swimmer")
+    ('generalized',)
+    """
+    _check_name(name)
+    if name in PROBE_ENVS:
+        raise ValueError(f"{name!r} is a probe env without physics; backends apply to {BRAX_ENV_NAMES}.")
+    return _ONLY_BACKENDS.get(name, BACKENDS)
+
+
+def make_env(
+    name: str,
+    *,
+    backend: str | None = None,
+    episode_length: int = 1000,
+    action_repeat: int = 1,
+    num_envs: int = 1,
+) -> Env:
+    """A batched, auto-resetting brax environment.
+
+    Every argument is checked before any environment is built or anything is
+    compiled, so a bad configuration fails in microseconds.
+
+    Args:
+      name: one of :data:`ENV_NAMES`: a brax environment or a probe
+        (``"probe_bandit"``, ``"probe_constant"``).
+      backend: one of :data:`BACKENDS`, or ``None`` for
+        ``DEFAULT_BACKENDS[name]``. Probes have no physics and ignore it.
+      episode_length: episodes are truncated once they reach this many
+        underlying env steps (brax's convention: each wrapped step counts
+        ``action_repeat``); must be >= 1.
+      action_repeat: each action is applied this many times and the rewards
+        summed; must be >= 1.
+      num_envs: batch size; must be >= 1.
+
+    Returns:
+      The wrapped env. ``env.reset(key)`` (a raw ``jax.random.PRNGKey`` or a
+      typed ``jax.random.key``) returns a ``brax.envs.base.State`` with ``obs``
+      of shape ``(num_envs, env.observation_size)`` and ``reward`` / ``done`` of
+      shape ``(num_envs,)``; ``env.step(state, action)`` takes actions of shape
+      ``(num_envs, env.action_size)``. ``state.info["truncation"]`` is 1 where
+      the episode ended by the time limit rather than by termination (a done
+      that should still bootstrap). Done environments restart from the state
+      cached at ``reset`` (brax's ``AutoResetWrapper``), so the returned
+      ``obs`` of a done env is already the next episode's first observation.
+
+    Raises:
+      ValueError: unknown ``name`` or ``backend``, a backend the env does not
+        support, or a count below 1; the message lists the allowed values.
+
+    Example (not a doctest: building a brax env takes seconds)::
+
+        env = make_env("inverted_pendulum", num_envs=2, episode_length=100)
+        state = jax.jit(env.reset)(jax.random.PRNGKey(0))      # obs (2, 4)
+        state = jax.jit(env.step)(state, jnp.zeros((2, env.action_size)))
+    """
+    backend = resolve_backend(name, backend)
+    for arg, value in (("episode_length", episode_length), ("action_repeat", action_repeat), ("num_envs", num_envs)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{arg}={value!r} is not allowed; it must be an integer >= 1.")
+
+    env = PROBE_ENVS[name]() if name in PROBE_ENVS else brax.envs.get_environment(name, backend=backend)
+    # brax.envs.create's order: the episode counter sits inside the vmap, so its
+    # per-env fields get the batch axis, and auto-reset sees batched done flags.
+    env = training.EpisodeWrapper(env, episode_length, action_repeat)
+    env = training.VmapWrapper(env, batch_size=num_envs)
+    return AutoResetWrapper(env)
+
+
+class AutoResetWrapper(training.AutoResetWrapper):
+    """brax's ``AutoResetWrapper`` with a cheap ``observation_size``.
+
+    brax's ``PipelineEnv.observation_size`` runs an un-jitted ``reset`` op by
+    op, which takes tens of seconds on CPU (24 s for halfcheetah); shape
+    inference (``jax.eval_shape``) gives the same answer in under a second.
+    """
+
+    @functools.cached_property
+    def observation_size(self):
+        """The last axis of the observation (a pytree of shapes for dict observations)."""
+        obs = jax.eval_shape(self.unwrapped.reset, jax.random.PRNGKey(0)).obs
+        if isinstance(obs, jax.ShapeDtypeStruct):
+            return obs.shape[-1]
+        return jax.tree.map(lambda x: x.shape, obs)
+
+
+def resolve_backend(name: str, backend: str | None) -> str | None:
+    """The backend ``make_env(name, backend=backend)`` uses; ``None`` for probes.
+
+    Raises:
+      ValueError: unknown ``name`` or ``backend``, or a backend ``name`` does not
+        support; the message lists the allowed values.
+
+    >>> resolve_backend("probe_bandit", None) is None
+    True
+    >>> resolve_backend("hopper", "positional")
+    'positional'
+    """
+    _check_name(name)
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(
+            f"unknown backend {backend!r}; choose one of {', '.join(map(repr, BACKENDS))} "
+            "(or None for the env's default in DEFAULT_BACKENDS)."
+        )
+    if name in PROBE_ENVS:
+        return None
+    if backend is None:
+        return DEFAULT_BACKENDS[name]
+    allowed = _ONLY_BACKENDS.get(name, BACKENDS)
+    if backend not in allowed:
+        raise ValueError(f"brax's {name!r} does not support backend {backend!r}; choose one of {allowed}.")
+    return backend
+
+
+def _check_name(name: str) -> None:
+    if name not in ENV_NAMES:
+        raise ValueError(f"unknown env {name!r}; choose one of {', '.join(map(repr, ENV_NAMES))}.")
