@@ -291,12 +291,14 @@ class RunResult:
         plus ``wall_s`` and ``steps_per_s`` (host-measured, shared by the vmapped runs).
       state: the final batched ``TrainState``.
       masks: the initial ``(actor SparseInit, critic SparseInit)``, batched over runs.
+      traces: how many times each trainer function was traced.
     """
 
     labels: list[tuple[str, int]]
     history: list[dict[str, np.ndarray]]
     state: TrainState
     masks: tuple[sj.SparseInit, sj.SparseInit]
+    traces: dict[str, int]
 
 
 def _stack_runs(trees: Sequence[Any]) -> Any:
@@ -324,12 +326,12 @@ def run(
       A :class:`RunResult`.
     """
     methods = tuple(methods or (config.sparse.method,))
+    # Validates every name before compiling; set/rigl start from static masks.
+    mask_methods = [dataclasses.replace(config.sparse, method=m).mask_method for m in methods]
     if len(methods) > 1 and not all(m in MASK_ONLY_METHODS for m in methods):
         raise ValueError(
             f"methods {methods} cannot share one compiled function; only {', '.join(MASK_ONLY_METHODS)} can."
         )
-    # Validates every name before compiling; set/rigl start from static masks.
-    mask_methods = [dataclasses.replace(config.sparse, method=m).mask_method for m in methods]
     config = dataclasses.replace(config, sparse=dataclasses.replace(config.sparse, method=methods[0]))
     trainer = make_train(config)
     keys = jnp.stack([jax.random.key(s) for s in seeds])
@@ -362,4 +364,4 @@ def run(
         if on_chunk is not None:
             on_chunk(c, metrics, state)
     labels = [(m, s) for m in methods for s in seeds]
-    return RunResult(labels, history, state, masks)
+    return RunResult(labels, history, state, masks, dict(trainer.traces))

@@ -1,0 +1,30 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import stats
+
+from agents.networks import DeterministicActor, GaussianActor, TwinCritic, tanh_gaussian_sample
+
+
+def test_tanh_gaussian_log_prob_matches_change_of_variables():
+    mean, log_std = jnp.array([[0.3, -1.0]]), jnp.array([[-0.5, 0.2]])
+    key = jax.random.key(0)
+    action, log_prob = tanh_gaussian_sample(key, mean, log_std)
+    u = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+    expected = stats.norm.logpdf(u, mean, np.exp(log_std)) - np.log(1 - np.tanh(u) ** 2)
+    np.testing.assert_allclose(action, np.tanh(u), rtol=1e-6)
+    np.testing.assert_allclose(log_prob, expected.sum(-1), rtol=1e-5)
+
+
+def test_network_shapes_and_bounds():
+    obs, act = jnp.ones((5, 3)), jnp.ones((5, 2))
+    actor = GaussianActor((16,), 2)
+    mean, log_std = actor.apply(actor.init(jax.random.key(0), obs), obs)
+    assert mean.shape == (5, 2) and bool((log_std >= -5).all() & (log_std <= 2).all())
+    det = DeterministicActor((16,), 2)
+    a = det.apply(det.init(jax.random.key(0), obs), 10 * obs)
+    assert bool((jnp.abs(a) <= 1).all())
+    critic = TwinCritic((16,))
+    params = critic.init(jax.random.key(0), obs, act)
+    assert set(params["params"]) == {"q1", "q2"}
+    assert critic.apply(params, obs, act).shape == (2, 5)

@@ -1,0 +1,58 @@
+import math
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from agents import sac
+from agents.replay import Transition
+
+# Hand-made "networks": the policy always returns action 0.5 with log-probs [-1, 0.5];
+# Q1 = w1 * obs + action, Q2 = w2 * obs.
+policy_fn = lambda params, obs, key: (jnp.full((obs.shape[0], 1), 0.5), jnp.array([-1.0, 0.5]))
+q_fn = lambda p, obs, act: jnp.stack([p["w1"] * obs[:, 0] + act[:, 0], p["w2"] * obs[:, 0]])
+
+BATCH = Transition(
+    obs=jnp.array([[1.0], [2.0]]),
+    action=jnp.array([[0.1], [0.2]]),
+    reward=jnp.array([1.0, 2.0]),
+    discount=jnp.array([1.0, 0.0]),
+    mask=jnp.array([1.0, 1.0]),
+    next_obs=jnp.array([[3.0], [4.0]]),
+)
+CRITIC = {"w1": 1.0, "w2": 2.0}
+TARGET = {"w1": 0.5, "w2": 1.0}
+
+
+def test_critic_loss_hand_worked():
+    # Targets: min(0.5*3+0.5, 1*3) = 2.0 -> y0 = 1 + 0.5 * 1 * (2.0 - 0.2 * -1) = 2.1; y1 = 2 (terminal).
+    # Q: sample 0 (1.1, 2.0), sample 1 (2.2, 4.0). Squared errors: 1.0 + 0.01 = 1.01 and 0.04 + 4 = 4.04.
+    loss = sac.critic_loss(CRITIC, TARGET, None, 0.2, BATCH, None, policy_fn, q_fn, gamma=0.5)
+    assert float(loss) == pytest.approx(0.5 * (1.01 + 4.04) / 2)
+    # A truncated transition (mask 0) is left out of the mean's numerator.
+    cut = BATCH.replace(mask=jnp.array([1.0, 0.0]))
+    assert float(sac.critic_loss(CRITIC, TARGET, None, 0.2, cut, None, policy_fn, q_fn, gamma=0.5)) == pytest.approx(
+        0.5 * 1.01 / 2
+    )
+
+
+def test_critic_loss_gradient_does_not_flow_into_target():
+    grads = jax.grad(sac.critic_loss, argnums=1)(CRITIC, TARGET, None, 0.2, BATCH, None, policy_fn, q_fn, 0.5)
+    assert grads == {"w1": 0.0, "w2": 0.0}
+
+
+def test_actor_loss_hand_worked():
+    # Q at action 0.5: sample 0 min(1.5, 2) = 1.5, sample 1 min(2.5, 4) = 2.5.
+    loss, log_prob = sac.actor_loss(None, CRITIC, 0.2, BATCH.obs, None, policy_fn, q_fn)
+    assert float(loss) == pytest.approx(((0.2 * -1 - 1.5) + (0.2 * 0.5 - 2.5)) / 2)
+    assert log_prob.tolist() == [-1.0, 0.5]
+
+
+def test_alpha_loss_hand_worked_and_direction():
+    log_prob, target_entropy = jnp.array([-1.0, 0.5]), -1.0
+    log_alpha = jnp.log(0.2)
+    loss = sac.alpha_loss(log_alpha, log_prob, target_entropy)
+    # -mean(log(0.2) * ([-1, 0.5] - 1)) = -log(0.2) * -1.25
+    assert float(loss) == pytest.approx(math.log(0.2) * 1.25)
+    # Entropy 0.25 is above the target -1, so gradient descent lowers the temperature.
+    assert float(jax.grad(sac.alpha_loss)(log_alpha, log_prob, target_entropy)) == pytest.approx(1.25)

@@ -1,0 +1,49 @@
+import jax
+import jax.numpy as jnp
+import pytest
+
+from agents import td3
+from agents.replay import Transition
+
+policy_fn = lambda p, obs: p["k"] * obs  # deterministic "actor"
+q_fn = lambda p, obs, act: jnp.stack([p["w1"] * obs[:, 0] + act[:, 0], p["w2"] * obs[:, 0]])
+
+BATCH = Transition(
+    obs=jnp.array([[1.0], [2.0]]),
+    action=jnp.array([[0.1], [0.2]]),
+    reward=jnp.array([1.0, 2.0]),
+    discount=jnp.array([1.0, 0.0]),
+    mask=jnp.array([1.0, 1.0]),
+    next_obs=jnp.array([[0.3], [0.4]]),
+)
+CRITIC = {"w1": 1.0, "w2": 2.0}
+TARGET = {"w1": 0.5, "w2": 1.0}
+
+
+def test_critic_loss_hand_worked_without_noise():
+    # a' = 0.5 * s' = 0.15 -> min(0.5*0.3 + 0.15, 1*0.3) = 0.3 -> y0 = 1 + 0.5 * 0.3 = 1.15; y1 = 2.
+    # Q: (1.1, 2.0) and (2.2, 4.0) -> squared errors 0.0025 + 0.7225 = 0.725 and 0.04 + 4 = 4.04.
+    loss = td3.critic_loss(CRITIC, TARGET, {"k": 0.5}, BATCH, jax.random.key(0), policy_fn, q_fn, 0.5, 0.2, 0.0)
+    assert float(loss) == pytest.approx(0.5 * (0.725 + 4.04) / 2)
+
+
+def test_target_action_is_smoothed_within_clip_and_action_bounds():
+    # The target actor outputs 5 * s' = 1.5 and 2.0: clipped to 1 whatever the (clipped) noise.
+    hi = td3.critic_loss(CRITIC, TARGET, {"k": 5.0}, BATCH, jax.random.key(1), policy_fn, q_fn, 0.5, 10.0, 0.5)
+    # min(0.5*0.3 + 1, 0.3) = 0.3 -> y0 = 1.15 again.
+    assert float(hi) == pytest.approx(0.5 * (0.725 + 4.04) / 2)
+    # With noise the target moves, but never by more than noise_clip in action.
+    noisy = [
+        float(td3.critic_loss(CRITIC, TARGET, {"k": 0.5}, BATCH, jax.random.key(i), policy_fn, q_fn, 0.5, 1.0, 0.05))
+        for i in range(5)
+    ]
+    assert len(set(noisy)) > 1
+    # a' in [0.10, 0.20]: Q1' in [0.25, 0.35], min with 0.3 -> y0 in [1.125, 1.15].
+    lo_err, hi_err = (1.1 - 1.125) ** 2 + (2 - 1.125) ** 2, (1.1 - 1.15) ** 2 + (2 - 1.15) ** 2
+    for v in noisy:
+        assert 0.5 * (min(lo_err, hi_err) + 4.04) / 2 - 1e-6 <= v <= 0.5 * (max(lo_err, hi_err) + 4.04) / 2 + 1e-6
+
+
+def test_actor_loss_is_minus_q1():
+    # mu(s) = 0.5 s -> Q1 = s + 0.5 s = 1.5 and 3.0.
+    assert float(td3.actor_loss({"k": 0.5}, CRITIC, BATCH.obs, policy_fn, q_fn)) == pytest.approx(-(1.5 + 3.0) / 2)

@@ -1,0 +1,167 @@
+"""The training loop on probe envs: sparsity invariants, tracing, seeds, analytic Q values."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import sparse_jax as sj
+from agents.config import SparsityConfig, TrainConfig
+from agents.networks import TwinCritic
+from agents.train import make_train, run
+
+# One-step bandit (Q(s, a) = -(a - s)^2 exactly), tiny networks, 4 chunks of 500 env steps.
+BANDIT = dict(
+    env="probe_bandit",
+    episode_length=1,
+    total_steps=2500,
+    warmup_steps=500,
+    chunk_steps=500,
+    num_envs=4,
+    updates_per_step=2,
+    hidden=(32, 32),
+    batch_size=64,
+    eval_episodes=8,
+    actor_lr=1e-3,
+    critic_lr=1e-3,
+)
+MASK_METHODS = ("dense", "static", "uniform_revival", "tar")
+
+
+def _leaves(tree):
+    return [
+        np.asarray(jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
+        for x in jax.tree.leaves(tree)
+    ]
+
+
+@pytest.fixture(scope="module")
+def sac_group():
+    """dense, static, uniform_revival and TAR SAC x 2 seeds in one vmapped, compiled batch."""
+    cfg = TrainConfig(**BANDIT, sparse=SparsityConfig(sparsity=0.8, score="magnitude"))
+    masks_per_chunk = []
+    result = run(
+        cfg,
+        seeds=[0, 1],
+        methods=MASK_METHODS,
+        on_chunk=lambda c, m, s: masks_per_chunk.append(jax.device_get((s.agent.actor_masks, s.agent.critic_masks))),
+    )
+    return cfg, result, masks_per_chunk
+
+
+@pytest.fixture(scope="module")
+def td3_rigl():
+    """RigL TD3 x 2 seeds, rewiring every 300 updates (chunks hold 250 updates)."""
+    cfg = TrainConfig(**BANDIT, algo="td3", sparse=SparsityConfig(method="rigl", sparsity=0.8, delta_t=300))
+    masks_per_chunk = []
+    result = run(
+        cfg,
+        seeds=[0, 1],
+        on_chunk=lambda c, m, s: masks_per_chunk.append(jax.device_get((s.agent.actor_masks, s.agent.critic_masks))),
+    )
+    return cfg, result, masks_per_chunk
+
+
+def test_mask_only_methods_share_one_compiled_chunk(sac_group):
+    cfg, result, _ = sac_group
+    assert result.labels == [(m, s) for m in MASK_METHODS for s in (0, 1)]
+    assert len(result.history) == cfg.num_chunks == 4
+    assert result.traces["chunk"] == 1 and result.traces["evaluate"] == 1
+
+
+def test_exact_density_and_zero_pruned_weights(sac_group):
+    cfg, result, _ = sac_group
+    agent = result.state.agent
+    for net, params, masks in (("actor", agent.actor, agent.actor_masks), ("critic", agent.critic, agent.critic_masks)):
+        n = sum(int(np.prod(m.shape[1:])) for m in jax.tree.leaves(masks))
+        target = sj.target_active(n, cfg.sparse.network_sparsity(net))
+        active = sum(np.asarray(m).reshape(m.shape[0], -1).sum(1) for m in jax.tree.leaves(masks))
+        assert active.tolist() == [n] * 2 + [target] * 6, net
+        for p, m in zip(jax.tree.leaves(params), jax.tree.leaves(masks, is_leaf=sj.masks.is_none)):
+            if m is not None:
+                assert not np.asarray(p)[~np.asarray(m)].any()
+    for p, m in zip(
+        jax.tree.leaves(agent.target_critic), jax.tree.leaves(agent.critic_masks, is_leaf=sj.masks.is_none)
+    ):
+        if m is not None:
+            assert not np.asarray(p)[~np.asarray(m)].any()
+    for h in result.history:
+        assert h["outside_mask"].tolist() == [0] * 8
+        np.testing.assert_allclose(h["actor_density"][2:], h["actor_density"][2])
+
+
+def test_static_and_tar_masks_never_change(sac_group):
+    _, result, masks_per_chunk = sac_group
+    initial = (result.masks[0].masks, result.masks[1].masks)
+    for masks in masks_per_chunk:
+        for a, b in zip(_leaves(masks), _leaves(initial)):
+            np.testing.assert_array_equal(a, b)
+    # TAR only adds to its base mask.
+    for base, final in zip(_leaves(result.masks[0].base_masks), _leaves(result.masks[0].masks)):
+        assert (final | ~base).all()
+
+
+def test_seeds_differ_and_methods_share_dense_init(sac_group):
+    _, result, _ = sac_group
+    last = result.history[-1]["eval_return"]
+    assert last[0] != last[1]
+    # Runs are ordered method-major: dense seeds 0, 1, static 0, 1, ... Each seed's methods start
+    # from the same dense init, so every kept initial weight equals the dense run's.
+    for leaf in jax.tree.leaves(result.masks[0].params):
+        leaf = np.asarray(leaf)
+        for run_index in (2, 4, 6):
+            kept = leaf[run_index] != 0
+            np.testing.assert_array_equal(leaf[run_index][kept], leaf[0][kept])
+        if leaf.ndim == 3:  # kernels (biases start at 0 for every seed)
+            assert not np.array_equal(leaf[0], leaf[1])
+
+
+def test_learned_q_matches_analytic_bandit_value(sac_group):
+    cfg, result, _ = sac_group
+    critic = jax.tree.map(lambda x: x[0], result.state.agent.critic)  # dense, seed 0
+    s = jnp.linspace(-0.8, 0.8, 9)
+    obs, act = jnp.repeat(s, 9)[:, None], jnp.tile(s, 9)[:, None]
+    q = TwinCritic(cfg.hidden).apply({"params": critic}, obs, act)
+    analytic = -((act - obs) ** 2)[:, 0]
+    assert float(jnp.mean(jnp.abs(q - analytic))) < 0.05
+    # The greedy policy is near the optimum a = s (return 0; random actions average about -2/3).
+    assert float(result.history[-1]["eval_return"][0]) > -0.05
+
+
+def test_rigl_masks_change_at_update_steps_only(td3_rigl):
+    cfg, result, masks_per_chunk = td3_rigl
+    assert result.traces["chunk"] == 1
+    updates_per_chunk = cfg.chunk_iters * cfg.updates_per_step  # 250
+    t_end = cfg.sparse.schedule(cfg.total_updates).t_end  # 800
+    previous = (result.masks[0].masks, result.masks[1].masks)
+    counts0 = [a.reshape(2, -1).sum(1).tolist() for a in _leaves(previous)]
+    for c, masks in enumerate(masks_per_chunk):
+        lo, hi = c * updates_per_chunk, (c + 1) * updates_per_chunk  # updates t = lo + 1 .. hi
+        critic_rewires = any(t % 300 == 0 and t < t_end for t in range(lo + 1, hi + 1))
+        critic_changed = any((a != b).any() for a, b in zip(_leaves(masks[1]), _leaves(previous[1])))
+        assert critic_changed == critic_rewires, c
+        assert [a.reshape(2, -1).sum(1).tolist() for a in _leaves(masks)] == counts0
+        previous = masks
+    for h in result.history:
+        assert h["outside_mask"].tolist() == [0, 0]
+
+
+def test_train_is_pure_traced_once_and_reproducible():
+    cfg = TrainConfig(**{**BANDIT, "total_steps": 1500}, sparse=SparsityConfig(method="tar", sparsity=0.8))
+    trainer = make_train(cfg)
+    train = jax.jit(jax.vmap(trainer.train))
+    keys = jnp.stack([jax.random.key(0), jax.random.key(1)])
+    state_a, metrics_a = train(keys)
+    state_b, metrics_b = train(keys)
+    assert trainer.traces["chunk"] == 1
+    for a, b in zip(_leaves((state_a.agent, metrics_a)), _leaves((state_b.agent, metrics_b))):
+        np.testing.assert_array_equal(a, b)
+    assert metrics_a["eval_return"].shape == (2, cfg.num_chunks)
+
+
+def test_bad_methods_fail_before_compiling():
+    cfg = TrainConfig(**BANDIT)
+    with pytest.raises(ValueError, match="cannot share one compiled function"):
+        run(cfg, seeds=[0], methods=("static", "set"))
+    with pytest.raises(ValueError, match="unknown method 'prune'"):
+        run(cfg, seeds=[0], methods=("static", "prune"))
