@@ -16,16 +16,18 @@ LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
 
 class MLP(nn.Module):
-    """ReLU MLP with a linear output layer."""
+    """ReLU MLP with a linear output layer (``out_scale`` scales its init variance)."""
 
     hidden: Sequence[int]
     out: int
+    out_scale: float = 1.0
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         for width in self.hidden:
             x = nn.relu(nn.Dense(width)(x))
-        return nn.Dense(self.out)(x)
+        init = nn.initializers.variance_scaling(self.out_scale, "fan_in", "truncated_normal")
+        return nn.Dense(self.out, kernel_init=init)(x)
 
 
 class GaussianActor(nn.Module):
@@ -51,7 +53,9 @@ class DeterministicActor(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        return jnp.tanh(MLP(self.hidden, self.action_size)(obs))
+        # A small output layer starts the policy near a = 0 instead of at the tanh saturation,
+        # where the deterministic policy gradient vanishes (cf. DDPG's final-layer init).
+        return jnp.tanh(MLP(self.hidden, self.action_size, out_scale=1e-2)(obs))
 
 
 class TwinCritic(nn.Module):

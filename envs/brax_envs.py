@@ -6,6 +6,9 @@ order of ``brax.envs.create``::
 
     AutoResetWrapper(VmapWrapper(EpisodeWrapper(env), batch_size=num_envs))
 
+where our :class:`AutoResetWrapper` restarts finished envs from fresh random
+initial states (brax's replays the first one).
+
 Default backends
 ----------------
 
@@ -58,7 +61,8 @@ import functools
 
 import brax.envs
 import jax
-from brax.envs.base import Env
+import jax.numpy as jnp
+from brax.envs.base import Env, State
 from brax.envs.wrappers import training
 
 from envs.probe import ProbeBandit, ProbeConstant
@@ -147,8 +151,8 @@ def make_env(
       shape ``(num_envs,)``; ``env.step(state, action)`` takes actions of shape
       ``(num_envs, env.action_size)``. ``state.info["truncation"]`` is 1 where
       the episode ended by the time limit rather than by termination (a done
-      that should still bootstrap). Done environments restart from the state
-      cached at ``reset`` (brax's ``AutoResetWrapper``), so the returned
+      that should still bootstrap). Done environments restart from a fresh
+      random initial state (:class:`AutoResetWrapper`), so the returned
       ``obs`` of a done env is already the next episode's first observation.
 
     Raises:
@@ -174,13 +178,45 @@ def make_env(
     return AutoResetWrapper(env)
 
 
-class AutoResetWrapper(training.AutoResetWrapper):
-    """brax's ``AutoResetWrapper`` with a cheap ``observation_size``.
+class AutoResetWrapper(training.Wrapper):
+    """Restart every finished env from a fresh random initial state.
 
-    brax's ``PipelineEnv.observation_size`` runs an un-jitted ``reset`` op by
-    op, which takes tens of seconds on CPU (24 s for halfcheetah); shape
-    inference (``jax.eval_shape``) gives the same answer in under a second.
+    brax's own ``AutoResetWrapper`` restarts a finished env from the state it
+    cached at ``reset``, so each env slot replays one initial state forever:
+    with the few parallel envs used on a CPU, a deterministic policy (TD3)
+    then sees only ``num_envs`` start states and generalises poorly to the
+    random starts of evaluation. Here a fresh reset, drawn from a key carried
+    in ``state.info["reset_key"]``, replaces each finished env (gym semantics).
+    The reset is computed every step and selected where ``done``, which costs
+    one batched ``reset`` per step.
+
+    ``observation_size`` comes from shape inference: brax's runs an un-jitted
+    ``reset`` op by op, which takes tens of seconds on CPU.
     """
+
+    def reset(self, rng: jax.Array) -> State:
+        """Reset all envs; give each its own key for its later resets."""
+        key, sub = jax.random.split(rng)
+        state = self.env.reset(sub)
+        # One key per env, so the inner VmapWrapper maps over it like every other field.
+        state.info["reset_key"] = jax.random.split(key, state.done.shape[0])
+        return state
+
+    def step(self, state: State, action: jax.Array) -> State:
+        """Step, then replace every env that finished with a freshly reset one."""
+        if "steps" in state.info:
+            state.info["steps"] = jnp.where(state.done, jnp.zeros_like(state.info["steps"]), state.info["steps"])
+        keys = jax.vmap(jax.random.split)(state.info["reset_key"])
+        state = self.env.step(state.replace(done=jnp.zeros_like(state.done)), action)
+        fresh = jax.vmap(self.env.env.reset)(keys[:, 1])
+
+        def where_done(new, old):
+            done = jnp.reshape(state.done, state.done.shape + (1,) * (old.ndim - state.done.ndim))
+            return jnp.where(done, new, old)
+
+        pipeline_state = jax.tree.map(where_done, fresh.pipeline_state, state.pipeline_state)
+        info = dict(state.info, reset_key=keys[:, 0])
+        return state.replace(pipeline_state=pipeline_state, obs=where_done(fresh.obs, state.obs), info=info)
 
     @functools.cached_property
     def observation_size(self):

@@ -27,6 +27,7 @@ import numpy as np
 from sparse_jax.masks import (
     Counts,
     Masks,
+    as_int,
     check_sparsity,
     prunable_leaves,
     target_active,
@@ -37,19 +38,22 @@ from sparse_jax.masks import (
 DISTRIBUTIONS = ("uniform", "erk", "global")
 
 
-def apportion(weights: Sequence[float], caps: Sequence[int], total: int) -> list[int]:
+def apportion(
+    weights: Sequence[float], caps: Sequence[int], total: int, fallback: Sequence[float] | None = None
+) -> list[int]:
     """Split ``total`` units in proportion to ``weights``, capped per entry.
 
     Water-filling: an entry whose proportional share reaches its cap gets the
     cap, and what it could not take is re-split over the others in proportion
-    to their weights (if all remaining weights are 0, in proportion to their
-    spare capacity). Shares are then rounded by largest remainder (ties to the
+    to their weights (if all remaining weights are 0, in proportion to
+    ``fallback``, or to their spare capacity without one). Shares are then rounded by largest remainder (ties to the
     lower index), so the result sums to ``min(total, sum(caps))`` exactly.
 
     Args:
       weights: non-negative weights, one per entry.
       caps: maximum units per entry (non-negative ints).
       total: units to split (non-negative int).
+      fallback: non-negative weights used once every uncapped entry's weight is 0.
 
     Returns:
       A list of ints, one per entry.
@@ -72,6 +76,8 @@ def apportion(weights: Sequence[float], caps: Sequence[int], total: int) -> list
         free = ~capped
         spare = caps_a - alloc
         ww = np.where(free, w, 0.0)
+        if ww.sum() <= 0 and fallback is not None:
+            ww = np.where(free, np.asarray(fallback, np.float64), 0.0)
         if ww.sum() <= 0:  # every free entry has weight 0: fill by spare capacity
             ww = np.where(free, spare, 0).astype(np.float64)
         ideal = remaining * ww / ww.sum()
@@ -98,7 +104,7 @@ def _sizes_and_shapes(scores: Masks) -> tuple[list[int], list[tuple[int, ...]]]:
 
 
 def _check_num_active(num_active: int, sizes: list[int]) -> int:
-    k, n = int(num_active), sum(sizes)
+    k, n = as_int("num_active", num_active), sum(sizes)
     if not 0 <= k <= n:
         raise ValueError(f"num_active={num_active} is outside the allowed range [0, {n}].")
     return k

@@ -14,6 +14,7 @@ takes counts can be jitted with them closed over.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -154,6 +155,23 @@ def density_summary(masks: Masks) -> dict[str, dict[str, float]]:
     return out
 
 
+def as_int(name: str, value: Any) -> int:
+    """``value`` as an int, or ``ValueError`` if it is not integral (2.0 is fine, 2.5 and True are not)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name}={value!r} must be an integer.")
+    try:
+        i = operator.index(value)
+    except TypeError:
+        try:
+            f = float(value)
+        except (TypeError, jax.errors.ConcretizationTypeError) as e:
+            raise ValueError(f"{name}={value!r} must be a concrete integer.") from e
+        if not f.is_integer():
+            raise ValueError(f"{name}={value!r} must be an integer.") from None
+        i = int(f)
+    return int(i)
+
+
 def check_sparsity(sparsity: float) -> float:
     """Return ``sparsity`` as a float, or raise if it is outside ``[0, 1)``."""
     s = float(sparsity)
@@ -178,10 +196,7 @@ def target_active(size: int, sparsity: float) -> int:
 
 def _topk_leaf(scores: jax.Array, k: Any) -> jax.Array:
     size = int(np.size(scores))
-    try:
-        k = int(k)
-    except (TypeError, jax.errors.ConcretizationTypeError) as e:
-        raise ValueError(f"counts must be concrete Python ints, got {k!r}.") from e
+    k = as_int("count", k)
     if not 0 <= k <= size:
         raise ValueError(f"count {k} is outside the allowed range [0, {size}] for a leaf of shape {jnp.shape(scores)}.")
     if k == size:

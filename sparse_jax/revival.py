@@ -46,6 +46,7 @@ from sparse_jax.masks import (
     Masks,
     Params,
     apply_mask,
+    as_int,
     prunable_leaves,
     target_active,
     topk_mask,
@@ -135,13 +136,20 @@ def _layer_stats(masks: Masks, active: Counts | None = None) -> tuple[list[int],
             )
         active = [int(np.count_nonzero(np.asarray(m))) for m in leaves]
     else:
-        active = [int(a) for a in jax.tree.leaves(active)]
+        active = [as_int("active count", a) for a in jax.tree.leaves(active)]
+        if len(active) != len(leaves):
+            raise ValueError(f"active has {len(active)} counts but the masks have {len(leaves)} prunable leaves.")
+        for a, m in zip(active, leaves):
+            if not 0 <= a <= np.size(m):
+                raise ValueError(f"active count {a} is outside [0, {np.size(m)}] for a leaf of shape {np.shape(m)}.")
+            if not isinstance(m, jax.core.Tracer) and a != int(np.count_nonzero(np.asarray(m))):
+                raise ValueError(f"active count {a} does not match the mask's {int(np.count_nonzero(np.asarray(m)))}.")
     sizes = [int(np.size(m)) for m in leaves]
     return active, sizes, [tuple(jnp.shape(m)) for m in leaves]
 
 
 def _check_budget(budget: int) -> int:
-    b = int(budget)
+    b = as_int("budget", budget)
     if b < 0:
         raise ValueError(f"budget={budget!r} must be a non-negative int.")
     return b
@@ -187,7 +195,8 @@ def tar_allocation(masks: Masks, budget: int, phi: float = 0.2, active: Counts |
     proxies = [topology_proxy(s) for s in shapes]
     needs = [max(0.0, e - a) for e, a in zip(proxies, active)]
     weights = needs if sum(needs) > 0 else proxies
-    rest = apportion(weights, [p - f for p, f in zip(pruned, floor)], b - sum(floor))
+    # Overflow from capped layers goes on by need; once no uncapped layer has need, by E.
+    rest = apportion(weights, [p - f for p, f in zip(pruned, floor)], b - sum(floor), fallback=proxies)
     return unflatten_like(masks, [f + r for f, r in zip(floor, rest)])
 
 

@@ -9,8 +9,9 @@ over keys gives every seed its own regrowth draws. Each update:
 2. on a mask-update step (SET/RigL only), drops the active weights with the
    smallest magnitude after this step's update and grows as many among the
    positions that were inactive before the drop, at random (SET) or by the
-   largest dense-gradient magnitude (RigL); grown weights start at 0 and their
-   moments in the inner state are zeroed through ``optax.tree.map_params``;
+   largest dense-gradient magnitude (RigL); grown weights start at 0, and the
+   moments of grown and dropped entries in the inner state are zeroed through
+   ``optax.tree.map_params``;
 3. returns updates that leave every inactive param exactly 0
    (``update = -param`` there, and ``p + (-p) == 0`` exactly).
 
@@ -51,7 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sparse_jax.masks import Masks, check_masks, is_none
+from sparse_jax.masks import Masks, as_int, check_masks, is_none
 
 REGROW = ("none", "random", "gradient")
 DST_METHODS = {"static": "none", "set": "random", "rigl": "gradient"}
@@ -90,9 +91,9 @@ class DSTSchedule:
     end_fraction: float = 0.8
 
     def __post_init__(self):
-        if int(self.total_steps) < 1:
+        if as_int("total_steps", self.total_steps) < 1:
             raise ValueError(f"total_steps={self.total_steps!r} must be a positive int.")
-        if int(self.delta_t) < 1:
+        if as_int("delta_t", self.delta_t) < 1:
             raise ValueError(f"delta_t={self.delta_t!r} must be a positive int.")
         for name in ("drop_fraction", "end_fraction"):
             v = getattr(self, name)
@@ -102,7 +103,8 @@ class DSTSchedule:
     @property
     def t_end(self) -> int:
         """Last step (exclusive) at which the mask may change."""
-        return int(math.floor(self.end_fraction * self.total_steps))
+        # The epsilon keeps float error from costing a step: 0.57 * 100 is 56.99999999999999.
+        return int(math.floor(self.end_fraction * self.total_steps + 1e-9))
 
     def fraction(self, t: jax.Array) -> jax.Array:
         """Cosine drop fraction ``f0/2 * (1 + cos(pi t / t_end))``, 0 from ``t_end`` on.
@@ -163,8 +165,13 @@ def drop_and_grow(
     n_active = jnp.sum(m, dtype=jnp.int32)
     n = jnp.minimum(jnp.floor(fraction * n_active).astype(jnp.int32), m.size - n_active)
     n = jnp.minimum(n, bound)
-    drop = m & _smallest(jnp.where(m, jnp.abs(weights.ravel()), jnp.inf), n, bound)
-    grow = ~m & _smallest(jnp.where(m, jnp.inf, -grow_scores.ravel()), n, bound)
+    # Non-finite values must rank strictly inside the active (drop) or inactive (grow) group:
+    # NaN weights are dropped first, and no finite score ties with the +inf placeholder.
+    big = jnp.finfo(jnp.float32).max
+    magnitude = jnp.nan_to_num(jnp.abs(weights.ravel()).astype(jnp.float32), nan=0.0, posinf=big)
+    scores = jnp.nan_to_num(grow_scores.ravel().astype(jnp.float32), nan=0.0, posinf=big, neginf=-big)
+    drop = m & _smallest(jnp.where(m, magnitude, jnp.inf), n, bound)
+    grow = ~m & _smallest(jnp.where(m, jnp.inf, -scores), n, bound)
     return ((m & ~drop) | grow).reshape(mask.shape), grow.reshape(mask.shape)
 
 
@@ -240,23 +247,24 @@ def sparse_transform(
         m_leaves, treedef = jax.tree.flatten(masks, is_leaf=is_none)
         w_leaves = jax.tree.leaves(optax.apply_updates(params, inner_updates))
         g_leaves = jax.tree.leaves(grads)
-        new, grown = [], []
+        new, kept = [], []
         for i, (m, w, g) in enumerate(zip(m_leaves, w_leaves, g_leaves)):
             if m is None:
                 new.append(None)
-                grown.append(False)
+                kept.append(True)
                 continue
             if regrow == "random":
                 scores = jax.random.uniform(jax.random.fold_in(key, i), m.shape)
             else:
                 scores = jnp.abs(g)
-            nm, gm = drop_and_grow(m, w, scores, fraction, bounds[i])
+            nm, _ = drop_and_grow(m, w, scores, fraction, bounds[i])
             new.append(nm)
-            grown.append(gm)
+            kept.append(nm & m)
         new_masks = jax.tree.unflatten(treedef, new)
-        grown_full = jax.tree.unflatten(treedef, grown)
+        # Zero the moments of every entry that is not kept: grown ones start fresh, and dropped
+        # ones must not leak stale moments into anything the inner optimizer computes.
         inner_state = optax.tree.map_params(
-            inner.init, lambda s, gm: jnp.where(gm, jnp.zeros_like(s), s), inner_state, grown_full
+            inner.init, lambda s, k: jnp.where(k, s, jnp.zeros_like(s)), inner_state, jax.tree.unflatten(treedef, kept)
         )
         return new_masks, inner_state
 
@@ -335,6 +343,17 @@ def sparse_optimizer(
     if method not in DST_METHODS:
         raise ValueError(f"unknown sparse training method {method!r}; allowed: {', '.join(DST_METHODS)}.")
     return sparse_transform(inner, masks, regrow=DST_METHODS[method], schedule=schedule, key=key, max_active=max_active)
+
+
+def set_key(opt_state: Any, key: jax.Array) -> Any:
+    """``opt_state`` with its :class:`SparseState`'s PRNG key replaced by ``key``.
+
+    The key is fixed when the transform is built. To give vmapped seeds their
+    own regrowth draws from one transform built outside ``jax.vmap``, use
+    ``jax.vmap(lambda k: set_key(tx.init(params), k))(keys)``.
+    """
+    is_state = lambda x: isinstance(x, SparseState)
+    return jax.tree.map(lambda s: s._replace(key=key) if is_state(s) else s, opt_state, is_leaf=is_state)
 
 
 def get_masks(opt_state: Any) -> Masks:

@@ -29,3 +29,32 @@ def mlp_params(key, sizes):
 def small_params():
     """8 -> 32 -> 32 -> 4 MLP params."""
     return mlp_params(jax.random.key(0), (8, 32, 32, 4))
+
+
+def pendulum_config(algo, total_steps, **overrides):
+    """Dense ``algo`` on brax's inverted_pendulum, sized to learn in about a minute on 2 CPU cores.
+
+    The return threshold used with it, 500 of a possible 1000, is far above what no learning
+    gives: zero torque keeps the pole up about 33 steps, uniform random actions about 5, while a
+    hand-tuned PD controller reaches 1000 (measured with these wrappers).
+    """
+    from agents.config import TrainConfig
+
+    kwargs = dict(
+        env="inverted_pendulum",
+        algo=algo,
+        episode_length=1000,
+        total_steps=total_steps,
+        warmup_steps=1000,
+        chunk_steps=2000,
+        num_envs=4,
+        updates_per_step=4,
+        hidden=(64, 64),
+        batch_size=128,
+        eval_episodes=4,
+        actor_lr=1e-3,
+        critic_lr=1e-3,
+        alpha_lr=1e-3,
+    )
+    kwargs.update(overrides)
+    return TrainConfig(**kwargs)

@@ -127,3 +127,22 @@ def test_property_allocation_exact_and_capped(layers, budget, phi):
     for alloc in (sj.tar_allocation(masks, budget, phi), sj.uniform_allocation(masks, budget)):
         assert sum(alloc.values()) == min(budget, sum(pruned.values()))
         assert all(0 <= alloc[k] <= pruned[k] for k in masks)
+
+
+def test_tar_overflow_goes_on_by_proxy_when_needy_layers_are_full():
+    # A needs revival but has only 95 pruned; B and C have no need, so the 105 left over are
+    # split in proportion to E (B: 51.0, C: 1059.7), not by spare capacity.
+    m = {"A": _mask((10, 10), 5), "B": _mask((20, 10), 150), "C": _mask((100, 100), 9000)}
+    alloc = sj.tar_allocation(m, 200, phi=0.0)
+    eb, ec = sj.topology_proxy((20, 10)), sj.topology_proxy((100, 100))
+    assert alloc["A"] == 95
+    assert alloc["B"] == round(105 * eb / (eb + ec)) and alloc["B"] + alloc["C"] == 105
+
+
+def test_static_active_counts_are_checked():
+    with pytest.raises(ValueError, match="active has 1 counts"):
+        sj.tar_allocation(HAND, 10, active={"A": 5})
+    with pytest.raises(ValueError, match="does not match the mask's 150"):
+        sj.tar_allocation(HAND, 10, active={"A": 5, "B": 90, "C": 0, "bias": None})
+    with pytest.raises(ValueError, match="budget=2.5 must be an integer"):
+        sj.tar_allocation(HAND, 2.5)

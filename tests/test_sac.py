@@ -56,3 +56,12 @@ def test_alpha_loss_hand_worked_and_direction():
     assert float(loss) == pytest.approx(math.log(0.2) * 1.25)
     # Entropy 0.25 is above the target -1, so gradient descent lowers the temperature.
     assert float(jax.grad(sac.alpha_loss)(log_alpha, log_prob, target_entropy)) == pytest.approx(1.25)
+
+
+def test_dense_sac_learns_inverted_pendulum():
+    from agents.train import run
+    from tests.conftest import pendulum_config
+
+    result = run(pendulum_config("sac", 13_000), seeds=[0, 1])
+    returns = result.history[-1]["eval_return"]
+    assert float(returns.mean()) >= 500, [h["eval_return"].tolist() for h in result.history]

@@ -47,3 +47,12 @@ def test_target_action_is_smoothed_within_clip_and_action_bounds():
 def test_actor_loss_is_minus_q1():
     # mu(s) = 0.5 s -> Q1 = s + 0.5 s = 1.5 and 3.0.
     assert float(td3.actor_loss({"k": 0.5}, CRITIC, BATCH.obs, policy_fn, q_fn)) == pytest.approx(-(1.5 + 3.0) / 2)
+
+
+def test_dense_td3_learns_inverted_pendulum():
+    from agents.train import run
+    from tests.conftest import pendulum_config
+
+    result = run(pendulum_config("td3", 33_000), seeds=[0, 1])
+    returns = result.history[-1]["eval_return"]
+    assert float(returns.mean()) >= 500, [h["eval_return"].tolist() for h in result.history]

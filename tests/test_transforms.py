@@ -287,3 +287,59 @@ def test_traced_masks_rewire_like_concrete_ones():
     assert any(bool((a != b).any()) for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(masks)))
     with pytest.raises(ValueError, match="max_active has 1 leaves"):
         sj.rigl_sparse(optax.adam(1e-2), masks, sched, max_active={"a": 3})
+
+
+def test_set_key_gives_seeds_their_own_draws_from_one_transform():
+    params, masks = _setup()
+    sched = sj.DSTSchedule(total_steps=100, delta_t=1)
+    tx = sj.set_sparse(optax.adam(1e-2), masks, jax.random.key(0), sched)  # built once, outside vmap
+    grads = jax.tree.map(jnp.ones_like, params)
+
+    def one(key, reseed):
+        state = tx.init(params)
+        state = sj.set_key(state, key) if reseed else state
+        return tx.update(grads, state, params)[1].masks["Dense_1"]["kernel"]
+
+    keys = jax.random.split(jax.random.key(1), 2)
+    same = jax.vmap(lambda k: one(k, False))(keys)
+    differ = jax.vmap(lambda k: one(k, True))(keys)
+    assert bool((same[0] == same[1]).all())
+    assert bool((differ[0] != differ[1]).any())
+
+
+@pytest.mark.parametrize("bad", [jnp.nan, jnp.inf])
+def test_rewiring_keeps_counts_with_non_finite_weights(bad):
+    mask = jnp.array([True] * 6 + [False] * 6)
+    scores = jnp.linspace(0.1, 0.9, 12)
+    weights = jnp.arange(1.0, 13.0).at[:4].set(bad)
+    new, grown = sj.drop_and_grow(mask, weights, scores.at[8].set(bad), jnp.float32(0.5))
+    assert int(new.sum()) == 6 and int(grown.sum()) == 3
+    new, _ = sj.drop_and_grow(~mask, jnp.full(12, bad), scores, jnp.float32(0.5))
+    assert int(new.sum()) == 6
+
+
+@pytest.mark.parametrize("inner", INNERS)
+def test_moments_of_grown_and_dropped_entries_are_zero(inner):
+    params, masks = _setup()
+    sched = sj.DSTSchedule(total_steps=100, delta_t=3, drop_fraction=0.5)
+    tx = sj.set_sparse(INNERS[inner](), masks, jax.random.key(0), sched)
+    history = _run(tx, params, 3)
+    m_old, m_new, state = history[1][1], history[2][1], history[2][2]
+    not_kept = jax.tree.map(lambda a, b: ~(a & b), m_new, m_old)
+    moments = [
+        leaf
+        for leaf in jax.tree.leaves(optax.tree.map_params(INNERS[inner]().init, lambda s: s, state.inner_state))
+        if getattr(leaf, "shape", None) == (24, 24)
+    ]
+    assert len(moments) == 2  # mu and nu of Dense_1, wherever the optimizer keeps them
+    for mom in moments:
+        assert int(not_kept["Dense_1"]["kernel"].sum()) > 0
+        assert bool((mom[not_kept["Dense_1"]["kernel"]] == 0).all())
+
+
+def test_non_integer_inputs_are_rejected():
+    with pytest.raises(ValueError, match="delta_t=2.5 must be an integer"):
+        sj.DSTSchedule(10, delta_t=2.5)
+    with pytest.raises(ValueError, match="count=2.7 must be an integer"):
+        sj.topk_mask({"a": jnp.zeros((3, 3))}, {"a": 2.7})
+    assert sj.DSTSchedule(100, end_fraction=0.57).t_end == 57
