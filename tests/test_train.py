@@ -165,3 +165,19 @@ def test_bad_methods_fail_before_compiling():
         run(cfg, seeds=[0], methods=("static", "set"))
     with pytest.raises(ValueError, match="unknown method 'prune'"):
         run(cfg, seeds=[0], methods=("static", "prune"))
+
+
+def test_snip_global_tar_masks_from_a_replay_batch():
+    # SNIP needs the warm-up data; global + TAR needs concrete masks, so this runs eagerly.
+    sparse = SparsityConfig(method="tar", sparsity=0.8, score="snip", distribution="global")
+    trainer = make_train(TrainConfig(**BANDIT, sparse=sparse))
+    state = jax.jit(trainer.warmup)(jax.jit(trainer.init)(jax.random.key(0)))
+    assert int(state.buffer.size) == 500
+    actor, critic = trainer.make_masks(state, "tar")
+    for init in (actor, critic):
+        n = sum(m.size for m in jax.tree.leaves(init.masks))
+        assert sj.density_summary(init.masks)["total"]["active"] == sj.target_active(n, 0.8)
+        assert sj.density_summary(init.base_masks)["total"]["active"] == sj.revival_budget(n, 0.8)[0]
+    # Different batches of experience give different SNIP masks.
+    other = trainer.make_masks(state.replace(key=jax.random.key(9)), "static")[1].masks
+    assert any(bool((a != b).any()) for a, b in zip(jax.tree.leaves(other), jax.tree.leaves(critic.base_masks)))
