@@ -305,6 +305,102 @@ def _stack_runs(trees: Sequence[Any]) -> Any:
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
 
 
+class Prepared(NamedTuple):
+    """Runs ready to train (see :func:`prepare`).
+
+    Attributes:
+      trainer: the pure functions of the group's configuration.
+      state: the batched ``TrainState`` after warm-up and masking.
+      masks: the initial ``(actor SparseInit, critic SparseInit)``, batched over runs.
+      labels: ``(method, seed)`` per run, in the order of the runs axis.
+    """
+
+    trainer: Trainer
+    state: TrainState
+    masks: tuple[sj.SparseInit, sj.SparseInit]
+    labels: list[tuple[str, int]]
+
+
+def check_group(config: TrainConfig, methods: Sequence[str] | None) -> tuple[TrainConfig, tuple[str, ...]]:
+    """Validate that ``methods`` can share one compiled function; return the group's config."""
+    methods = tuple(methods or (config.sparse.method,))
+    for m in methods:  # validates every name before anything compiles
+        dataclasses.replace(config.sparse, method=m)
+    if len(methods) > 1 and not all(m in MASK_ONLY_METHODS for m in methods):
+        raise ValueError(
+            f"methods {methods} cannot share one compiled function; only {', '.join(MASK_ONLY_METHODS)} can."
+        )
+    return dataclasses.replace(config, sparse=dataclasses.replace(config.sparse, method=methods[0])), methods
+
+
+def prepare(config: TrainConfig, seeds: Sequence[int], methods: Sequence[str] | None = None) -> Prepared:
+    """Init, warm up and mask ``methods x seeds`` runs as one batch (runs axis method-major).
+
+    Each seed's dense init and warm-up data are shared by every method, so
+    methods differ only by their masks. Several methods share one compiled
+    function only if they are all mask-only (dense, static, uniform_revival,
+    tar); ``set`` and ``rigl`` run alone.
+    """
+    config, methods = check_group(config, methods)
+    trainer = make_train(config)
+    keys = jnp.stack([jax.random.key(s) for s in seeds])
+    state = jax.jit(jax.vmap(trainer.warmup))(jax.jit(jax.vmap(trainer.init))(keys))
+    # "global" with revival needs concrete masks: make those run by run, eagerly.
+    eager = config.sparse.distribution == "global"
+    inits = []
+    for m in methods:
+        mask_method = dataclasses.replace(config.sparse, method=m).mask_method
+        if eager:
+            per_run = [
+                trainer.make_masks(jax.tree.map(lambda x, i=i: x[i], state), mask_method) for i in range(len(seeds))
+            ]
+            inits.append(jax.tree.map(lambda *xs: jnp.stack(xs), *per_run))
+        else:
+            inits.append(jax.jit(jax.vmap(lambda s, m=mask_method: trainer.make_masks(s, m)))(state))
+    masks = _stack_runs(inits)
+    state = jax.jit(jax.vmap(trainer.apply_masks))(_stack_runs([state] * len(methods)), *masks)
+    return Prepared(trainer, state, masks, [(m, s) for m in methods for s in seeds])
+
+
+def state_template(trainer: Trainer, num_runs: int) -> TrainState:
+    """Shapes and dtypes of a batched ``TrainState`` of ``num_runs`` runs, without computing it.
+
+    Masking does not change the structure, so this is the template to restore
+    a checkpoint of :func:`prepare`'s state into.
+    """
+    keys = jnp.stack([jax.random.key(0)] * num_runs)
+    return jax.eval_shape(jax.vmap(trainer.init), keys)
+
+
+def train_chunks(
+    trainer: Trainer,
+    state: TrainState,
+    first_chunk: int = 0,
+    on_chunk: Callable[[int, dict[str, np.ndarray], TrainState], None] | None = None,
+) -> tuple[TrainState, list[dict[str, np.ndarray]]]:
+    """Run chunks ``first_chunk .. num_chunks - 1`` of a prepared batch from the host.
+
+    One compiled, vmapped chunk function; the chunk index is passed unbatched.
+    After each chunk the metrics (numpy, one value per run, plus host-measured
+    ``wall_s`` and ``steps_per_s``) go to ``on_chunk(chunk, metrics, state)``.
+    """
+    config = trainer.config
+    num_runs = jax.tree.leaves(state.env_steps)[0].shape[0]
+    chunk = jax.jit(jax.vmap(trainer.chunk, in_axes=(0, None)))
+    history = []
+    for c in range(first_chunk, config.num_chunks):
+        start = time.perf_counter()
+        state, metrics = chunk(state, jnp.int32(c))
+        metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
+        wall = time.perf_counter() - start
+        metrics["wall_s"] = np.float64(wall)
+        metrics["steps_per_s"] = np.float64(config.chunk_steps * num_runs / wall)
+        history.append(metrics)
+        if on_chunk is not None:
+            on_chunk(c, metrics, state)
+    return state, history
+
+
 def run(
     config: TrainConfig,
     seeds: Sequence[int],
@@ -315,53 +411,14 @@ def run(
 
     Args:
       config: the configuration; its ``sparse.method`` is the default method.
-      seeds: integer seeds; each seed's dense init and warm-up data are shared
-        by every method, so methods differ only by their masks.
-      methods: several methods share one compiled function only if they are all
-        mask-only (dense, static, uniform_revival, tar); ``set`` and ``rigl`` run alone.
+      seeds: integer seeds (see :func:`prepare`).
+      methods: the methods of the batch (see :func:`prepare`).
       on_chunk: called after each chunk with ``(chunk_index, metrics, state)``,
         e.g. to report or checkpoint.
 
     Returns:
       A :class:`RunResult`.
     """
-    methods = tuple(methods or (config.sparse.method,))
-    # Validates every name before compiling; set/rigl start from static masks.
-    mask_methods = [dataclasses.replace(config.sparse, method=m).mask_method for m in methods]
-    if len(methods) > 1 and not all(m in MASK_ONLY_METHODS for m in methods):
-        raise ValueError(
-            f"methods {methods} cannot share one compiled function; only {', '.join(MASK_ONLY_METHODS)} can."
-        )
-    config = dataclasses.replace(config, sparse=dataclasses.replace(config.sparse, method=methods[0]))
-    trainer = make_train(config)
-    keys = jnp.stack([jax.random.key(s) for s in seeds])
-    state = jax.jit(jax.vmap(trainer.warmup))(jax.jit(jax.vmap(trainer.init))(keys))
-
-    # "global" with revival needs concrete masks: make those run by run, eagerly.
-    eager = config.sparse.distribution == "global"
-    inits = []
-    for m in mask_methods:
-        if eager:
-            per_run = [trainer.make_masks(jax.tree.map(lambda x, i=i: x[i], state), m) for i in range(len(seeds))]
-            inits.append(jax.tree.map(lambda *xs: jnp.stack(xs), *per_run))
-        else:
-            inits.append(jax.jit(jax.vmap(lambda s, m=m: trainer.make_masks(s, m)))(state))
-    masks = _stack_runs(inits)
-    state = _stack_runs([state] * len(methods))
-    state = jax.jit(jax.vmap(trainer.apply_masks))(state, *masks)
-
-    chunk = jax.jit(jax.vmap(trainer.chunk, in_axes=(0, None)))
-    history = []
-    for c in range(config.num_chunks):
-        start = time.perf_counter()
-        state, metrics = chunk(state, jnp.int32(c))
-        metrics = jax.device_get(metrics)
-        wall = time.perf_counter() - start
-        metrics = {k: np.asarray(v) for k, v in metrics.items()}
-        metrics["wall_s"] = np.float64(wall)
-        metrics["steps_per_s"] = np.float64(config.chunk_steps * len(methods) * len(seeds) / wall)
-        history.append(metrics)
-        if on_chunk is not None:
-            on_chunk(c, metrics, state)
-    labels = [(m, s) for m in methods for s in seeds]
-    return RunResult(labels, history, state, masks, dict(trainer.traces))
+    prepared = prepare(config, seeds, methods)
+    state, history = train_chunks(prepared.trainer, prepared.state, 0, on_chunk)
+    return RunResult(prepared.labels, history, state, prepared.masks, dict(prepared.trainer.traces))

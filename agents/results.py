@@ -1,0 +1,65 @@
+"""The results directory of a sweep: its layout, and atomic writes into it.
+
+Layout (``DIR`` is the results directory)::
+
+    DIR/config.json                 resolved sweep config, package versions, git commit
+    DIR/runs/<run_id>/run.json      one run: identity, final status, parameter counts, mask topology
+    DIR/runs/<run_id>/curve.jsonl   one line per chunk: env_steps, eval_return, losses, ...
+    DIR/summary.csv, summary.md     the table (``agents.report``)
+    DIR/figures/*.png               learning curves, final returns, topology (``agents.report``)
+    DIR/checkpoints/<group>/        orbax checkpoints of each compiled group of runs
+
+``run_id`` is ``<env>-<algo>-s<sparsity>-<method>-seed<seed>``.
+
+Every file is written to a temporary name in the same folder and renamed into
+place, so a killed process never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def run_id(env: str, algo: str, sparsity: float, method: str, seed: int) -> str:
+    """The folder name of one run, e.g. ``inverted_pendulum-sac-s0.9-tar-seed0``."""
+    return f"{env}-{algo}-s{sparsity:g}-{method}-seed{seed}"
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file."""
+    return json.loads(Path(path).read_text())
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Read a JSON-lines file (one object per line)."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
