@@ -1,0 +1,138 @@
+"""The ``sparse-rl`` command line: ``sweep``, ``train`` and ``report``.
+
+Bad input ends with a one-line ``sparse-rl: error: ...`` naming the value and
+what is allowed, exit code 2, and nothing written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import tyro
+
+from agents.config import TrainConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepArgs:
+    """Run a grid of envs x algorithms x sparsities x methods x seeds and write tables and figures."""
+
+    preset: str = "quick"
+    """Starting point: `quick` (all six methods, 3 seeds, inverted_pendulum; minutes on a laptop CPU) or `paper`
+    (5 MuJoCo tasks, SAC and TD3, sparsity 0.8/0.9/0.95, 1M steps, 5 seeds; for accelerators)."""
+    out: Path | None = None
+    """Results directory (default: results/<preset>)."""
+    resume: bool = False
+    """Continue an interrupted sweep in `out` from the last checkpoint of every run."""
+    overwrite: bool = False
+    """Delete whatever is in `out` first."""
+    envs: tuple[str, ...] | None = None
+    """Override the preset's environments."""
+    algos: tuple[str, ...] | None = None
+    """Override the preset's algorithms (sac, td3)."""
+    sparsities: tuple[float, ...] | None = None
+    """Override the preset's sparsities, each in [0, 1)."""
+    methods: tuple[str, ...] | None = None
+    """Override the preset's methods (dense, static, uniform_revival, tar, set, rigl)."""
+    seeds: int | None = None
+    """Override the number of seeds (>= 1)."""
+    total_steps: int | None = None
+    """Override env steps per run (warm-up included)."""
+    checkpoint_every: int | None = None
+    """Chunks between checkpoints (0: none)."""
+    progress: bool = True
+    """Show the live progress bar."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainArgs:
+    """Train one configuration over several seeds (a one-cell sweep) and write its results."""
+
+    out: Path = Path("results/train")
+    """Results directory."""
+    seeds: int = 3
+    """Number of seeds (>= 1)."""
+    config: TrainConfig = TrainConfig()
+    """The training configuration."""
+    resume: bool = False
+    """Continue an interrupted run in `out`."""
+    overwrite: bool = False
+    """Delete whatever is in `out` first."""
+    progress: bool = True
+    """Show the live progress bar."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportArgs:
+    """Rebuild summary.csv, summary.md and the figures of a results directory."""
+
+    results: tyro.conf.Positional[Path]
+    """The results directory of a sweep."""
+
+
+Command = (
+    Annotated[SweepArgs, tyro.conf.subcommand("sweep")]
+    | Annotated[TrainArgs, tyro.conf.subcommand("train")]
+    | Annotated[ReportArgs, tyro.conf.subcommand("report")]
+)
+
+
+def resolve_sweep(args: SweepArgs):
+    """The ``SweepConfig`` of a preset with the command line's overrides applied."""
+    from agents.sweep import PRESETS
+
+    if args.preset not in PRESETS:
+        raise ValueError(f"unknown preset {args.preset!r}; allowed: {', '.join(PRESETS)}.")
+    cfg = PRESETS[args.preset]
+    overrides = {
+        k: getattr(args, k)
+        for k in ("envs", "algos", "sparsities", "methods", "seeds", "checkpoint_every")
+        if getattr(args, k) is not None
+    }
+    if args.total_steps is not None:
+        overrides["train"] = dataclasses.replace(cfg.train, total_steps=args.total_steps)
+    return dataclasses.replace(cfg, **overrides)
+
+
+def execute(command: SweepArgs | TrainArgs | ReportArgs) -> None:
+    """Carry out a parsed command (raises ``ValueError`` on bad input before writing anything)."""
+    from agents import report, sweep
+
+    if isinstance(command, ReportArgs):
+        rows = report.write_report(command.results)
+        print((command.results / "summary.md").read_text() if rows else "no runs")
+        return
+    if isinstance(command, SweepArgs):
+        cfg = resolve_sweep(command)
+        out = command.out or Path("results") / command.preset
+    else:
+        c = command.config
+        cfg = sweep.SweepConfig(
+            envs=(c.env,),
+            algos=(c.algo,),
+            sparsities=(c.sparse.sparsity,),
+            methods=(c.sparse.method,),
+            seeds=command.seeds,
+            train=c,
+        )
+        out = command.out
+    sweep.run_sweep(cfg, out, resume=command.resume, overwrite=command.overwrite, show_progress=command.progress)
+    print((Path(out) / "summary.md").read_text())
+    print(f"results: {out}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``sparse-rl`` console script."""
+    try:
+        # Config dataclasses validate in __post_init__, so bad values can surface while parsing.
+        execute(tyro.cli(Command, args=argv, prog="sparse-rl"))
+    except ValueError as e:
+        print(f"sparse-rl: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()
