@@ -1,0 +1,211 @@
+"""agents.report on a hand-made results directory: final returns, seed statistics, TAR gains, FLOPs, files."""
+
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+
+from agents import report
+from agents.results import run_id
+
+N_EVALS = 20  # last 10% = the last 2 evaluations
+PARAMS = {
+    "actor": {"active": 10, "prunable": 100, "total": 110},
+    "critic": {"active": 20, "prunable": 200, "total": 220},
+}
+# Final returns per env and method, one per seed; hand-checked gains below.
+FINALS = {
+    "hopper": {"static": [100, 110, 120], "tar": [130, 140, 150], "set": [105, 115, 125], "rigl": [120, 120, 120]},
+    "walker2d": {"static": [-60, -50, -40], "tar": [-30, -20, -10], "set": [-45, -35, -25], "rigl": [-40, -40, -40]},
+}
+
+
+def _topology(density):
+    rows = []
+    for i, (n_in, n_out) in enumerate([(4, 8), (8, 2)]):
+        active = round(density * n_in * n_out)
+        rows.append(
+            {
+                "name": f"Dense_{i}/kernel",
+                "shape": [n_in, n_out],
+                "size": n_in * n_out,
+                "active": active,
+                "density": active / (n_in * n_out),
+                "proxy": float(n_in + n_out),
+                "need": 0.0,
+                "zero_fan_in": 2 - i,
+                "zero_fan_out": i,
+            }
+        )
+    return {"actor": rows, "critic": rows}
+
+
+def write_run(root, env, method, seed, final, diverged=False, algo="sac", sparsity=0.9):
+    """One run whose last two evaluations average to ``final`` (NaN from chunk 10 on if diverged)."""
+    rid = run_id(env, algo, sparsity, method, seed)
+    folder = root / "runs" / rid
+    folder.mkdir(parents=True)
+    returns = list(np.linspace(0.0, final - 1.0, N_EVALS - 1)) + [final + 1.0]
+    if diverged:
+        returns[10:] = [math.nan] * (N_EVALS - 10)
+    curve = [
+        {"chunk": i, "env_steps": 1000 * (i + 1), "eval_return": r, "eval_return_std": 1.0, "critic_loss": 0.5}
+        for i, r in enumerate(returns)
+    ]
+    (folder / "curve.jsonl").write_text("".join(json.dumps(c) + "\n" for c in curve))
+    run = {
+        "run_id": rid,
+        "env": env,
+        "algo": algo,
+        "sparsity": sparsity,
+        "method": method,
+        "seed": seed,
+        "diverged": diverged,
+        "chunks_done": N_EVALS,
+        "total_chunks": N_EVALS,
+        "delta_t": 100,
+        "total_updates": 1000,
+        "end_fraction": 0.8,
+        "params": PARAMS,
+        "topology": _topology(0.1 if method == "static" else 0.2),
+        "base_topology": _topology(0.1),
+    }
+    (folder / "run.json").write_text(json.dumps(run))
+
+
+@pytest.fixture
+def results(tmp_path):
+    for env, methods in FINALS.items():
+        for method, finals in methods.items():
+            for seed, final in enumerate(finals):
+                write_run(tmp_path, env, method, seed, float(final))
+    write_run(tmp_path, "hopper", "tar", 3, 0.0, diverged=True)
+    (tmp_path / "config.json").write_text(json.dumps({"sweep": "test"}))
+    return tmp_path
+
+
+def _row(rows, env, method):
+    (row,) = [r for r in rows if r["env"] == env and r["method"] == method]
+    return row
+
+
+def test_final_return_is_mean_of_last_tenth():
+    curve = lambda n: [{"eval_return": float(i)} for i in range(n)]
+    assert report.final_return(curve(1)) == 0.0
+    assert report.final_return(curve(5)) == 4.0  # ceil(0.5) = 1
+    assert report.final_return(curve(10)) == 9.0
+    assert report.final_return(curve(11)) == 9.5  # ceil(1.1) = 2
+    assert report.final_return(curve(20)) == 18.5
+    assert math.isnan(report.final_return([{"eval_return": 1.0}, {"eval_return": math.nan}]))
+    with pytest.raises(ValueError, match="empty"):
+        report.final_return([])
+
+
+def test_seed_stats_iqm_and_ci():
+    s = report.seed_stats([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 100.0])
+    assert s["iqm"] == pytest.approx(4.5)  # 25% trimmed each side: mean(3, 4, 5, 6)
+    assert s["mean"] == pytest.approx(16.0)
+    assert s["ci_low"] <= s["mean"] <= s["ci_high"]
+    assert report.seed_stats([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 100.0]) == s  # fixed bootstrap generator
+    assert report.seed_stats([5.0]) == {"mean": 5.0, "iqm": 5.0, "ci_low": 5.0, "ci_high": 5.0}
+    assert report.seed_stats([0.1, 0.1, 0.1])["ci_low"] == report.seed_stats([0.1, 0.1, 0.1])["mean"]
+    assert report.seed_stats([])["mean"] is None
+    with pytest.raises(ValueError, match="finite"):
+        report.seed_stats([1.0, math.nan])
+
+
+def test_relative_flops_hand_computed():
+    net = lambda active, prunable, total: {"active": active, "prunable": prunable, "total": total}
+    # No non-prunable params: static at density d costs exactly d.
+    pure = {"actor": net(10, 100, 100), "critic": net(20, 200, 200)}
+    assert report.relative_flops(pure, "static") == pytest.approx((0.1, 0.1))
+    assert report.relative_flops(pure, "set", 1000, 100, 0.8) == pytest.approx((0.1, 0.1))
+    # With biases: N_actor = 110 - 100 + 10 = 20, N_critic = 40; train = (3*20 + 4*40) / (3*110 + 4*220).
+    train, infer = report.relative_flops(PARAMS, "static")
+    assert train == pytest.approx(220 / 1210)
+    assert infer == pytest.approx(20 / 110)
+    # RigL: t_end = 800, mask updates at t = 100..700 (7), each (110-20) + (220-40) = 270 extra.
+    rigl_train, rigl_infer = report.relative_flops(PARAMS, "rigl", 1000, 100, 0.8)
+    assert rigl_train == pytest.approx((1000 * 220 + 7 * 270) / (1000 * 1210))
+    assert train < rigl_train < 1.01 * train
+    assert rigl_infer == infer
+    assert report.relative_flops({"actor": net(5, 5, 7), "critic": net(9, 9, 9)}, "dense") == (1.0, 1.0)
+    with pytest.raises(ValueError, match="active <= prunable"):
+        report.relative_flops({"actor": net(50, 10, 100), "critic": net(1, 1, 1)}, "static")
+
+
+def test_summarize(results):
+    rows = report.summarize(results)
+    assert [(r["env"], r["method"]) for r in rows] == [
+        (env, m) for env in ("hopper", "walker2d") for m in ("static", "tar", "set", "rigl")
+    ]
+    tar = _row(rows, "hopper", "tar")
+    assert (tar["n_seeds"], tar["n_diverged"], tar["n_unfinished"]) == (4, 1, 0)
+    assert tar["mean"] == pytest.approx(140.0)  # the diverged seed is left out
+    assert tar["iqm"] == pytest.approx(140.0)
+    assert tar["ci_low"] <= tar["mean"] <= tar["ci_high"] and tar["ci_low"] < tar["ci_high"]
+    rigl = _row(rows, "hopper", "rigl")
+    assert rigl["ci_low"] == rigl["ci_high"] == rigl["mean"] == pytest.approx(120.0)
+    assert _row(rows, "walker2d", "static")["mean"] == pytest.approx(-50.0)
+    # Params: (110 - 100 + 10) + (220 - 200 + 20) = 60 of 330.
+    assert tar["active_params"] == 60 and tar["param_fraction"] == pytest.approx(60 / 330)
+    assert _row(rows, "hopper", "static")["train_flops"] == pytest.approx(220 / 1210)
+    assert rigl["train_flops"] == pytest.approx((1000 * 220 + 7 * 270) / (1000 * 1210))
+    # Gains: hopper 140 vs static 110 and vs rigl 120; walker2d -20 vs static -50 and vs set -35.
+    assert tar["gain_vs_static_pct"] == pytest.approx(100 * 30 / 110)
+    assert tar["gain_vs_dst_pct"] == pytest.approx(100 * 20 / 120) and tar["dst_baseline"] == "rigl"
+    w = _row(rows, "walker2d", "tar")
+    assert w["gain_vs_static_pct"] == pytest.approx(60.0)
+    assert w["gain_vs_dst_pct"] == pytest.approx(100 * 15 / 35) and w["dst_baseline"] == "set"
+    for r in (tar, w):
+        assert r["median_gain_vs_static_pct"] == pytest.approx((100 * 30 / 110 + 60.0) / 2)
+        assert r["median_gain_vs_dst_pct"] == pytest.approx((100 * 20 / 120 + 100 * 15 / 35) / 2)
+    assert all(r["gain_vs_static_pct"] is None for r in rows if r["method"] != "tar")
+    assert report.summarize(results) == rows  # reproducible bootstrap
+
+
+def test_tar_gains_missing_baseline():
+    rows = [
+        {"env": "e", "algo": "sac", "sparsity": 0.9, "method": "tar", "mean": 10.0},
+        {"env": "e", "algo": "sac", "sparsity": 0.9, "method": "static", "mean": 0.0},
+    ]
+    (g,) = report.tar_gains(rows)
+    assert g["gain_vs_static_pct"] is None and g["gain_vs_dst_pct"] is None and g["dst_baseline"] is None
+    assert g["median_gain_vs_static_pct"] is None
+
+
+def test_write_report_files(results):
+    rows = report.write_report(results)
+    csv_text, md_text = (results / "summary.csv").read_bytes(), (results / "summary.md").read_bytes()
+    assert csv_text.decode().splitlines()[0] == ",".join(report.COLUMNS)
+    assert len(csv_text.decode().splitlines()) == 1 + len(rows) == 9
+    assert b"## TAR gains" in md_text and b"**median**" in md_text and b"+27.3%" in md_text
+    assert report.write_report(results) == rows
+    assert (results / "summary.csv").read_bytes() == csv_text
+    assert (results / "summary.md").read_bytes() == md_text
+    names = ["curves_hopper", "curves_walker2d", "final_returns", "topology_hopper", "topology_walker2d"]
+    for name in names:
+        data = (results / "figures" / f"{name}.png").read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 1000
+    assert not list(results.rglob("*.tmp"))
+
+
+def test_unfinished_run_and_topology_figure_skipped_without_tar(tmp_path):
+    write_run(tmp_path, "hopper", "static", 0, 1.0)
+    write_run(tmp_path, "hopper", "static", 1, 9.0)
+    path = tmp_path / "runs" / run_id("hopper", "sac", 0.9, "static", 1) / "run.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "chunks_done": 5}))
+    (row,) = report.write_report(tmp_path)
+    assert (row["n_seeds"], row["n_unfinished"], row["n_diverged"], row["mean"]) == (2, 1, 0, 1.0)
+    assert row["gain_vs_static_pct"] is None
+    assert (tmp_path / "figures" / "curves_hopper.png").exists()
+    assert not (tmp_path / "figures" / "topology_hopper.png").exists()
+
+
+def test_empty_dir_raises(tmp_path):
+    with pytest.raises(ValueError, match="no runs"):
+        report.summarize(tmp_path)
+    with pytest.raises(ValueError, match=re.escape(str(tmp_path))):
+        report.write_report(tmp_path)
