@@ -1,0 +1,71 @@
+"""End-to-end sweeps on the bandit probe: every output file, report rebuilds, kill and resume."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agents import report, results
+from agents.cli import main
+
+TINY = ["--preset", "quick", "--envs", "probe_bandit", "--seeds", "2", "--no-progress"]
+
+
+def _curves(out: Path) -> dict[str, list[dict]]:
+    """Per-run curves without the host timings (which differ between runs)."""
+    return {
+        p.parent.name: [
+            {k: v for k, v in row.items() if k not in ("wall_s", "steps_per_s")} for row in results.read_jsonl(p)
+        ]
+        for p in sorted((out / "runs").glob("*/curve.jsonl"))
+    }
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep") / "straight"
+    main(["sweep", *TINY, "--methods", "static", "tar", "--total-steps", "4000", "--out", str(out)])
+    return out
+
+
+def test_sweep_writes_every_file_and_report_rebuilds_them(straight, capsys):
+    config = results.read_json(straight / "config.json")
+    assert config["sweep"]["methods"] == ["static", "tar"] and config["versions"]["jax"]
+    assert "git_commit" in config
+    runs = sorted(p.name for p in (straight / "runs").iterdir())
+    assert runs == [f"probe_bandit-sac-s0.9-{m}-seed{s}" for m in ("static", "tar") for s in (0, 1)]
+    for run in runs:
+        info = results.read_json(straight / "runs" / run / "run.json")
+        assert info["finished"] and not info["diverged"] and info["chunks_done"] == info["total_chunks"] == 3
+        assert len(results.read_jsonl(straight / "runs" / run / "curve.jsonl")) == 3
+        assert info["topology"]["actor"][0]["name"] == "MLP_0/Dense_0/kernel"
+    for name in ("summary.csv", "summary.md", "figures/curves_probe_bandit.png", "figures/final_returns.png",
+                 "figures/topology_probe_bandit.png"):  # fmt: skip
+        assert (straight / name).stat().st_size > 0, name
+    before = {n: (straight / n).read_bytes() for n in ("summary.csv", "summary.md")}
+    main(["report", str(straight)])
+    assert "static" in capsys.readouterr().out
+    assert {n: (straight / n).read_bytes() for n in before} == before
+    assert not list(straight.rglob("*.tmp"))
+
+
+def test_kill_after_first_checkpoint_and_resume_matches_straight_run(straight, tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "agents.cli", "sweep", *TINY, "--methods", "static", "tar", "--total-steps", "4000",
+           "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    ckpt = out / "checkpoints" / "probe_bandit-sac-s0.9-static+tar" / "0"
+    deadline = time.time() + 300
+    while not ckpt.is_dir() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    info = results.read_json(out / "runs" / "probe_bandit-sac-s0.9-tar-seed0" / "run.json")
+    assert not info["finished"] and info["chunks_done"] < 3, "the kill came too late to test resuming"
+    main(["sweep", "--out", str(out), "--resume", "--no-progress"])
+    assert _curves(out) == _curves(straight)
+    assert report.summarize(out) == report.summarize(straight)
