@@ -82,3 +82,12 @@ def tanh_gaussian_sample(key: jax.Array, mean: jax.Array, log_std: jax.Array) ->
     log_normal = -0.5 * (((u - mean) / std) ** 2 + 2.0 * log_std + jnp.log(2.0 * jnp.pi))
     log_det = 2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u))
     return jnp.tanh(u), jnp.sum(log_normal - log_det, axis=-1)
+
+
+def init_actor_critic(
+    key: jax.Array, actor: nn.Module, critic: nn.Module, obs_size: int, action_size: int
+) -> tuple[dict, dict]:
+    """Dense initial params ``(actor_params, critic_params)`` for the given networks."""
+    k_actor, k_critic = jax.random.split(key)
+    obs, act = jnp.zeros((1, obs_size)), jnp.zeros((1, action_size))
+    return actor.init(k_actor, obs)["params"], critic.init(k_critic, obs, act)["params"]

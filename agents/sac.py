@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from agents.config import TrainConfig
-from agents.networks import GaussianActor, TwinCritic, tanh_gaussian_sample
+from agents.networks import GaussianActor, TwinCritic, init_actor_critic, tanh_gaussian_sample
 from agents.replay import Transition
 from agents.types import AgentState, Algorithm, Params, polyak
 
@@ -80,9 +80,7 @@ def make_sac(config: TrainConfig, obs_size: int, action_size: int, make_tx: Call
         return critic_net.apply({"params": params}, obs, action)
 
     def init_params(key):
-        k_actor, k_critic = jax.random.split(key)
-        obs, act = jnp.zeros((1, obs_size)), jnp.zeros((1, action_size))
-        return actor_net.init(k_actor, obs)["params"], critic_net.init(k_critic, obs, act)["params"]
+        return init_actor_critic(key, actor_net, critic_net, obs_size, action_size)
 
     def act(params, obs, key, deterministic):
         if deterministic:

@@ -6,23 +6,17 @@ import jax.numpy as jnp
 import pytest
 
 
-class MLP(nn.Module):
-    """ReLU MLP used across the tests."""
-
-    widths: tuple[int, ...]
-    out: int
-
-    @nn.compact
-    def __call__(self, x):
-        for w in self.widths:
-            x = nn.relu(nn.Dense(w)(x))
-        return nn.Dense(self.out)(x)
-
-
 def mlp_params(key, sizes):
-    """Params of an MLP with layer sizes ``sizes = (in, h1, ..., out)``."""
-    net = MLP(tuple(sizes[1:-1]), sizes[-1])
-    return net.init(key, jnp.zeros((1, sizes[0])))["params"]
+    """Params of a ReLU MLP with layer sizes ``sizes = (in, h1, ..., out)``: ``Dense_0 .. Dense_n``."""
+
+    class MLP(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            for width in sizes[1:-1]:
+                x = nn.relu(nn.Dense(width)(x))
+            return nn.Dense(sizes[-1])(x)
+
+    return MLP().init(key, jnp.zeros((1, sizes[0])))["params"]
 
 
 @pytest.fixture
