@@ -45,6 +45,8 @@ class SweepArgs:
     """Chunks between checkpoints (0: none)."""
     progress: bool = True
     """Show the live progress bar."""
+    devices: int | None = None
+    """Shard the runs over this many devices (default: all; several hosts join with jax.distributed)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +65,8 @@ class TrainArgs:
     """Delete whatever is in `out` first."""
     progress: bool = True
     """Show the live progress bar."""
+    devices: int | None = None
+    """Shard the runs over this many devices (default: all)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,13 +123,36 @@ def execute(command: SweepArgs | TrainArgs | ReportArgs) -> None:
             train=c,
         )
         out = command.out
-    sweep.run_sweep(cfg, out, resume=command.resume, overwrite=command.overwrite, show_progress=command.progress)
+    sweep.run_sweep(
+        cfg,
+        out,
+        resume=command.resume,
+        overwrite=command.overwrite,
+        show_progress=command.progress,
+        num_devices=command.devices,
+    )
     print((Path(out) / "summary.md").read_text())
     print(f"results: {out}")
 
 
+def maybe_initialize_distributed() -> None:
+    """Join a multi-host job when its launcher set the usual variables (JAX's, SLURM's, or a TPU pod's)."""
+    import os
+
+    import jax
+
+    multi = (
+        "JAX_COORDINATOR_ADDRESS" in os.environ
+        or int(os.environ.get("SLURM_NTASKS", "1")) > 1
+        or len(os.environ.get("TPU_WORKER_HOSTNAMES", "").split(",")) > 1
+    )
+    if multi:
+        jax.distributed.initialize()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``sparse-rl`` console script."""
+    maybe_initialize_distributed()
     try:
         # Config dataclasses validate in __post_init__, so bad values can surface while parsing.
         execute(tyro.cli(Command, args=argv, prog="sparse-rl"))

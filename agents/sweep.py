@@ -25,13 +25,14 @@ from typing import Any
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from jax.sharding import NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 import sparse_jax as sj
 from agents import report as report_lib
 from agents import results
 from agents.config import ALGOS, MASK_ONLY_METHODS, METHODS, SparsityConfig, TrainConfig
-from agents.train import TrainState, prepare, state_template, train_chunks
+from agents.train import TrainState, prepare, runs_mesh, state_template, train_chunks
 from envs import ENV_NAMES
 
 
@@ -250,8 +251,13 @@ def _restore_leaves(saved: dict[str, Any], template: TrainState) -> TrainState:
     return jax.tree.unflatten(treedef, restored)
 
 
-def _abstract_saveable(template: TrainState) -> dict[str, jax.ShapeDtypeStruct]:
-    return jax.eval_shape(_saveable, template)
+def _abstract_saveable(template: TrainState, mesh: Any) -> dict[str, jax.ShapeDtypeStruct]:
+    """What a checkpoint of ``template`` holds; sharded over the runs axis when there is a mesh."""
+    shapes = jax.eval_shape(_saveable, template)
+    if mesh is None:
+        return shapes
+    sharding = NamedSharding(mesh, PartitionSpec("runs"))
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
 
 
 def run_group(
@@ -263,8 +269,12 @@ def run_group(
     methods: tuple[str, ...],
     resume: bool,
     progress: Callable[[int, dict[str, float]], None],
+    num_devices: int | None = None,
 ) -> None:
-    """Train one compiled group of runs, checkpointing and writing curves after every chunk."""
+    """Train one compiled group of runs, checkpointing and writing curves after every chunk.
+
+    Every process of a multi-host job runs this; only process 0 writes files.
+    """
     train_cfg = cfg.cell_config(env, algo, sparsity)
     seeds = list(range(cfg.seeds))
     ids = [results.run_id(env, algo, sparsity, m, s) for m in methods for s in seeds]
@@ -278,8 +288,9 @@ def run_group(
         progress(len(ids) * train_cfg.num_chunks * train_cfg.chunk_steps, {})
         return
 
-    prepared = prepare(train_cfg, seeds, methods)
-    trainer, state = prepared.trainer, prepared.state
+    prepared = prepare(train_cfg, seeds, methods, num_devices)
+    trainer, state, mesh = prepared.trainer, prepared.state, prepared.mesh
+    writer = jax.process_index() == 0
     history: list[dict] = []
     first = 0
     manager = (
@@ -289,7 +300,8 @@ def run_group(
     )
     if resume and manager is not None and manager.latest_step() is not None:
         step = manager.latest_step()
-        template = _abstract_saveable(state_template(trainer, len(ids)))
+        num_slots = jax.tree.leaves(state.env_steps)[0].shape[0]  # real runs plus padding
+        template = _abstract_saveable(state_template(trainer, num_slots), mesh)
         restored = manager.restore(
             step, args=ocp.args.Composite(state=ocp.args.StandardRestore(template), meta=ocp.args.JsonRestore())
         )
@@ -299,6 +311,8 @@ def run_group(
         progress(len(ids) * first * train_cfg.chunk_steps, {})
 
     def write_runs(finished: bool) -> None:
+        if not writer:
+            return
         for r, rid in enumerate(ids):
             method, seed = prepared.labels[r]
             curve = _curve_rows(history, r)
@@ -337,21 +351,30 @@ def run_group(
         progress(len(ids) * train_cfg.chunk_steps, {**returns, "steps/s": float(metrics["steps_per_s"])})
 
     write_runs(finished=first == train_cfg.num_chunks)
-    train_chunks(trainer, state, first, on_chunk)
+    train_chunks(trainer, state, first, on_chunk, len(ids), mesh)
     if manager is not None:
         manager.close()
 
 
 def run_sweep(
-    cfg: SweepConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False, show_progress: bool = True
+    cfg: SweepConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    show_progress: bool = True,
+    num_devices: int | None = None,
 ) -> list[dict]:
     """Run every group of ``cfg`` into ``out``, then write the report. Returns the summary rows.
 
     With ``resume`` the sweep's own ``config.json`` is used and finished runs
     are skipped; with ``overwrite`` an existing directory is emptied first.
+    The runs axis of every group is sharded over ``num_devices`` devices
+    (default: all of them; results are identical to a one-device run).
     """
     out = Path(out)
     check_output_dir(out, resume, overwrite)
+    runs_mesh(num_devices)  # validates the device count before anything is written
     if resume:
         cfg = config_from_json(results.read_json(out / "config.json")["sweep"])
     else:
@@ -373,7 +396,9 @@ def run_sweep(
     try:
         for env, algo, sparsity, methods in groups:
             bar.set_description(f"{env} {algo} s={sparsity:g} {'+'.join(methods)}")
-            run_group(cfg, out, env, algo, sparsity, methods, resume, progress)
+            run_group(cfg, out, env, algo, sparsity, methods, resume, progress, num_devices)
     finally:
         bar.close()
+    if jax.process_index() != 0:
+        return report_lib.summarize(out)
     return report_lib.write_report(out)

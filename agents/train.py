@@ -24,6 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import sparse_jax as sj
 from agents.config import MASK_ONLY_METHODS, TrainConfig
@@ -313,12 +315,65 @@ class Prepared(NamedTuple):
       state: the batched ``TrainState`` after warm-up and masking.
       masks: the initial ``(actor SparseInit, critic SparseInit)``, batched over runs.
       labels: ``(method, seed)`` per run, in the order of the runs axis.
+      mesh: the device mesh the runs axis is sharded over (``None`` on one device).
+        ``state`` then has padding runs at the end, up to a multiple of the
+        mesh size; ``labels`` and ``masks`` cover the real runs only.
     """
 
     trainer: Trainer
     state: TrainState
     masks: tuple[sj.SparseInit, sj.SparseInit]
     labels: list[tuple[str, int]]
+    mesh: Mesh | None = None
+
+
+def runs_mesh(num_devices: int | None = None) -> Mesh | None:
+    """A 1-D mesh (axis ``"runs"``) over the first ``num_devices`` devices; ``None`` for one device.
+
+    Default: every device (of every process, after ``jax.distributed.initialize()``).
+    """
+    devices = jax.devices()
+    n = len(devices) if num_devices is None else num_devices
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(devices):
+        raise ValueError(
+            f"devices={num_devices!r} is not allowed; this host sees {len(devices)} (use 1..{len(devices)})."
+        )
+    return None if n == 1 else Mesh(np.asarray(devices[:n]), ("runs",))
+
+
+def _pad_runs(tree: Any, num_runs: int, multiple: int) -> Any:
+    """Repeat the last run until the runs axis is a multiple of ``multiple`` (padding is dropped later)."""
+    pad = -num_runs % multiple
+    if pad == 0:
+        return tree
+    return jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]), tree)
+
+
+def shard_runs(tree: Any, mesh: Mesh | None) -> Any:
+    """Lay the leading (runs) axis of every leaf out across ``mesh``.
+
+    Every process holds the whole batch (it is computed identically
+    everywhere), so each one fills the shards it can address; this also works
+    across hosts.
+    """
+    if mesh is None:
+        return tree
+    sharding = NamedSharding(mesh, PartitionSpec("runs"))
+
+    def put(x):
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(put(jax.random.key_data(x)))
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
+
+    return jax.tree.map(put, tree)
+
+
+def gather_runs(tree: Any) -> Any:
+    """Fetch a (possibly sharded, possibly multi-host) batch to numpy on every process."""
+    if jax.process_count() > 1:
+        return multihost_utils.process_allgather(tree, tiled=True)
+    return jax.device_get(tree)
 
 
 def check_group(config: TrainConfig, methods: Sequence[str] | None) -> tuple[TrainConfig, tuple[str, ...]]:
@@ -333,15 +388,19 @@ def check_group(config: TrainConfig, methods: Sequence[str] | None) -> tuple[Tra
     return dataclasses.replace(config, sparse=dataclasses.replace(config.sparse, method=methods[0])), methods
 
 
-def prepare(config: TrainConfig, seeds: Sequence[int], methods: Sequence[str] | None = None) -> Prepared:
+def prepare(
+    config: TrainConfig, seeds: Sequence[int], methods: Sequence[str] | None = None, num_devices: int | None = None
+) -> Prepared:
     """Init, warm up and mask ``methods x seeds`` runs as one batch (runs axis method-major).
 
     Each seed's dense init and warm-up data are shared by every method, so
     methods differ only by their masks. Several methods share one compiled
     function only if they are all mask-only (dense, static, uniform_revival,
-    tar); ``set`` and ``rigl`` run alone.
+    tar); ``set`` and ``rigl`` run alone. With several devices the runs axis
+    is sharded across them (see :func:`runs_mesh`, :func:`shard_runs`).
     """
     config, methods = check_group(config, methods)
+    mesh = runs_mesh(num_devices)
     trainer = make_train(config)
     keys = jnp.stack([jax.random.key(s) for s in seeds])
     state = jax.jit(jax.vmap(trainer.warmup))(jax.jit(jax.vmap(trainer.init))(keys))
@@ -359,7 +418,10 @@ def prepare(config: TrainConfig, seeds: Sequence[int], methods: Sequence[str] | 
             inits.append(jax.jit(jax.vmap(lambda s, m=mask_method: trainer.make_masks(s, m)))(state))
     masks = _stack_runs(inits)
     state = jax.jit(jax.vmap(trainer.apply_masks))(_stack_runs([state] * len(methods)), *masks)
-    return Prepared(trainer, state, masks, [(m, s) for m in methods for s in seeds])
+    labels = [(m, s) for m in methods for s in seeds]
+    if mesh is not None:
+        state = shard_runs(_pad_runs(state, len(labels), mesh.size), mesh)
+    return Prepared(trainer, state, masks, labels, mesh)
 
 
 def state_template(trainer: Trainer, num_runs: int) -> TrainState:
@@ -377,21 +439,31 @@ def train_chunks(
     state: TrainState,
     first_chunk: int = 0,
     on_chunk: Callable[[int, dict[str, np.ndarray], TrainState], None] | None = None,
+    num_runs: int | None = None,
+    mesh: Mesh | None = None,
 ) -> tuple[TrainState, list[dict[str, np.ndarray]]]:
     """Run chunks ``first_chunk .. num_chunks - 1`` of a prepared batch from the host.
 
     One compiled, vmapped chunk function; the chunk index is passed unbatched.
-    After each chunk the metrics (numpy, one value per run, plus host-measured
-    ``wall_s`` and ``steps_per_s``) go to ``on_chunk(chunk, metrics, state)``.
+    After each chunk the metrics of the first ``num_runs`` runs (numpy, one
+    value per run, plus host-measured ``wall_s`` and ``steps_per_s``) go to
+    ``on_chunk(chunk, metrics, state)``. With a ``mesh`` the state stays
+    sharded over the runs axis from chunk to chunk.
     """
     config = trainer.config
-    num_runs = jax.tree.leaves(state.env_steps)[0].shape[0]
-    chunk = jax.jit(jax.vmap(trainer.chunk, in_axes=(0, None)))
+    total_runs = jax.tree.leaves(state.env_steps)[0].shape[0]
+    num_runs = total_runs if num_runs is None else num_runs
+    vmapped = jax.vmap(trainer.chunk, in_axes=(0, None))
+    if mesh is None:
+        chunk = jax.jit(vmapped)
+    else:
+        sharding = NamedSharding(mesh, PartitionSpec("runs"))
+        chunk = jax.jit(vmapped, out_shardings=(sharding, sharding))
     history = []
     for c in range(first_chunk, config.num_chunks):
         start = time.perf_counter()
         state, metrics = chunk(state, jnp.int32(c))
-        metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
+        metrics = {k: np.asarray(v)[:num_runs] for k, v in gather_runs(metrics).items()}
         wall = time.perf_counter() - start
         metrics["wall_s"] = np.float64(wall)
         metrics["steps_per_s"] = np.float64(config.chunk_steps * num_runs / wall)
@@ -406,6 +478,7 @@ def run(
     seeds: Sequence[int],
     methods: Sequence[str] | None = None,
     on_chunk: Callable[[int, dict[str, np.ndarray], TrainState], None] | None = None,
+    num_devices: int | None = None,
 ) -> RunResult:
     """Train ``methods x seeds`` as one vmapped batch, chunk by chunk, from the host.
 
@@ -415,10 +488,11 @@ def run(
       methods: the methods of the batch (see :func:`prepare`).
       on_chunk: called after each chunk with ``(chunk_index, metrics, state)``,
         e.g. to report or checkpoint.
+      num_devices: devices to shard the runs over (default: all).
 
     Returns:
-      A :class:`RunResult`.
+      A :class:`RunResult` (its ``state`` keeps any padding runs at the end).
     """
-    prepared = prepare(config, seeds, methods)
-    state, history = train_chunks(prepared.trainer, prepared.state, 0, on_chunk)
+    prepared = prepare(config, seeds, methods, num_devices)
+    state, history = train_chunks(prepared.trainer, prepared.state, 0, on_chunk, len(prepared.labels), prepared.mesh)
     return RunResult(prepared.labels, history, state, prepared.masks, dict(prepared.trainer.traces))
