@@ -1,0 +1,279 @@
+"""Benchmark: dense SAC end to end, ours (``agents.train.run``) vs brax's own SAC trainer.
+
+Same env (inverted_pendulum on its default backend from ``envs.DEFAULT_BACKENDS``),
+episode length, one env stepped per iteration, batch 256, 256-256 actor and
+critics, learning rate 3e-4 (brax's temperature optimizer is fixed at 3e-4, as
+is ours by default), discount 0.99, tau 0.005, one gradient update per env
+step on both sides (ours ``updates_per_step=1`` with ``num_envs=1``, brax
+``grad_updates_per_step=1`` with ``num_envs=1``), the same env-step budget
+(warm-up included), brax's ``min_replay_size`` = our ``warmup_steps``,
+``normalize_observations=False``, ``reward_scaling=1``, deterministic
+evaluation on 4 episodes after every chunk of ``chunk_steps`` env steps
+(brax: ``num_evals = chunks + 1``, ``num_eval_envs=4``; brax also evaluates
+once before training).
+
+Known differences left as they are: brax fills the replay buffer with its
+initial stochastic policy, ours with uniform random actions; brax evaluates
+once more (at step 0).
+
+Measured per call (all in one process, the trials alternated
+brax / ours-one-seed per seed, then ours with the 3 seeds vmapped in one call):
+wall time including compilation, XLA compilations
+(``jax.monitoring`` backend-compile events), steady env steps/s and updates/s
+(chunks after the first: env steps of the chunk over its host wall time,
+evaluation included on both sides), time from the call's start to the first
+evaluation with return >= the threshold, and the return after each chunk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from agents.config import TrainConfig
+from agents.train import run as train_run
+from benchmarks.common import CompileCounter, fmt, install_device_put_replicated, summary, write_json
+from envs import DEFAULT_BACKENDS
+
+ENV = "inverted_pendulum"
+THRESHOLD = 500.0
+SEEDS = (0, 1, 2)
+EVAL_EPISODES = 4
+
+
+def make_config(quick: bool) -> TrainConfig:
+    """The shared settings (ours); brax's arguments are derived from it."""
+    if quick:
+        return TrainConfig(
+            env=ENV, total_steps=1_200, warmup_steps=200, chunk_steps=500, episode_length=100, hidden=(256, 256)
+        )
+    return TrainConfig(
+        env=ENV,
+        total_steps=6_000,
+        warmup_steps=1_000,
+        chunk_steps=1_000,
+        episode_length=1000,
+        num_envs=1,
+        updates_per_step=1,
+        batch_size=256,
+        hidden=(256, 256),
+        eval_episodes=EVAL_EPISODES,
+    )
+
+
+def _curve_stats(times: list[float], steps: list[int], returns: list[float], wall: float) -> dict[str, Any]:
+    """Steady throughput and time to threshold from per-chunk host times (seconds since the call's start)."""
+    deltas = np.diff(times)
+    step_deltas = np.diff(steps)
+    steady = [float(s / d) for s, d in zip(step_deltas[1:], deltas[1:], strict=True)]  # drop the compiling chunk
+    hit = [t for t, r in zip(times, returns, strict=True) if r >= THRESHOLD]
+    return {
+        "wall_s": wall,
+        "eval_env_steps": steps,
+        "eval_return": returns,
+        "eval_time_s": times,
+        "steady_env_steps_per_s": statistics.median(steady) if steady else None,
+        "time_to_threshold_s": hit[0] if hit else None,
+        "final_return": returns[-1],
+    }
+
+
+def run_ours(config: TrainConfig, seeds: Sequence[int]) -> list[dict[str, Any]]:
+    """``agents.train.run`` over ``seeds`` in one call; one result dict per seed (wall and compiles shared)."""
+    times: list[float] = []
+    steps: list[int] = []
+    returns: list[np.ndarray] = []
+    with CompileCounter() as counter:
+        start = time.perf_counter()
+
+        def on_chunk(_c, metrics, _state):
+            times.append(time.perf_counter() - start)
+            steps.append(int(np.asarray(metrics["env_steps"])[0]))
+            returns.append(np.asarray(metrics["eval_return"], dtype=float))
+
+        train_run(config, list(seeds), on_chunk=on_chunk)
+        wall = time.perf_counter() - start
+    # Prepend the call's start (no eval at 0 on our side) so that the first chunk's delta includes compilation.
+    out = []
+    for i, seed in enumerate(seeds):
+        rets = [float(r[i]) for r in returns]
+        stats = _curve_stats([0.0, *times], [config.warmup_steps, *steps], [float("-inf"), *rets], wall)
+        stats.update(
+            seed=seed,
+            seeds_in_call=len(seeds),
+            compilations=counter.count,
+            compile_s=counter.seconds,
+            eval_env_steps=steps,
+            eval_return=rets,
+            eval_time_s=times,
+        )
+        out.append(stats)
+    return out
+
+
+def run_brax(config: TrainConfig, seed: int) -> dict[str, Any]:
+    """brax's ``sac.train`` with the matched settings, one seed."""
+    import brax.envs
+    from brax.training.agents.sac import networks as sac_networks
+    from brax.training.agents.sac import train as sac_train
+
+    install_device_put_replicated()
+    env = brax.envs.get_environment(ENV, backend=DEFAULT_BACKENDS[ENV])
+    num_chunks = config.num_chunks
+    times: list[float] = []
+    steps: list[int] = []
+    returns: list[float] = []
+    with CompileCounter() as counter:
+        start = time.perf_counter()
+
+        def progress(step, metrics):
+            times.append(time.perf_counter() - start)
+            steps.append(int(step))
+            returns.append(float(metrics["eval/episode_reward"]))
+
+        sac_train.train(
+            environment=env,
+            num_timesteps=config.total_steps,
+            episode_length=config.episode_length,
+            action_repeat=config.action_repeat,
+            num_envs=config.num_envs,
+            num_eval_envs=config.eval_episodes,
+            learning_rate=config.actor_lr,
+            discounting=config.gamma,
+            seed=seed,
+            batch_size=config.batch_size,
+            num_evals=num_chunks + 1,
+            normalize_observations=False,
+            reward_scaling=1.0,
+            tau=config.tau,
+            min_replay_size=config.warmup_steps,
+            max_replay_size=config.capacity,
+            grad_updates_per_step=config.updates_per_step,
+            deterministic_eval=True,
+            network_factory=functools.partial(sac_networks.make_sac_networks, hidden_layer_sizes=config.hidden),
+            progress_fn=progress,
+        )
+        wall = time.perf_counter() - start
+    # times[0] is brax's step-0 evaluation (after its prefill); drop it from the threshold search.
+    stats = _curve_stats(times, steps, returns, wall)
+    stats.update(seed=seed, compilations=counter.count, compile_s=counter.seconds)
+    stats["eval_env_steps"], stats["eval_return"], stats["eval_time_s"] = steps[1:], returns[1:], times[1:]
+    return stats
+
+
+def _agg(trials: list[dict[str, Any]], key: str) -> dict[str, float] | None:
+    values = [t[key] for t in trials if t[key] is not None]
+    return summary(values) if values else None
+
+
+def bench(quick: bool = False) -> dict[str, Any]:
+    """Run the trials (alternating sides per seed) and summarize."""
+    config = make_config(quick)
+    seeds = SEEDS[:1] if quick else SEEDS
+    brax_trials, ours_trials = [], []
+    for i, seed in enumerate(seeds):
+        order = ("brax", "ours") if i % 2 == 0 else ("ours", "brax")
+        for side in order:
+            if side == "brax":
+                brax_trials.append(run_brax(config, seed))
+            else:
+                ours_trials.extend(run_ours(config, [seed]))
+    vmapped = run_ours(config, seeds)
+
+    ups = config.updates_per_step / config.num_envs
+    sides = {"brax_1_seed": brax_trials, "ours_1_seed": ours_trials, "ours_vmapped": vmapped}
+    table = {}
+    for name, trials in sides.items():
+        steady = _agg(trials, "steady_env_steps_per_s")
+        if name == "ours_vmapped" and steady is not None:
+            steady = {k: v * len(seeds) for k, v in steady.items()}  # env steps of all seeds per second
+        table[name] = {
+            "wall_s": summary([t["wall_s"] for t in (trials if name != "ours_vmapped" else trials[:1])]),
+            "compilations": summary([t["compilations"] for t in trials]),
+            "steady_env_steps_per_s": steady,
+            "steady_updates_per_s": None if steady is None else {k: v * ups for k, v in steady.items()},
+            "time_to_threshold_s": _agg(trials, "time_to_threshold_s"),
+            "reached_threshold": sum(t["time_to_threshold_s"] is not None for t in trials),
+            "final_return": summary([t["final_return"] for t in trials]),
+            "runs": len(trials),
+        }
+    # Like for like: per seed, brax wall / ours wall (one seed per call on both sides).
+    speedup = summary([b["wall_s"] / o["wall_s"] for b, o in zip(brax_trials, ours_trials, strict=True)])
+    # Vmapped: brax's total wall for all seeds over our one call.
+    speedup_vmapped = sum(b["wall_s"] for b in brax_trials) / vmapped[0]["wall_s"]
+    ret_ours = statistics.mean(t["final_return"] for t in ours_trials)
+    ret_brax = statistics.mean(t["final_return"] for t in brax_trials)
+    return {
+        "settings": {
+            "quick": quick,
+            "env": ENV,
+            "backend": DEFAULT_BACKENDS[ENV],
+            "config": {
+                k: getattr(config, k)
+                for k in (
+                    "total_steps",
+                    "warmup_steps",
+                    "chunk_steps",
+                    "episode_length",
+                    "num_envs",
+                    "updates_per_step",
+                    "batch_size",
+                    "hidden",
+                    "actor_lr",
+                    "critic_lr",
+                    "alpha_lr",
+                    "gamma",
+                    "tau",
+                    "eval_episodes",
+                )
+            },  # fmt: skip
+            "gradient_updates_per_env_step": ups,
+            "threshold": THRESHOLD,
+            "seeds": list(seeds),
+        },
+        "table": table,
+        "speedup_end_to_end_1_seed": speedup,
+        "speedup_end_to_end_vmapped_vs_brax_sequential": speedup_vmapped,
+        "mean_final_return": {"ours_1_seed": ret_ours, "brax": ret_brax},
+        "target": "ours >= 1.5x faster end to end (1 seed, like for like) with equal or better return",
+        "meets_target": speedup["median"] >= 1.5 and ret_ours >= ret_brax,
+        "trials": sides,
+    }
+
+
+def print_report(results: dict[str, Any]) -> None:
+    s = results["settings"]
+    print(f"\npeer: dense SAC, {s['env']} ({s['backend']}), {s['config']['total_steps']} env steps, seeds {s['seeds']}")
+    for name, row in results["table"].items():
+        steady = row["steady_env_steps_per_s"]
+        ttt = row["time_to_threshold_s"]
+        print(
+            f"  {name:<14} wall {fmt(row['wall_s'], '.1f')} s  compiles {fmt(row['compilations'], '.0f')}  "
+            f"steady {fmt(steady, '.0f') if steady else '-'} steps/s  "
+            f"t>={s['threshold']:.0f}: {fmt(ttt, '.1f') if ttt else '-'} s ({row['reached_threshold']}/{row['runs']})  "
+            f"return {fmt(row['final_return'], '.1f')}"
+        )
+    print(f"  speedup (brax/ours, 1 seed): {fmt(results['speedup_end_to_end_1_seed'], '.2f')}")
+    print(f"  speedup (brax x seeds / ours vmapped): {results['speedup_end_to_end_vmapped_vs_brax_sequential']:.2f}")
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    results = bench(args.quick)
+    print_report(results)
+    print("wrote", write_json("peer_quick" if args.quick else "peer", results))
+    return results
+
+
+if __name__ == "__main__":
+    jax.config.parse_flags_with_absl()
+    main()

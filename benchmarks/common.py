@@ -1,0 +1,108 @@
+"""Shared helpers of the benchmark suite: compile counting, timing, summaries, JSON output.
+
+Timing, summaries and machine info come from :mod:`benchmarks.bench_sparse_jax`
+so that every benchmark reports in the same style: sides of a comparison timed
+alternately in one process, ratios per repeat, median [min, max].
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from benchmarks.bench_sparse_jax import fmt, interleaved, machine_info, summary, timed
+
+__all__ = [
+    "CompileCounter",
+    "RESULTS_DIR",
+    "fmt",
+    "interleaved",
+    "machine_info",
+    "ratio_summary",
+    "summary",
+    "timed",
+    "write_json",
+]
+
+RESULTS_DIR = Path("benchmarks/results")
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+_listeners: list[CompileCounter] = []
+_registered = False
+
+
+def _on_event(event: str, duration: float, **_: Any) -> None:
+    if event == _COMPILE_EVENT:
+        for counter in _listeners:
+            counter.count += 1
+            counter.seconds += duration
+
+
+class CompileCounter:
+    """Count XLA backend compilations (and their seconds) while the context is open.
+
+    Uses ``jax.monitoring``'s ``/jax/core/compile/backend_compile_duration``
+    event, recorded once per executable XLA compiles (cache hits do not count).
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.seconds = 0.0
+
+    def __enter__(self) -> CompileCounter:
+        global _registered
+        if not _registered:
+            jax.monitoring.register_event_duration_secs_listener(_on_event)
+            _registered = True
+        _listeners.append(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _listeners.remove(self)
+
+
+def install_device_put_replicated() -> None:
+    """Runtime alias for ``jax.device_put_replicated`` (removed in jax 0.10), which brax's trainers call.
+
+    Stacks the value once per device; installed packages are left untouched.
+    """
+    if not hasattr(jax, "device_put_replicated"):
+        jax.device_put_replicated = lambda x, devices: jax.tree.map(lambda a: jnp.stack([a] * len(devices)), x)
+
+
+def ratio_summary(num: Sequence[float], den: Sequence[float]) -> dict[str, float]:
+    """Median [min, max] of the per-repeat ratios ``num[i] / den[i]``."""
+    return summary([n / d for n, d in zip(num, den, strict=True)])
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def write_json(name: str, results: dict[str, Any], command: str | None = None, out_dir: Path = RESULTS_DIR) -> Path:
+    """Write ``results`` (plus machine info and the command line) to ``out_dir/<name>.json``."""
+    if command is None:
+        module = sys.modules["__main__"].__spec__.name.removesuffix(".__main__")
+        command = " ".join(["python -m", module, *sys.argv[1:]])
+    results = {"machine": machine_info(), "command": command, **results}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
+    path.write_text(json.dumps(results, indent=2, default=float) + "\n")
+    return path
+
+
+class Clock:
+    """Seconds since construction."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __call__(self) -> float:
+        return time.perf_counter() - self.start

@@ -1,0 +1,219 @@
+"""Render ``benchmarks/RESULTS.md`` from the JSON files in ``benchmarks/results/``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import RESULTS_DIR
+
+RESULTS_MD = Path("benchmarks/RESULTS.md")
+PARTS = ("peer", "overhead", "seeds", "memory", "bcoo")
+
+
+def _f(s: dict[str, float] | None, spec: str = ".2f") -> str:
+    if s is None:
+        return "-"
+    return f"{s['median']:{spec}} [{s['min']:{spec}}, {s['max']:{spec}}]"
+
+
+def _ok(flag: bool) -> str:
+    return "met" if flag else "**missed**"
+
+
+def _load(part: str) -> dict[str, Any] | None:
+    for name in (part, f"{part}_quick"):
+        path = RESULTS_DIR / f"{name}.json"
+        if path.exists():
+            return json.loads(path.read_text())
+    return None
+
+
+def _header(r: dict[str, Any]) -> list[str]:
+    m = r["machine"]
+    quick = " **(quick smoke run, not a real budget)**" if r["settings"].get("quick") else ""
+    return [
+        f"Machine: {m['processor']}, {m['cpu_count']} CPUs, backend {m['backend']} ({m['device_kind']}), "
+        f"jax {m['jax']}, python {m['python']}. Date (UTC): {m['date_utc']}. "
+        f"Command: `{r['command']}`{quick}. Wall: {r.get('wall_seconds', 0):.0f} s.",
+        "",
+    ]
+
+
+def _peer(r: dict[str, Any]) -> list[str]:
+    s, c = r["settings"], r["settings"]["config"]
+    out = [
+        "## 1. Peer: dense SAC end to end, ours vs brax's SAC trainer",
+        "",
+        *_header(r),
+        f"{s['env']} ({s['backend']} backend), {c['total_steps']} env steps ({c['warmup_steps']} warm-up = brax "
+        f"min_replay_size), episode length {c['episode_length']}, {c['num_envs']} env, batch {c['batch_size']}, "
+        f"{'-'.join(map(str, c['hidden']))} networks, lr {c['actor_lr']}, {s['gradient_updates_per_env_step']:g} "
+        f"gradient update per env step on both sides, evaluation (4 deterministic episodes) every "
+        f"{c['chunk_steps']} env steps, seeds {s['seeds']}. Brax and ours-one-seed alternate per seed; "
+        "ours-vmapped trains the 3 seeds in one call. Figures: median [min, max] over seeds (wall and compilations "
+        "of the vmapped call are one call's). Steady throughput: env steps per second of every chunk after the "
+        "first (evaluation included), summed over seeds for the vmapped call.",
+        "",
+        "| side | wall incl. compile (s) | XLA compilations | steady env steps/s | steady updates/s "
+        f"| time to return >= {s['threshold']:.0f} (s) | final return |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, row in r["table"].items():
+        ttt = row["time_to_threshold_s"]
+        out.append(
+            f"| {name} | {_f(row['wall_s'], '.1f')} | {_f(row['compilations'], '.0f')} "
+            f"| {_f(row['steady_env_steps_per_s'], '.0f')} | {_f(row['steady_updates_per_s'], '.0f')} "
+            f"| {_f(ttt, '.1f') if ttt else '-'} ({row['reached_threshold']}/{row['runs']} reached) "
+            f"| {_f(row['final_return'], '.1f')} |"
+        )
+    mr = r["mean_final_return"]
+    out += [
+        "",
+        "Return at equal env steps (each evaluation point, per seed):",
+        "",
+        "| side | seed | " + " | ".join(str(x) for x in r["trials"]["ours_1_seed"][0]["eval_env_steps"]) + " |",
+        "|---|---:|" + "---:|" * len(r["trials"]["ours_1_seed"][0]["eval_env_steps"]),
+    ]
+    for name, trials in r["trials"].items():
+        for t in trials:
+            out.append(f"| {name} | {t['seed']} | " + " | ".join(f"{x:.1f}" for x in t["eval_return"]) + " |")
+    out += [
+        "",
+        f"Speedup end to end, one seed per call (brax wall / ours wall, per seed): "
+        f"**{_f(r['speedup_end_to_end_1_seed'])}**; brax's 3 calls / ours' one vmapped call: "
+        f"**{r['speedup_end_to_end_vmapped_vs_brax_sequential']:.2f}**. Mean final return: ours "
+        f"{mr['ours_1_seed']:.1f}, brax {mr['brax']:.1f}. Target (>= 1.5x with equal or better return): "
+        f"{_ok(r['meets_target'])}.",
+        "",
+    ]
+    return out
+
+
+def _overhead(r: dict[str, Any]) -> list[str]:
+    c, rv = r["chunk"], r["revival"]
+    cfg = r["settings"]["config"]
+    out = [
+        "## 2. Sparse-method overhead of the training chunk",
+        "",
+        *_header(r),
+        f"Jitted vmapped chunk (`jax.jit(jax.vmap(trainer.chunk))` after `prepare`), SAC on {cfg['env']} "
+        f"(one-step episodes: the chunk is nearly all learner), {'-'.join(map(str, cfg['hidden']))} networks, "
+        f"batch {cfg['batch_size']}, sparsity {r['settings']['sparsity']} ERK random, one seed, "
+        f"{c['updates_per_chunk']} updates per chunk; SET/RigL delta_t={c['delta_t']} "
+        f"(~{c['mask_updates_in_chunk_set_rigl']} mask updates in the timed chunk). "
+        f"{r['settings']['repeats']} repeats, methods alternated, ratio per repeat.",
+        "",
+        "| method | ms per chunk | ratio vs dense | target | |",
+        "|---|---:|---:|---:|---|",
+        f"| dense | {_f(c['ms_per_chunk']['dense'], '.0f')} | 1 | | |",
+    ]
+    for m, row in c["ratio_vs_dense"].items():
+        out.append(
+            f"| {m} | {_f(c['ms_per_chunk'][m], '.0f')} | {_f(row, '.3f')} | <= {row['target']} "
+            f"| {_ok(row['meets_target'])} |"
+        )
+    out += [
+        "",
+        f"TAR's one-shot revival (jitted `sparse_init(..., method='tar')` minus `method='static'` on the actor + "
+        f"critic params, {rv['params']:,} weights): **{_f(rv['tar_minus_static_ms'], '.2f')} ms** "
+        f"(static {_f(rv['ms']['static'], '.2f')} ms, tar {_f(rv['ms']['tar'], '.2f')} ms); paid once per run.",
+        "",
+    ]
+    return out
+
+
+def _seeds(r: dict[str, Any]) -> list[str]:
+    s = r["settings"]
+    out = [
+        "## 3. Seeds: vmapped in one call vs one call per seed",
+        "",
+        *_header(r),
+        f"SAC on {s['env']}, {'-'.join(map(str, s['hidden']))}, batch {s['batch_size']}, {s['updates_per_seed']} "
+        f"updates per seed, every call compiles its own functions; {s['repeats']} repeat(s), sides alternated.",
+        "",
+        "| seeds | vmapped wall (s) | vmapped compilations | sequential wall (s) | sequential compilations "
+        "| sequential / vmapped | vmapped not slower |",
+        "|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for n, row in r["rows"].items():
+        w, c = row["wall_s"], row["compilations"]
+        out.append(
+            f"| {n} | {_f(w['vmapped'], '.1f')} | {_f(c['vmapped'], '.0f')} | {_f(w['sequential'], '.1f')} "
+            f"| {_f(c['sequential'], '.0f')} | {_f(row['sequential_over_vmapped'])} "
+            f"| {_ok(row['vmapped_not_slower'])} |"
+        )
+    return [*out, ""]
+
+
+def _memory(r: dict[str, Any]) -> list[str]:
+    s = r["sweep"]
+    out = [
+        "## 4. Host memory",
+        "",
+        *_header(r),
+        f"`{s['command']}` in a fresh subprocess: peak RSS **{s['peak_rss_mib']:.0f} MiB** (wall {s['wall_s']:.0f} s).",
+        "",
+        "Replay buffer, float32, bytes per transition `4 * (2 * obs + act + 3)` (checked against `buffer_init`):",
+        "",
+        "| env | obs | act | bytes / transition | buffer bytes / slot | MiB per 1M transitions |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, row in r["replay"].items():
+        out.append(
+            f"| {name} | {row['obs']} | {row['act']} | {row['bytes_per_transition']} "
+            f"| {row['buffer_bytes_per_slot']:.0f} | {row['mib_per_1m_transitions']:.0f} |"
+        )
+    return [*out, ""]
+
+
+def _bcoo(r: dict[str, Any]) -> list[str]:
+    out = [
+        "## 5. BCOO sparse forward vs masked dense forward",
+        "",
+        *_header(r),
+        f"Actor MLP {'-'.join(map(str, r['settings']['sizes']))}, kernels pruned uniformly at random, "
+        f"`BCOO.fromdense` then `x @ W`, jitted, {r['settings']['forwards_per_call']} forwards per timed call, "
+        f"{r['settings']['repeats']} repeats alternated. Speedup > 1: BCOO faster.",
+        "",
+        "| sparsity | batch | dense us/forward | BCOO us/forward | speedup (dense / BCOO) |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for row in r["rows"].values():
+        us = row["us_per_forward"]
+        out.append(
+            f"| {row['sparsity']} | {row['batch']} | {_f(us['dense_masked'], '.1f')} | {_f(us['bcoo'], '.1f')} "
+            f"| {_f(row['speedup_bcoo_over_dense'])} |"
+        )
+    return [*out, ""]
+
+
+def write_results_md(path: Path = RESULTS_MD) -> Path:
+    lines = [
+        "# Benchmark results",
+        "",
+        "Produced by `python -m benchmarks` (all parts) or `python -m benchmarks --only <part>`; the JSON with every",
+        "raw timing is in `benchmarks/results/<part>.json`. All figures are median [min, max]; every comparison is a",
+        "ratio measured in one process with the sides alternated. The machine may be shared with other jobs,",
+        "so absolute times vary more than the ratios.",
+        "",
+    ]
+    renderers = {"peer": _peer, "overhead": _overhead, "seeds": _seeds, "memory": _memory, "bcoo": _bcoo}
+    for part in PARTS:
+        r = _load(part)
+        if r is not None:
+            lines += renderers[part](r)
+    lines += [
+        "## 6. GPU",
+        "",
+        "No accelerator was available for these runs (CPU only). To be filled from an accelerator run:",
+        "",
+        "```bash",
+        "python -m benchmarks                 # all parts, writes benchmarks/results/*.json and this file",
+        "python -m benchmarks --only overhead seeds bcoo",
+        "```",
+        "",
+    ]
+    path.write_text("\n".join(lines))
+    return path
