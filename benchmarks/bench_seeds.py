@@ -6,7 +6,8 @@ builds its own ``make_train`` closures, so every call compiles (as every
 ``sparse-rl train`` process would). Reported per N in (1, 4, 16): wall time of
 both sides (compilation included) and XLA compilations, the two sides
 alternated (order reversed every other repeat), ratio sequential / vmapped per
-repeat. On CPU, vmapped must not be slower (ratio >= 1).
+repeat. One untimed run first takes the process's one-time compilations.
+On CPU, vmapped must not be slower (ratio >= 1).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def bench(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
     repeats = repeats or 1
     config = make_config(quick)
     counts = (1, 2) if quick else (1, 4, 16)
+    _timed_runs(config, [[0]])  # untimed: one-time compilations of the process go to neither side
     out: dict[str, Any] = {
         "settings": {
             "quick": quick,
