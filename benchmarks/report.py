@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from benchmarks.common import RESULTS_DIR
 
@@ -36,7 +39,7 @@ def _header(r: dict[str, Any]) -> list[str]:
     return [
         f"Machine: {m['processor']}, {m['cpu_count']} CPUs, backend {m['backend']} ({m['device_kind']}), "
         f"jax {m['jax']}, python {m['python']}. Date (UTC): {m['date_utc']}. "
-        f"Command: `{r['command']}`{quick}. Wall: {r.get('wall_seconds', 0):.0f} s.",
+        f"Command: `{r['command']}`{quick}." + (f" Wall: {r['wall_seconds']:.0f} s." if r.get("wall_seconds") else ""),
         "",
     ]
 
@@ -71,6 +74,24 @@ def _peer(r: dict[str, Any]) -> list[str]:
     mr = r["mean_final_return"]
     out += [
         "",
+        "Where the wall time goes (median over calls): XLA compile seconds (from the compile events), time from the "
+        "call's start to the end of the first training chunk (compilation, warm-up/prefill and the first chunk), "
+        "and seconds per later chunk (training plus evaluation):",
+        "",
+        "| side | compile (s) | to end of first chunk (s) | per later chunk (s) |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, trials in r["trials"].items():
+        trials = trials[:1] if name == "ours_vmapped" else trials
+        compile_s = statistics.median(t["compile_s"] for t in trials)
+        first = statistics.median(t["eval_time_s"][0] for t in trials)
+        later = statistics.median(float(d) for t in trials for d in np.diff(t["eval_time_s"]))
+        out.append(f"| {name} | {compile_s:.1f} | {first:.1f} | {later:.2f} |")
+    out += [
+        "",
+        "Differences left as they are: brax fills its replay buffer with its initial stochastic policy (ours: "
+        "uniform random actions) and evaluates once more, before training.",
+        "",
         "Return at equal env steps (each evaluation point, per seed):",
         "",
         "| side | seed | " + " | ".join(str(x) for x in r["trials"]["ours_1_seed"][0]["eval_env_steps"]) + " |",
@@ -103,7 +124,9 @@ def _overhead(r: dict[str, Any]) -> list[str]:
         f"batch {cfg['batch_size']}, sparsity {r['settings']['sparsity']} ERK random, one seed, "
         f"{c['updates_per_chunk']} updates per chunk; SET/RigL delta_t={c['delta_t']} "
         f"(~{c['mask_updates_in_chunk_set_rigl']} mask updates in the timed chunk). "
-        f"{r['settings']['repeats']} repeats, methods alternated, ratio per repeat.",
+        f"{r['settings']['repeats']} repeats, methods alternated, ratio per repeat. Dense, static, uniform_revival "
+        "and tar run the same compiled program (dense is the static sparse optimizer with all-True masks; the "
+        "mask-only methods differ by mask values only), so their ratios show the noise floor.",
         "",
         "| method | ms per chunk | ratio vs dense | target | |",
         "|---|---:|---:|---:|---|",
