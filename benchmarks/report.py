@@ -162,10 +162,12 @@ def _seeds(r: dict[str, Any]) -> list[str]:
     ]
     for n, row in r["rows"].items():
         w, c = row["wall_s"], row["compilations"]
+        flag = row["vmapped_not_slower"]
+        verdict = "same call on both sides (noise)" if flag is None else _ok(flag)
         out.append(
             f"| {n} | {_f(w['vmapped'], '.1f')} | {_f(c['vmapped'], '.0f')} | {_f(w['sequential'], '.1f')} "
             f"| {_f(c['sequential'], '.0f')} | {_f(row['sequential_over_vmapped'])} "
-            f"| {_ok(row['vmapped_not_slower'])} |"
+            f"| {verdict} |"
         )
     return [*out, ""]
 
