@@ -40,6 +40,7 @@ def _header(r: dict[str, Any]) -> list[str]:
         f"Machine: {m['processor']}, {m['cpu_count']} CPUs, backend {m['backend']} ({m['device_kind']}), "
         f"jax {m['jax']}, python {m['python']}. Date (UTC): {m['date_utc']}. "
         f"Command: `{r['command']}`{quick}." + (f" Wall: {r['wall_seconds']:.0f} s." if r.get("wall_seconds") else ""),
+        *([f"Note: {r['note']}", ""] if r.get("note") else []),
         "",
     ]
 
