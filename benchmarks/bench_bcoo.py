@@ -12,7 +12,6 @@ the two sides are alternated, ratio per repeat, median [min, max].
 
 from __future__ import annotations
 
-import argparse
 import functools
 from collections.abc import Sequence
 from typing import Any
@@ -22,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import sparse
 
-from benchmarks.common import fmt, interleaved, ratio_summary, summary, write_json
+from benchmarks.common import fmt, interleaved, part_main, ratio_summary, summary
 
 SIZES = (17, 256, 256, 12)
 SPARSITIES = (0.9, 0.95, 0.99)
@@ -101,14 +100,8 @@ def print_report(results: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeats", type=int, default=None)
-    args = parser.parse_args(argv)
-    results = bench(args.quick, args.repeats)
-    print_report(results)
-    print("wrote", write_json("bcoo_quick" if args.quick else "bcoo", results))
-    return results
+    """Run this part alone: ``python -m benchmarks.bench_bcoo [--quick]``."""
+    return part_main("bcoo", __doc__, bench, print_report, argv)
 
 
 if __name__ == "__main__":

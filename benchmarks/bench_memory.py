@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ from typing import Any
 import jax
 
 from agents.replay import buffer_init
-from benchmarks.common import write_json
+from benchmarks.common import part_main
 from envs import DEFAULT_BACKENDS, make_env
 
 _CHILD = """
@@ -88,13 +87,8 @@ def print_report(results: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    results = bench(args.quick)
-    print_report(results)
-    print("wrote", write_json("memory_quick" if args.quick else "memory", results))
-    return results
+    """Run this part alone: ``python -m benchmarks.bench_memory [--quick]``."""
+    return part_main("memory", __doc__, bench, print_report, argv, repeats=False)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 from collections.abc import Sequence
@@ -31,7 +30,7 @@ import jax.numpy as jnp
 import sparse_jax as sj
 from agents.config import SparsityConfig, TrainConfig
 from agents.train import make_train, prepare
-from benchmarks.common import fmt, interleaved, ratio_summary, summary, write_json
+from benchmarks.common import fmt, interleaved, part_main, ratio_summary, summary
 
 METHODS = ("dense", "static", "uniform_revival", "tar", "set", "rigl")
 TARGETS = {"static": 1.05, "uniform_revival": 1.05, "tar": 1.05, "set": 1.10, "rigl": 1.10}
@@ -121,14 +120,8 @@ def print_report(results: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeats", type=int, default=None)
-    args = parser.parse_args(argv)
-    results = bench(args.quick, args.repeats)
-    print_report(results)
-    print("wrote", write_json("overhead_quick" if args.quick else "overhead", results))
-    return results
+    """Run this part alone: ``python -m benchmarks.bench_overhead [--quick]``."""
+    return part_main("overhead", __doc__, bench, print_report, argv)
 
 
 if __name__ == "__main__":

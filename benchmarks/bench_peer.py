@@ -27,7 +27,6 @@ evaluation with return >= the threshold, and the return after each chunk.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import statistics
 import time
@@ -39,7 +38,7 @@ import numpy as np
 
 from agents.config import TrainConfig
 from agents.train import run as train_run
-from benchmarks.common import CompileCounter, fmt, install_device_put_replicated, summary, write_json
+from benchmarks.common import CompileCounter, fmt, install_device_put_replicated, part_main, summary
 from envs import DEFAULT_BACKENDS
 
 ENV = "inverted_pendulum"
@@ -265,13 +264,8 @@ def print_report(results: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    results = bench(args.quick)
-    print_report(results)
-    print("wrote", write_json("peer_quick" if args.quick else "peer", results))
-    return results
+    """Run this part alone: ``python -m benchmarks.bench_peer [--quick]``."""
+    return part_main("peer", __doc__, bench, print_report, argv, repeats=False)
 
 
 if __name__ == "__main__":

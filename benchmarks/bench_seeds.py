@@ -12,7 +12,6 @@ On CPU, vmapped must not be slower (ratio >= 1).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from typing import Any
 
 from agents.config import TrainConfig
 from agents.train import run as train_run
-from benchmarks.common import CompileCounter, fmt, summary, write_json
+from benchmarks.common import CompileCounter, fmt, part_main, summary
 
 
 def make_config(quick: bool) -> TrainConfig:
@@ -96,14 +95,8 @@ def print_report(results: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeats", type=int, default=None)
-    args = parser.parse_args(argv)
-    results = bench(args.quick, args.repeats)
-    print_report(results)
-    print("wrote", write_json("seeds_quick" if args.quick else "seeds", results))
-    return results
+    """Run this part alone: ``python -m benchmarks.bench_seeds [--quick]``."""
+    return part_main("seeds", __doc__, bench, print_report, argv)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,12 @@ alternately in one process, ratios per repeat, median [min, max].
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +107,23 @@ class Clock:
 
     def __call__(self) -> float:
         return time.perf_counter() - self.start
+
+
+def part_main(
+    name: str,
+    doc: str,
+    bench: Callable[..., dict[str, Any]],
+    print_report: Callable[[dict[str, Any]], None],
+    argv: Sequence[str] | None = None,
+    repeats: bool = True,
+) -> dict[str, Any]:
+    """The shared command line of one benchmark part: ``--quick`` (and ``--repeats``), print, save JSON."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny settings for a smoke run")
+    if repeats:
+        parser.add_argument("--repeats", type=int, default=None, help="timed repeats per side")
+    args = parser.parse_args(argv)
+    results = bench(args.quick, args.repeats) if repeats else bench(args.quick)
+    print_report(results)
+    print("wrote", write_json(f"{name}_quick" if args.quick else name, results))
+    return results
