@@ -52,3 +52,27 @@ def pendulum_config(algo, total_steps, **overrides):
     )
     kwargs.update(overrides)
     return TrainConfig(**kwargs)
+
+
+# Hand-made twin critic for the SAC/TD3 loss tests: Q1 = w1 * obs + action, Q2 = w2 * obs.
+HAND_CRITIC = {"w1": 1.0, "w2": 2.0}
+HAND_TARGET = {"w1": 0.5, "w2": 1.0}
+
+
+def hand_q(p, obs, act):
+    """The hand-made twin critic, shape ``(2, batch)``."""
+    return jnp.stack([p["w1"] * obs[:, 0] + act[:, 0], p["w2"] * obs[:, 0]])
+
+
+def hand_batch(next_obs):
+    """Two transitions (the second terminal) with obs 1, 2, actions 0.1, 0.2, rewards 1, 2."""
+    from agents.replay import Transition
+
+    return Transition(
+        obs=jnp.array([[1.0], [2.0]]),
+        action=jnp.array([[0.1], [0.2]]),
+        reward=jnp.array([1.0, 2.0]),
+        discount=jnp.array([1.0, 0.0]),
+        mask=jnp.array([1.0, 1.0]),
+        next_obs=jnp.array([[next_obs[0]], [next_obs[1]]]),
+    )

@@ -5,23 +5,14 @@ import jax.numpy as jnp
 import pytest
 
 from agents import sac
-from agents.replay import Transition
+from tests.conftest import HAND_CRITIC, HAND_TARGET, hand_batch, hand_q
 
 # Hand-made "networks": the policy always returns action 0.5 with log-probs [-1, 0.5];
 # Q1 = w1 * obs + action, Q2 = w2 * obs.
 policy_fn = lambda params, obs, key: (jnp.full((obs.shape[0], 1), 0.5), jnp.array([-1.0, 0.5]))
-q_fn = lambda p, obs, act: jnp.stack([p["w1"] * obs[:, 0] + act[:, 0], p["w2"] * obs[:, 0]])
-
-BATCH = Transition(
-    obs=jnp.array([[1.0], [2.0]]),
-    action=jnp.array([[0.1], [0.2]]),
-    reward=jnp.array([1.0, 2.0]),
-    discount=jnp.array([1.0, 0.0]),
-    mask=jnp.array([1.0, 1.0]),
-    next_obs=jnp.array([[3.0], [4.0]]),
-)
-CRITIC = {"w1": 1.0, "w2": 2.0}
-TARGET = {"w1": 0.5, "w2": 1.0}
+q_fn = hand_q
+BATCH = hand_batch((3.0, 4.0))
+CRITIC, TARGET = HAND_CRITIC, HAND_TARGET
 
 
 def test_critic_loss_hand_worked():

@@ -1,23 +1,13 @@
 import jax
-import jax.numpy as jnp
 import pytest
 
 from agents import td3
-from agents.replay import Transition
+from tests.conftest import HAND_CRITIC, HAND_TARGET, hand_batch, hand_q
 
 policy_fn = lambda p, obs: p["k"] * obs  # deterministic "actor"
-q_fn = lambda p, obs, act: jnp.stack([p["w1"] * obs[:, 0] + act[:, 0], p["w2"] * obs[:, 0]])
-
-BATCH = Transition(
-    obs=jnp.array([[1.0], [2.0]]),
-    action=jnp.array([[0.1], [0.2]]),
-    reward=jnp.array([1.0, 2.0]),
-    discount=jnp.array([1.0, 0.0]),
-    mask=jnp.array([1.0, 1.0]),
-    next_obs=jnp.array([[0.3], [0.4]]),
-)
-CRITIC = {"w1": 1.0, "w2": 2.0}
-TARGET = {"w1": 0.5, "w2": 1.0}
+q_fn = hand_q
+BATCH = hand_batch((0.3, 0.4))
+CRITIC, TARGET = HAND_CRITIC, HAND_TARGET
 
 
 def test_critic_loss_hand_worked_without_noise():
