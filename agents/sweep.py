@@ -351,7 +351,7 @@ def run_group(
         progress(len(ids) * train_cfg.chunk_steps, {**returns, "steps/s": float(metrics["steps_per_s"])})
 
     write_runs(finished=first == train_cfg.num_chunks)
-    train_chunks(trainer, state, first, on_chunk, len(ids), mesh)
+    train_chunks(trainer, state, first, on_chunk, len(ids), mesh, prepared.chunk)
     if manager is not None:
         manager.close()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -110,6 +111,7 @@ def make_train(config: TrainConfig) -> Trainer:
         episode_length=config.episode_length,
         action_repeat=config.action_repeat,
         num_envs=config.eval_episodes,
+        auto_reset=False,  # each episode is scored up to its first done only
     )
     obs_size, action_size = env.observation_size, env.action_size
     sparse = config.sparse
@@ -231,7 +233,9 @@ def make_train(config: TrainConfig) -> Trainer:
             env_state, ret, alive = carry
             action = algo.act(actor, env_state.obs, None, True)
             env_state = eval_env.step(env_state, action)
-            return (env_state, ret + alive * env_state.reward, alive * (1.0 - env_state.done)), None
+            # where, not a product: an env stepped past its end may give a non-finite reward.
+            ret = ret + jnp.where(alive > 0, env_state.reward, 0.0)
+            return (env_state, ret, alive * (1.0 - env_state.done)), None
 
         env_state = eval_env.reset(jax.random.fold_in(state.key, 2))
         ones = jnp.ones(config.eval_episodes)
@@ -318,6 +322,7 @@ class Prepared(NamedTuple):
       mesh: the device mesh the runs axis is sharded over (``None`` on one device).
         ``state`` then has padding runs at the end, up to a multiple of the
         mesh size; ``labels`` and ``masks`` cover the real runs only.
+      chunk: the vmapped chunk, compiled for ``state`` (see :func:`compile_chunk`).
     """
 
     trainer: Trainer
@@ -325,6 +330,7 @@ class Prepared(NamedTuple):
     masks: tuple[sj.SparseInit, sj.SparseInit]
     labels: list[tuple[str, int]]
     mesh: Mesh | None = None
+    chunk: Callable | None = None
 
 
 def runs_mesh(num_devices: int | None = None) -> Mesh | None:
@@ -398,10 +404,29 @@ def prepare(
     function only if they are all mask-only (dense, static, uniform_revival,
     tar); ``set`` and ``rigl`` run alone. With several devices the runs axis
     is sharded across them (see :func:`runs_mesh`, :func:`shard_runs`).
+
+    The chunk function is compiled on a second thread meanwhile: XLA compiles
+    without holding the GIL, so its compilation overlaps warm-up and masking.
     """
     config, methods = check_group(config, methods)
     mesh = runs_mesh(num_devices)
     trainer = make_train(config)
+    labels = [(m, s) for m in methods for s in seeds]
+    num_slots = len(labels) + (0 if mesh is None else -len(labels) % mesh.size)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        chunk = pool.submit(compile_chunk, trainer, num_slots, mesh)
+        state, masks = _init_and_mask(trainer, seeds, methods)
+        chunk = chunk.result()
+    if mesh is not None:
+        state = shard_runs(_pad_runs(state, len(labels), mesh.size), mesh)
+    return Prepared(trainer, state, masks, labels, mesh, chunk)
+
+
+def _init_and_mask(
+    trainer: Trainer, seeds: Sequence[int], methods: Sequence[str]
+) -> tuple[TrainState, tuple[sj.SparseInit, sj.SparseInit]]:
+    """The batched state of ``methods x seeds`` after init, warm-up and masking (see :func:`prepare`)."""
+    config = trainer.config
     keys = jnp.stack([jax.random.key(s) for s in seeds])
     state = jax.jit(jax.vmap(trainer.warmup))(jax.jit(jax.vmap(trainer.init))(keys))
     # "global" with revival needs concrete masks: make those run by run, eagerly.
@@ -418,10 +443,7 @@ def prepare(
             inits.append(jax.jit(jax.vmap(lambda s, m=mask_method: trainer.make_masks(s, m)))(state))
     masks = _stack_runs(inits)
     state = jax.jit(jax.vmap(trainer.apply_masks))(_stack_runs([state] * len(methods)), *masks)
-    labels = [(m, s) for m in methods for s in seeds]
-    if mesh is not None:
-        state = shard_runs(_pad_runs(state, len(labels), mesh.size), mesh)
-    return Prepared(trainer, state, masks, labels, mesh)
+    return state, masks
 
 
 def state_template(trainer: Trainer, num_runs: int) -> TrainState:
@@ -434,6 +456,28 @@ def state_template(trainer: Trainer, num_runs: int) -> TrainState:
     return jax.eval_shape(jax.vmap(trainer.init), keys)
 
 
+def _chunk_jit(trainer: Trainer, mesh: Mesh | None) -> Callable:
+    """The chunk, vmapped over runs (chunk index unbatched) and jitted; sharded output with a ``mesh``."""
+    vmapped = jax.vmap(trainer.chunk, in_axes=(0, None))
+    if mesh is None:
+        return jax.jit(vmapped)
+    sharding = NamedSharding(mesh, PartitionSpec("runs"))
+    return jax.jit(vmapped, out_shardings=(sharding, sharding))
+
+
+def compile_chunk(trainer: Trainer, num_slots: int, mesh: Mesh | None = None) -> Callable:
+    """The vmapped chunk compiled ahead of time for a batch of ``num_slots`` runs (padding included).
+
+    Needs only shapes (:func:`state_template`), so it can run before the
+    state exists. Returns ``(state, chunk_index) -> (state, metrics)``.
+    """
+    template = state_template(trainer, num_slots)
+    if mesh is not None:
+        sharding = NamedSharding(mesh, PartitionSpec("runs"))
+        template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), template)
+    return _chunk_jit(trainer, mesh).lower(template, jnp.int32(0)).compile()
+
+
 def train_chunks(
     trainer: Trainer,
     state: TrainState,
@@ -441,6 +485,7 @@ def train_chunks(
     on_chunk: Callable[[int, dict[str, np.ndarray], TrainState], None] | None = None,
     num_runs: int | None = None,
     mesh: Mesh | None = None,
+    chunk_fn: Callable | None = None,
 ) -> tuple[TrainState, list[dict[str, np.ndarray]]]:
     """Run chunks ``first_chunk .. num_chunks - 1`` of a prepared batch from the host.
 
@@ -448,17 +493,13 @@ def train_chunks(
     After each chunk the metrics of the first ``num_runs`` runs (numpy, one
     value per run, plus host-measured ``wall_s`` and ``steps_per_s``) go to
     ``on_chunk(chunk, metrics, state)``. With a ``mesh`` the state stays
-    sharded over the runs axis from chunk to chunk.
+    sharded over the runs axis from chunk to chunk. ``chunk_fn`` is a
+    compiled chunk (:attr:`Prepared.chunk`); by default it is jitted here.
     """
     config = trainer.config
     total_runs = jax.tree.leaves(state.env_steps)[0].shape[0]
     num_runs = total_runs if num_runs is None else num_runs
-    vmapped = jax.vmap(trainer.chunk, in_axes=(0, None))
-    if mesh is None:
-        chunk = jax.jit(vmapped)
-    else:
-        sharding = NamedSharding(mesh, PartitionSpec("runs"))
-        chunk = jax.jit(vmapped, out_shardings=(sharding, sharding))
+    chunk = _chunk_jit(trainer, mesh) if chunk_fn is None else chunk_fn
     history = []
     for c in range(first_chunk, config.num_chunks):
         start = time.perf_counter()
@@ -494,5 +535,7 @@ def run(
       A :class:`RunResult` (its ``state`` keeps any padding runs at the end).
     """
     prepared = prepare(config, seeds, methods, num_devices)
-    state, history = train_chunks(prepared.trainer, prepared.state, 0, on_chunk, len(prepared.labels), prepared.mesh)
+    state, history = train_chunks(
+        prepared.trainer, prepared.state, 0, on_chunk, len(prepared.labels), prepared.mesh, prepared.chunk
+    )
     return RunResult(prepared.labels, history, state, prepared.masks, dict(prepared.trainer.traces))

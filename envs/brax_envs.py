@@ -126,6 +126,7 @@ def make_env(
     episode_length: int = 1000,
     action_repeat: int = 1,
     num_envs: int = 1,
+    auto_reset: bool = True,
 ) -> Env:
     """A batched, auto-resetting brax environment.
 
@@ -143,6 +144,9 @@ def make_env(
       action_repeat: each action is applied this many times and the rewards
         summed; must be >= 1.
       num_envs: batch size; must be >= 1.
+      auto_reset: restart finished envs (see :class:`AutoResetWrapper`). Pass
+        ``False`` for evaluation that stops at each env's first ``done``: the
+        step then compiles without a reset inside, which is smaller and faster.
 
     Returns:
       The wrapped env. ``env.reset(key)`` (a raw ``jax.random.PRNGKey`` or a
@@ -175,7 +179,7 @@ def make_env(
     # per-env fields get the batch axis, and auto-reset sees batched done flags.
     env = training.EpisodeWrapper(env, episode_length, action_repeat)
     env = training.VmapWrapper(env, batch_size=num_envs)
-    return AutoResetWrapper(env)
+    return AutoResetWrapper(env) if auto_reset else env
 
 
 class AutoResetWrapper(training.Wrapper):

@@ -133,6 +133,15 @@ def test_probe_constant_truncation_and_value():
     assert td_fixed_point(done) < 0.5 / (1 - gamma)  # treating the time limit as terminal is wrong
 
 
+def test_without_auto_reset_episodes_stay_done():
+    n, length, steps = 2, 3, 6
+    env = make_env("probe_constant", num_envs=n, episode_length=length, auto_reset=False)
+    traj = jax.jit(rollout, static_argnums=0)(env, env.reset(jax.random.PRNGKey(0)), jnp.zeros((steps, n, 1)))
+    # No restart: the step counter runs on and done stays 1 from the time limit onwards.
+    np.testing.assert_array_equal(traj.info["steps"][:, 0], [1, 2, 3, 4, 5, 6])
+    np.testing.assert_array_equal(traj.done[:, 0], [0, 0, 1, 1, 1, 1])
+
+
 def test_brax_env_shapes_truncation_and_reset():
     n, length = 2, 3
     env = make_env("inverted_pendulum", num_envs=n, episode_length=length)
