@@ -47,6 +47,10 @@ class SweepArgs:
     """Show the live progress bar."""
     devices: int | None = None
     """Shard the runs over this many devices (default: all; several hosts join with jax.distributed)."""
+    compile_cache: str = "auto"
+    """XLA's persistent compilation cache, so a rerun of the same configuration skips compiling: a directory,
+    `auto` ($JAX_COMPILATION_CACHE_DIR if set, else $XDG_CACHE_HOME/sparse-rl/jax or ~/.cache/sparse-rl/jax) or
+    `off`."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +71,10 @@ class TrainArgs:
     """Show the live progress bar."""
     devices: int | None = None
     """Shard the runs over this many devices (default: all)."""
+    compile_cache: str = "auto"
+    """XLA's persistent compilation cache, so a rerun of the same configuration skips compiling: a directory,
+    `auto` ($JAX_COMPILATION_CACHE_DIR if set, else $XDG_CACHE_HOME/sparse-rl/jax or ~/.cache/sparse-rl/jax) or
+    `off`."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +117,7 @@ def execute(command: SweepArgs | TrainArgs | ReportArgs) -> None:
         rows = report.write_report(command.results)
         print((command.results / "summary.md").read_text() if rows else "no runs")
         return
+    use_compile_cache(command.compile_cache)
     if isinstance(command, SweepArgs):
         cfg = resolve_sweep(command)
         out = command.out or Path("results") / command.preset
@@ -133,6 +142,42 @@ def execute(command: SweepArgs | TrainArgs | ReportArgs) -> None:
     )
     print((Path(out) / "summary.md").read_text())
     print(f"results: {out}")
+
+
+def compile_cache_dir(value: str, environ: dict[str, str]) -> Path | None:
+    """The directory ``--compile-cache value`` means (``None``: no persistent cache).
+
+    >>> compile_cache_dir("off", {}) is None
+    True
+    >>> compile_cache_dir("auto", {"JAX_COMPILATION_CACHE_DIR": "/c"})
+    PosixPath('/c')
+    >>> compile_cache_dir("auto", {"XDG_CACHE_HOME": "/x"})
+    PosixPath('/x/sparse-rl/jax')
+    >>> compile_cache_dir("my/cache", {})
+    PosixPath('my/cache')
+    """
+    if value == "off":
+        return None
+    if value != "auto":
+        if not value.strip():
+            raise ValueError(f"compile_cache={value!r} is not allowed; give a directory, 'auto' or 'off'.")
+        return Path(value)
+    if environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return Path(environ["JAX_COMPILATION_CACHE_DIR"])
+    base = Path(environ["XDG_CACHE_HOME"]) if environ.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+    return base / "sparse-rl" / "jax"
+
+
+def use_compile_cache(value: str) -> None:
+    """Point JAX's persistent compilation cache at ``compile_cache_dir(value)`` (or turn it off)."""
+    import os
+
+    import jax
+
+    path = compile_cache_dir(value, dict(os.environ))
+    jax.config.update("jax_enable_compilation_cache", path is not None)
+    if path is not None:
+        jax.config.update("jax_compilation_cache_dir", str(path))
 
 
 def maybe_initialize_distributed() -> None:

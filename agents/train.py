@@ -72,6 +72,7 @@ class Trainer(NamedTuple):
       evaluate: ``TrainState -> metrics`` (mean return over ``eval_episodes``).
       train: ``key -> (TrainState, metrics)``: the whole run, metrics stacked per chunk.
       traces: how many times each function was traced (Python side effect, for tests).
+      algo: the algorithm's pure functions (its ``update`` is one gradient step).
     """
 
     config: TrainConfig
@@ -83,6 +84,7 @@ class Trainer(NamedTuple):
     evaluate: Callable
     train: Callable
     traces: dict
+    algo: Algorithm
 
 
 def _outside_mask(params: Any, masks: Any) -> jax.Array:
@@ -284,7 +286,7 @@ def make_train(config: TrainConfig) -> Trainer:
         state = apply_masks(state, *make_masks(state, sparse.mask_method))
         return jax.lax.scan(chunk, state, jnp.arange(config.num_chunks))
 
-    return Trainer(config, init, warmup, make_masks, apply_masks, chunk, evaluate, train, traces)
+    return Trainer(config, init, warmup, make_masks, apply_masks, chunk, evaluate, train, traces, algo)
 
 
 @dataclasses.dataclass

@@ -1,4 +1,4 @@
-"""Run the benchmark suite: ``python -m benchmarks [--only peer overhead seeds memory bcoo] [--quick]``.
+"""Run the benchmark suite: ``python -m benchmarks [--only peer profile overhead seeds memory bcoo] [--quick]``.
 
 Each part writes ``benchmarks/results/<name>.json`` (``<name>_quick.json``
 with ``--quick``); afterwards ``benchmarks/RESULTS.md`` is rebuilt from every
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from benchmarks.common import write_json
 from benchmarks.report import write_results_md
 
-PARTS = ("peer", "overhead", "seeds", "memory", "bcoo")
+PARTS = ("peer", "profile", "overhead", "seeds", "memory", "bcoo")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -16,6 +16,11 @@ Known differences left as they are: brax fills the replay buffer with its
 initial stochastic policy, ours with uniform random actions; brax evaluates
 once more (at step 0).
 
+Start-up with JAX's persistent compilation cache: each side trains one chunk
+(warm-up plus ``chunk_steps``) in a fresh process, twice, sharing one empty
+cache directory: the first call fills the cache, the second reads it (the
+wall of the call and its XLA compilations are reported for both).
+
 Measured per call (all in one process, the trials alternated
 brax / ours-one-seed per seed, then ours with the 3 seeds vmapped in one call):
 wall time including compilation, XLA compilations
@@ -27,8 +32,14 @@ evaluation with return >= the threshold, and the return after each chunk.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -55,7 +66,7 @@ def make_config(quick: bool) -> TrainConfig:
         )
     return TrainConfig(
         env=ENV,
-        total_steps=6_000,
+        total_steps=20_000,
         warmup_steps=1_000,
         chunk_steps=1_000,
         episode_length=1000,
@@ -167,6 +178,34 @@ def run_brax(config: TrainConfig, seed: int) -> dict[str, Any]:
     return stats
 
 
+def startup_call(side: str, quick: bool) -> dict[str, Any]:
+    """One side's call with a budget of one chunk: wall seconds and XLA compilations."""
+    config = dataclasses.replace(
+        make_config(quick), total_steps=make_config(quick).warmup_steps + make_config(quick).chunk_steps
+    )
+    stats = run_brax(config, SEEDS[0]) if side == "brax" else run_ours(config, SEEDS[:1])[0]
+    return {"wall_s": stats["wall_s"], "compilations": stats["compilations"], "compile_s": stats["compile_s"]}
+
+
+def startup(quick: bool) -> dict[str, Any]:
+    """Each side's one-chunk call in fresh processes with an empty, then a filled, compilation cache."""
+    out: dict[str, Any] = {}
+    for side in ("brax", "ours"):
+        with tempfile.TemporaryDirectory() as cache:
+            env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache)
+            code = (
+                "import json, sys; from benchmarks.bench_peer import startup_call; "
+                f"print('RESULT' + json.dumps(startup_call({side!r}, {quick!r})))"
+            )
+            calls = []
+            for _ in ("fill", "read"):
+                proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+                line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
+                calls.append(json.loads(line.removeprefix("RESULT")))
+            out[side] = {"empty_cache": calls[0], "filled_cache": calls[1]}
+    return out
+
+
 def _agg(trials: list[dict[str, Any]], key: str) -> dict[str, float] | None:
     values = [t[key] for t in trials if t[key] is not None]
     return summary(values) if values else None
@@ -185,6 +224,7 @@ def bench(quick: bool = False) -> dict[str, Any]:
             else:
                 ours_trials.extend(run_ours(config, [seed]))
     vmapped = run_ours(config, seeds)
+    start_up = startup(quick)
 
     ups = config.updates_per_step / config.num_envs
     sides = {"brax_1_seed": brax_trials, "ours_1_seed": ours_trials, "ours_vmapped": vmapped}
@@ -244,6 +284,7 @@ def bench(quick: bool = False) -> dict[str, Any]:
         "target": "ours >= 1.5x faster end to end (1 seed, like for like) with equal or better return",
         "meets_target": speedup["median"] >= 1.5 and ret_ours >= ret_brax,
         "trials": sides,
+        "startup": start_up,
     }
 
 
@@ -261,6 +302,12 @@ def print_report(results: dict[str, Any]) -> None:
         )
     print(f"  speedup (brax/ours, 1 seed): {fmt(results['speedup_end_to_end_1_seed'], '.2f')}")
     print(f"  speedup (brax x seeds / ours vmapped): {results['speedup_end_to_end_vmapped_vs_brax_sequential']:.2f}")
+    for side, row in results["startup"].items():
+        e, f = row["empty_cache"], row["filled_cache"]
+        print(
+            f"  start-up {side}: empty cache {e['wall_s']:.1f} s ({e['compilations']} compiles), "
+            f"filled cache {f['wall_s']:.1f} s ({f['compilations']} compiles)"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

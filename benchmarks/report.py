@@ -12,7 +12,7 @@ import numpy as np
 from benchmarks.common import RESULTS_DIR
 
 RESULTS_MD = Path("benchmarks/RESULTS.md")
-PARTS = ("peer", "overhead", "seeds", "memory", "bcoo")
+PARTS = ("peer", "profile", "overhead", "seeds", "memory", "bcoo")
 
 
 def _f(s: dict[str, float] | None, spec: str = ".2f") -> str:
@@ -88,6 +88,21 @@ def _peer(r: dict[str, Any]) -> list[str]:
         first = statistics.median(t["eval_time_s"][0] for t in trials)
         later = statistics.median(float(d) for t in trials for d in np.diff(t["eval_time_s"]))
         out.append(f"| {name} | {compile_s:.1f} | {first:.1f} | {later:.2f} |")
+    if "startup" in r:
+        out += [
+            "",
+            "Start-up with JAX's persistent compilation cache (`sparse-rl` turns it on by default): one chunk of "
+            "training per call (warm-up plus one chunk), each call in a fresh process, the first with an empty "
+            "cache directory, the second reading what the first wrote:",
+            "",
+            "| side | empty cache: wall (s) | compilations | filled cache: wall (s) | compilations |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for side, row in r["startup"].items():
+            e, f = row["empty_cache"], row["filled_cache"]
+            out.append(
+                f"| {side} | {e['wall_s']:.1f} | {e['compilations']} | {f['wall_s']:.1f} | {f['compilations']} |"
+            )
     out += [
         "",
         "Differences left as they are: brax fills its replay buffer with its initial stochastic policy (ours: "
@@ -108,6 +123,37 @@ def _peer(r: dict[str, Any]) -> list[str]:
         f"**{r['speedup_end_to_end_vmapped_vs_brax_sequential']:.2f}**. Mean final return: ours "
         f"{mr['ours_1_seed']:.1f}, brax {mr['brax']:.1f}. Target (>= 1.5x with equal or better return): "
         f"{_ok(r['meets_target'])}.",
+        "",
+    ]
+    return out
+
+
+def _profile(r: dict[str, Any]) -> list[str]:
+    s, u, t, m = r["settings"], r["update"], r["trace"], r["matmul_reference"]
+    by_class = ", ".join(f"{k} {v:.0f} us" for k, v in t["us_per_update_by_class"].items())
+    out = [
+        "## 1b. Profile: where a dense SAC run's time goes",
+        "",
+        *_header(r),
+        f"SAC update, {'-'.join(map(str, s['hidden']))} networks, batch {s['batch_size']}, one seed, "
+        f"{s['updates_timed']} updates in one jitted scan, {s['repeats']} repeats (`benchmarks/bench_profile.py`).",
+        "",
+        "| measurement | result |",
+        "|---|---|",
+        f"| ms per update | {_f(u['ms'], '.2f')} |",
+        f"| XLA FLOPs per update (cost analysis) | {u['gflop']:.3f} GFLOP |",
+        f"| achieved rate | {_f(u['gflop_per_s'], '.0f')} GFLOP/s |",
+        f"| a chain of {'x'.join(map(str, m['shape']))} matmuls alone | {_f(m['gflop_per_s'], '.0f')} GFLOP/s |",
+        f"| op time per update ({s['updates_traced']} updates under `jax.profiler`) | {by_class} |",
+        f"| mean XLA threads busy | {t['mean_busy_threads']:.2f} |",
+        f"| one training env step (auto-reset and replay write), via `trainer.warmup` "
+        f"| {_f(r['env_step_us'], '.0f')} us |",
+        "",
+        "Compilation of each trainer function (ahead of time from shapes, one after another):",
+        "",
+        "| function | trace + lower (s) | XLA compile (s) |",
+        "|---|---:|---:|",
+        *(f"| {k} | {v['trace_lower_s']:.1f} | {v['compile_s']:.1f} |" for k, v in r["compile"].items()),
         "",
     ]
     return out
@@ -225,7 +271,14 @@ def write_results_md(path: Path = RESULTS_MD) -> Path:
         "so absolute times vary more than the ratios.",
         "",
     ]
-    renderers = {"peer": _peer, "overhead": _overhead, "seeds": _seeds, "memory": _memory, "bcoo": _bcoo}
+    renderers = {
+        "peer": _peer,
+        "profile": _profile,
+        "overhead": _overhead,
+        "seeds": _seeds,
+        "memory": _memory,
+        "bcoo": _bcoo,
+    }
     for part in PARTS:
         r = _load(part)
         if r is not None:

@@ -1,9 +1,35 @@
-"""Shared fixtures: small MLP params built with flax."""
+"""Shared fixtures: small MLP params built with flax; a compilation cache shared by the whole run."""
+
+import os
+import shutil
+import tempfile
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import pytest
+
+
+def pytest_configure(config):
+    """One persistent compilation cache per test run, in a fresh temporary directory.
+
+    Many tests build the same trainer anew, which compiles the same programs
+    again; the cache turns those repeats into disk reads. Subprocesses inherit
+    the directory through the environment, and ``sparse-rl --compile-cache auto``
+    resolves to it, so no test writes to the user's cache.
+    """
+    cache = tempfile.mkdtemp(prefix="jax-compile-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = cache
+    jax.config.update("jax_compilation_cache_dir", cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    config._jax_compile_cache = cache
+
+
+def pytest_unconfigure(config):
+    """Remove the run's compilation cache."""
+    cache = getattr(config, "_jax_compile_cache", None)
+    if cache is not None:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def mlp_params(key, sizes):

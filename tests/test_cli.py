@@ -14,6 +14,7 @@ from agents.cli import main
         (["sweep", "--algos", "ppo"], "unknown algo 'ppo'; allowed: sac, td3."),
         (["sweep", "--sparsities", "1.5"], "sparsity 1.5 is outside the allowed range [0, 1)."),
         (["sweep", "--seeds", "0"], "seeds=0 must be a positive int"),
+        (["sweep", "--compile-cache", " "], "compile_cache=' ' is not allowed; give a directory, 'auto' or 'off'."),
     ],
 )
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, args, message):
