@@ -57,9 +57,8 @@ def bench_chunks(quick: bool, repeats: int) -> dict[str, Any]:
     calls = {}
     for method in METHODS:
         config = make_config(quick, method)
-        prepared = prepare(config, [0])
-        chunk = jax.jit(jax.vmap(prepared.trainer.chunk, in_axes=(0, None)))
-        calls[method] = functools.partial(chunk, prepared.state, jnp.int32(0))
+        prepared = prepare(config, [0])  # also compiles the vmapped chunk
+        calls[method] = functools.partial(prepared.chunk, prepared.state, jnp.int32(0))
     times = interleaved(calls, repeats)
     config = make_config(quick, "set")
     out: dict[str, Any] = {
