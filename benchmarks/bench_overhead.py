@@ -1,18 +1,29 @@
 """Benchmark: cost of each sparse method's training chunk relative to dense, and TAR's one-shot revival.
 
-1. The jitted, vmapped training chunk (what ``agents.train.train_chunks``
-   compiles: ``jax.jit(jax.vmap(trainer.chunk, in_axes=(0, None)))``) after
-   ``agents.train.prepare``, for dense, static, uniform_revival, tar, set and
-   rigl: SAC, 256-256 actor and critics, batch 256, sparsity 0.9 (ERK, random
-   scores), one seed, on ``probe_bandit`` (one-step episodes, so the chunk is
-   almost all learner: the strictest setting for the sparse overhead). SET and
-   RigL use ``delta_t=100`` with 400 updates per chunk, so the timed chunk
-   (chunk index 0, updates 0..399, well before the schedule's end) does
-   several mask updates. Targets: static, tar, uniform_revival <= 1.05x dense;
-   set, rigl <= 1.10x dense. Every method's chunk is timed in turn, order
-   reversed every other repeat, ratios per repeat.
+1. The jitted, vmapped training chunk (``Prepared.chunk``, what
+   ``agents.train.run`` trains with) after ``agents.train.prepare``, for
+   dense, static, uniform_revival, tar, set and rigl: SAC, 256-256 actor and
+   critics, batch 256, sparsity 0.9 (ERK, random scores), one seed, on
+   ``probe_bandit`` (one-step episodes, so the chunk is almost all learner:
+   the strictest setting for the sparse overhead). The timed chunk is chunk
+   1, well before the schedule's end, in two settings:
 
-2. TAR's one-shot revival: ``sparse_jax.sparse_init(key, params, 0.9,
+   - stress: ``delta_t=100`` and 400 updates per chunk (4 mask updates per
+     chunk, ten times the default rate), every method;
+   - default: ``delta_t=1000`` (the library default and the usual protocol)
+     and 1000 updates per chunk (1 mask update), dense, set and rigl.
+
+   Targets: static, tar, uniform_revival <= 1.05x dense; set, rigl <= 1.10x
+   dense. Every method's chunk is timed in turn, order reversed every other
+   repeat, ratios per repeat.
+
+2. The sparse optimizer alone, no training around it: 999 updates of
+   ``sparse_optimizer(method, adam)`` on the actor and critic params with
+   fixed gradients, none of them a mask-update step, static vs set vs rigl.
+   Any difference is the per-step cost of the SET/RigL machinery (the
+   ``lax.cond`` around the rewiring), not of rewiring itself.
+
+3. TAR's one-shot revival: ``sparse_jax.sparse_init(key, params, 0.9,
    method="tar")`` vs ``method="static"`` on the actor and critic params,
    each jitted and run once before timing; the difference in ms.
 """
@@ -26,6 +37,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import optax
 
 import sparse_jax as sj
 from agents.config import SparsityConfig, TrainConfig
@@ -37,9 +49,14 @@ TARGETS = {"static": 1.05, "uniform_revival": 1.05, "tar": 1.05, "set": 1.10, "r
 SPARSITY = 0.9
 
 
-def make_config(quick: bool, method: str) -> TrainConfig:
-    chunk = 40 if quick else 400
-    delta_t = 10 if quick else 100
+SETTINGS = {"stress": (400, 100, METHODS), "default": (1000, 1000, ("dense", "set", "rigl"))}
+TIMED_CHUNK = 1
+
+
+def make_config(quick: bool, method: str, setting: str = "stress") -> TrainConfig:
+    chunk, delta_t, _ = SETTINGS[setting]
+    if quick:
+        chunk, delta_t = chunk // 10, delta_t // 10
     return TrainConfig(
         env="probe_bandit",
         episode_length=1,
@@ -53,26 +70,77 @@ def make_config(quick: bool, method: str) -> TrainConfig:
     )
 
 
-def bench_chunks(quick: bool, repeats: int) -> dict[str, Any]:
+def mask_updates_in_chunk(config: TrainConfig, chunk: int) -> int:
+    """SET/RigL mask updates in ``chunk`` (update steps ``t > 0`` with ``t % delta_t == 0``, before ``t_end``)."""
+    n = config.chunk_iters * config.updates_per_step
+    schedule = config.sparse.schedule(config.total_updates)
+    steps = range(chunk * n, (chunk + 1) * n)
+    return sum(1 for t in steps if t > 0 and t % schedule.delta_t == 0 and t < schedule.t_end)
+
+
+def bench_chunks(quick: bool, repeats: int, setting: str) -> dict[str, Any]:
+    methods = SETTINGS[setting][2]
     calls = {}
-    for method in METHODS:
-        config = make_config(quick, method)
+    for method in methods:
+        config = make_config(quick, method, setting)
         prepared = prepare(config, [0])  # also compiles the vmapped chunk
-        calls[method] = functools.partial(prepared.chunk, prepared.state, jnp.int32(0))
+        calls[method] = functools.partial(prepared.chunk, prepared.state, jnp.int32(TIMED_CHUNK))
     times = interleaved(calls, repeats)
-    config = make_config(quick, "set")
+    config = make_config(quick, "set", setting)
     out: dict[str, Any] = {
         "updates_per_chunk": config.chunk_iters * config.updates_per_step,
         "delta_t": config.sparse.delta_t,
-        "mask_updates_in_chunk_set_rigl": -(-config.chunk_iters * config.updates_per_step // config.sparse.delta_t),
+        "timed_chunk": TIMED_CHUNK,
+        "mask_updates_in_chunk_set_rigl": mask_updates_in_chunk(config, TIMED_CHUNK),
         "ms_per_chunk": {m: summary([t * 1e3 for t in ts]) for m, ts in times.items()},
         "ratio_vs_dense": {},
         "raw_seconds_per_call": times,
     }
-    for method in METHODS[1:]:
+    for method in methods[1:]:
         r = ratio_summary(times[method], times["dense"])
         out["ratio_vs_dense"][method] = {**r, "target": TARGETS[method], "meets_target": r["median"] <= TARGETS[method]}
     return out
+
+
+def bench_transform_only(quick: bool, repeats: int) -> dict[str, Any]:
+    trainer = make_train(make_config(quick, "rigl"))
+    state = trainer.init(jax.random.key(0))
+    params = {"actor": state.agent.actor, "critic": state.agent.critic}
+    masks = sj.sparse_init(jax.random.key(1), params, SPARSITY, method="static", score="random", distribution="erk")
+    counts = sj.layer_counts(
+        "erk", sj.magnitude(params), sj.target_active(sum(x.size for x in jax.tree.leaves(params)), 1 - SPARSITY)
+    )
+    steps = 99 if quick else 999
+    schedule = sj.DSTSchedule(100 * steps, steps + 1, 0.3, 0.8)  # first mask update after the timed steps
+    grads = jax.tree.map(lambda x: jnp.full_like(x, 1e-3), params)
+
+    def make(method):
+        tx = sj.sparse_optimizer(
+            method,
+            optax.adam(3e-4),
+            masks.masks,
+            key=jax.random.key(2),
+            schedule=schedule,
+            max_active=None if method == "static" else counts,
+        )
+
+        def run(p):
+            def body(carry, i):
+                p, s = carry
+                u, s = tx.update(jax.tree.map(lambda g: g * (1 + 1e-3 * i), grads), s, p, step=i)
+                return (optax.apply_updates(p, u), s), None
+
+            return jax.lax.scan(body, (p, tx.init(p)), jnp.arange(steps))[0]
+
+        return functools.partial(jax.jit(run), masks.params)
+
+    times = interleaved({m: make(m) for m in ("static", "set", "rigl")}, repeats)
+    return {
+        "steps": steps,
+        "params": sum(x.size for x in jax.tree.leaves(params)),
+        "us_per_step": {m: summary([t / steps * 1e6 for t in ts]) for m, ts in times.items()},
+        "ratio_vs_static": {m: ratio_summary(times[m], times["static"]) for m in ("set", "rigl")},
+    }
 
 
 def bench_revival(quick: bool, repeats: int) -> dict[str, Any]:
@@ -102,18 +170,30 @@ def bench(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
             "config": {k: v for k, v in dataclasses.asdict(make_config(quick, "set")).items() if k != "sparse"},
             "sparsity": SPARSITY,
         },
-        "chunk": bench_chunks(quick, repeats),
+        "chunk": bench_chunks(quick, repeats, "stress"),
+        "chunk_default": bench_chunks(quick, repeats, "default"),
+        "transform_only": bench_transform_only(quick, repeats),
         "revival": bench_revival(quick, max(repeats, 10) * 3),
     }
 
 
 def print_report(results: dict[str, Any]) -> None:
-    c = results["chunk"]
-    print(f"\noverhead: training chunk of {c['updates_per_chunk']} updates, delta_t={c['delta_t']}")
-    print(f"  dense {fmt(c['ms_per_chunk']['dense'], '.1f')} ms")
-    for m, r in c["ratio_vs_dense"].items():
-        ok = "met" if r["meets_target"] else "NOT met"
-        print(f"  {m:<16} {fmt(c['ms_per_chunk'][m], '.1f')} ms  ratio {fmt(r)}  (target <= {r['target']}: {ok})")
+    for key in ("chunk", "chunk_default"):
+        c = results[key]
+        print(
+            f"\noverhead: training chunk of {c['updates_per_chunk']} updates, delta_t={c['delta_t']} "
+            f"({c['mask_updates_in_chunk_set_rigl']} SET/RigL mask updates)"
+        )
+        print(f"  dense {fmt(c['ms_per_chunk']['dense'], '.1f')} ms")
+        for m, r in c["ratio_vs_dense"].items():
+            ok = "met" if r["meets_target"] else "NOT met"
+            print(f"  {m:<16} {fmt(c['ms_per_chunk'][m], '.1f')} ms  ratio {fmt(r)}  (target <= {r['target']}: {ok})")
+    t = results["transform_only"]
+    print(f"\noverhead: sparse optimizer alone, {t['steps']} steps without a mask update, {t['params']:,} weights")
+    for m, us in t["us_per_step"].items():
+        print(
+            f"  {m:<8} {fmt(us, '.0f')} us/step" + (f"  ratio {fmt(t['ratio_vs_static'][m])}" if m != "static" else "")
+        )
     rv = results["revival"]
     print(f"  TAR revival: tar - static = {fmt(rv['tar_minus_static_ms'])} ms (static {fmt(rv['ms']['static'])} ms)")
 
