@@ -17,7 +17,21 @@ from agents.config import TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class SweepArgs:
+class RunOptions:
+    """Options shared by ``sweep`` and ``train``."""
+
+    progress: bool = True
+    """Show the live progress bar."""
+    devices: int | None = None
+    """Shard the runs over this many devices (default: all; several hosts join with jax.distributed)."""
+    compile_cache: str = "auto"
+    """XLA's persistent compilation cache, so a rerun of the same configuration skips compiling: a directory,
+    `auto` ($JAX_COMPILATION_CACHE_DIR if set, else $XDG_CACHE_HOME/sparse-rl/jax or ~/.cache/sparse-rl/jax) or
+    `off`."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepArgs(RunOptions):
     """Run a grid of envs x algorithms x sparsities x methods x seeds and write tables and figures."""
 
     preset: str = "quick"
@@ -43,18 +57,10 @@ class SweepArgs:
     """Override env steps per run (warm-up included)."""
     checkpoint_every: int | None = None
     """Chunks between checkpoints (0: none)."""
-    progress: bool = True
-    """Show the live progress bar."""
-    devices: int | None = None
-    """Shard the runs over this many devices (default: all; several hosts join with jax.distributed)."""
-    compile_cache: str = "auto"
-    """XLA's persistent compilation cache, so a rerun of the same configuration skips compiling: a directory,
-    `auto` ($JAX_COMPILATION_CACHE_DIR if set, else $XDG_CACHE_HOME/sparse-rl/jax or ~/.cache/sparse-rl/jax) or
-    `off`."""
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainArgs:
+class TrainArgs(RunOptions):
     """Train one configuration over several seeds (a one-cell sweep) and write its results."""
 
     out: Path = Path("results/train")
@@ -67,14 +73,6 @@ class TrainArgs:
     """Continue an interrupted run in `out`."""
     overwrite: bool = False
     """Delete whatever is in `out` first."""
-    progress: bool = True
-    """Show the live progress bar."""
-    devices: int | None = None
-    """Shard the runs over this many devices (default: all)."""
-    compile_cache: str = "auto"
-    """XLA's persistent compilation cache, so a rerun of the same configuration skips compiling: a directory,
-    `auto` ($JAX_COMPILATION_CACHE_DIR if set, else $XDG_CACHE_HOME/sparse-rl/jax or ~/.cache/sparse-rl/jax) or
-    `off`."""
 
 
 @dataclasses.dataclass(frozen=True)
