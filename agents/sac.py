@@ -87,14 +87,14 @@ def make_sac(config: TrainConfig, obs_size: int, action_size: int, make_tx: Call
             return jnp.tanh(actor_net.apply({"params": params}, obs)[0])
         return policy_fn(params, obs, key)[0]
 
-    def update(state: AgentState, batch: Transition, key: jax.Array, step: jax.Array):
+    def update(state: AgentState, batch: Transition, key: jax.Array, step: jax.Array, rewire: bool | None = None):
         k_critic, k_actor = jax.random.split(key)
         alpha = jnp.exp(state.log_alpha)
         c_loss, c_grads = jax.value_and_grad(critic_loss)(
             state.critic, state.target_critic, state.actor, alpha, batch, k_critic, policy_fn, q_fn, config.gamma
         )
         c_updates, critic_opt = make_tx("critic", state.critic_masks).update(
-            c_grads, state.critic_opt, state.critic, step=step
+            c_grads, state.critic_opt, state.critic, step=step, rewire=rewire
         )
         critic = optax.apply_updates(state.critic, c_updates)
         # The actor loss reads the critic from before this update (as brax's and Acme's SAC do), so
@@ -104,7 +104,7 @@ def make_sac(config: TrainConfig, obs_size: int, action_size: int, make_tx: Call
             state.actor, state.critic, alpha, batch.obs, k_actor, policy_fn, q_fn
         )
         a_updates, actor_opt = make_tx("actor", state.actor_masks).update(
-            a_grads, state.actor_opt, state.actor, step=step
+            a_grads, state.actor_opt, state.actor, step=step, rewire=rewire
         )
         t_loss, t_grad = jax.value_and_grad(alpha_loss)(state.log_alpha, log_prob, target_entropy)
         t_update, alpha_opt = alpha_tx.update(t_grad, state.alpha_opt)

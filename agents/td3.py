@@ -73,20 +73,20 @@ def make_td3(config: TrainConfig, obs_size: int, action_size: int, make_tx: Call
             return action
         return jnp.clip(action + config.expl_noise * jax.random.normal(key, action.shape), -1.0, 1.0)
 
-    def update(state: AgentState, batch: Transition, key: jax.Array, step: jax.Array):
+    def update(state: AgentState, batch: Transition, key: jax.Array, step: jax.Array, rewire: bool | None = None):
         c_loss, c_grads = jax.value_and_grad(critic_loss)(
             state.critic, state.target_critic, state.target_actor, batch, key, policy_fn, q_fn,
             config.gamma, config.target_noise, config.noise_clip,
         )  # fmt: skip
         c_updates, critic_opt = make_tx("critic", state.critic_masks).update(
-            c_grads, state.critic_opt, state.critic, step=step
+            c_grads, state.critic_opt, state.critic, step=step, rewire=rewire
         )
         state = state.replace(critic=optax.apply_updates(state.critic, c_updates), critic_opt=critic_opt)
 
         def delayed(state):
             a_loss, a_grads = jax.value_and_grad(actor_loss)(state.actor, state.critic, batch.obs, policy_fn, q_fn)
             a_updates, actor_opt = make_tx("actor", state.actor_masks).update(
-                a_grads, state.actor_opt, state.actor, step=step // config.policy_delay
+                a_grads, state.actor_opt, state.actor, step=step // config.policy_delay, rewire=rewire
             )
             state = state.replace(actor=optax.apply_updates(state.actor, a_updates), actor_opt=actor_opt)
             state = state.replace(

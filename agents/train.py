@@ -1,4 +1,4 @@
-"""The jitted training loop: warm-up, masks, then ``lax.scan`` over steps in chunks.
+"""The jitted training loop: warm-up, masks, then a loop over steps in chunks.
 
 ``make_train(config)`` returns a :class:`Trainer` of pure functions. The whole
 run is ``trainer.train(key)``, so ``jax.jit(jax.vmap(trainer.train))(keys)``
@@ -8,8 +8,11 @@ over the initial masks of methods that differ only by their mask (dense,
 static, uniform_revival, tar), which then share one compiled function.
 
 The update index that drives the SET/RigL schedule and TD3's policy delay is
-computed from the scan's iteration counter, which is never batched, so the
-``lax.cond`` on it stays a real branch under ``vmap``.
+computed from the loop's iteration counter, which is never batched, so the
+``lax.cond`` on it stays a real branch under ``vmap``. For SET and RigL the
+chunk runs the iterations between mask updates with ``rewire=False`` (no
+rewiring branch in their program) and lets the schedule decide only in the
+iterations that hold a mask update.
 """
 
 from __future__ import annotations
@@ -98,6 +101,35 @@ def _mask_density(masks: Any) -> jax.Array:
     return sum(jnp.sum(m) for m in leaves) / sum(m.size for m in leaves)
 
 
+def network_schedules(config: TrainConfig) -> dict[str, tuple[sj.DSTSchedule, int]]:
+    """Each network's SET/RigL schedule and stride: ``{"actor": (schedule, d), "critic": (schedule, 1)}``.
+
+    Update ``u`` (0-based, over the whole run) reaches a network's optimizer
+    as step ``u // d``, on the updates with ``u % d == 0``. TD3 updates its
+    actor every ``policy_delay``-th update (``d = policy_delay``), so the
+    actor's schedule counts fewer steps; otherwise ``d = 1``.
+    """
+    strides = {"actor": config.policy_delay if config.algo == "td3" else 1, "critic": 1}
+    return {network: (config.sparse.schedule(config.total_updates // d), d) for network, d in strides.items()}
+
+
+def next_rewire_iteration(config: TrainConfig, it: jax.Array, end: jax.Array) -> jax.Array:
+    """The first iteration ``>= it`` whose updates include a SET/RigL mask update of either network.
+
+    Iteration ``i`` runs updates ``i * updates_per_step ...``; returns ``end``
+    when no mask update falls in ``[it, end)``.
+    """
+    ups = config.updates_per_step
+    first_update = it * ups
+    nxt = end
+    for schedule, d in network_schedules(config).values():
+        # Optimizer step t (1-based) is update u = (t - 1) * d, which is >= first_update from
+        # t = ceil(first_update / d) + 1 on.
+        t = schedule.next_update_step(-(-first_update // d) + 1)
+        nxt = jnp.where(t < schedule.t_end, jnp.minimum(nxt, (t - 1) * d // ups), nxt)
+    return nxt
+
+
 def make_train(config: TrainConfig) -> Trainer:
     """Build the pure training functions for ``config`` (nothing is compiled yet)."""
     env = make_env(
@@ -122,18 +154,16 @@ def make_train(config: TrainConfig) -> Trainer:
     lrs = {"actor": config.actor_lr, "critic": config.critic_lr}
     counts: dict[str, Any] = {}  # filled right after the networks are known, before any tracing
 
+    schedules = {network: schedule for network, (schedule, _) in network_schedules(config).items()}
+
     def make_tx(network: str, masks: Any, key: jax.Array | None = None) -> optax.GradientTransformation:
         """The sparse Adam of ``network``; the update only reads masks from its state."""
-        # TD3 updates the actor every policy_delay-th step, so its schedule counts fewer updates.
-        updates = config.total_updates
-        if config.algo == "td3" and network == "actor":
-            updates //= config.policy_delay
         return sj.sparse_optimizer(
             sparse.dst_method,
             optax.adam(lrs[network]),
             masks,
             key=jax.random.key(0) if key is None else key,
-            schedule=sparse.schedule(updates),
+            schedule=schedules[network],
             max_active=counts.get(network),
         )
 
@@ -248,8 +278,9 @@ def make_train(config: TrainConfig) -> Trainer:
     def chunk(state: TrainState, chunk_index: jax.Array) -> tuple[TrainState, Metrics]:
         traces["chunk"] += 1
         first = chunk_index * config.chunk_iters
+        end = first + config.chunk_iters
 
-        def iteration(state: TrainState, it: jax.Array):
+        def iteration(state: TrainState, it: jax.Array, rewire: bool | None) -> tuple[TrainState, Metrics]:
             # ACT
             key, k_act, k_update = jax.random.split(state.key, 3)
             action = algo.act(state.agent.actor, state.env_state.obs, k_act, False)
@@ -259,14 +290,41 @@ def make_train(config: TrainConfig) -> Trainer:
             def one_update(agent, j):
                 k_sample, k_loss = jax.random.split(jax.random.fold_in(k_update, j))
                 batch = buffer_sample(state.buffer, k_sample, config.batch_size)
-                return algo.update(agent, batch, k_loss, it * config.updates_per_step + j)
+                return algo.update(agent, batch, k_loss, it * config.updates_per_step + j, rewire)
 
             agent, metrics = jax.lax.scan(one_update, state.agent, jnp.arange(config.updates_per_step))
             return state.replace(agent=agent), jax.tree.map(jnp.nanmean, metrics)
 
-        state, metrics = jax.lax.scan(iteration, state, first + jnp.arange(config.chunk_iters))
+        # Per-iteration metrics are averaged as they come (NaN-skipping sums and counts), since the
+        # iterations run in loops of traced length.
+        def run(carry, lo, hi, rewire):
+            def body(it, carry):
+                state, sums, counts = carry
+                state, metrics = iteration(state, it, rewire)
+                sums = jax.tree.map(lambda s, v: s + jnp.where(jnp.isnan(v), 0.0, v), sums, metrics)
+                counts = jax.tree.map(lambda c, v: c + ~jnp.isnan(v), counts, metrics)
+                return state, sums, counts
+
+            return jax.lax.fori_loop(lo, hi, body, carry)
+
+        shapes = jax.eval_shape(lambda s, it: iteration(s, it, False)[1], state, first)
+        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, jnp.float32), shapes)
+        carry = (state, zeros, zeros)
+        if sparse.dst_method == "static":
+            carry = run(carry, first, end, False)
+        else:
+            # SET/RigL: the iterations between mask updates leave the rewiring branch out of the program
+            # (rewire=False); only an iteration holding a mask update lets the schedule decide per update.
+            def segment(c):
+                it, carry = c
+                k = next_rewire_iteration(config, it, end)
+                carry = run(carry, it, k, False)
+                return jnp.minimum(k + 1, end), run(carry, k, jnp.minimum(k + 1, end), None)
+
+            carry = jax.lax.while_loop(lambda c: c[0] < end, segment, (first, carry))[1]
+        state, sums, counts = carry
         agent = state.agent
-        out = {name: jnp.nanmean(v) for name, v in metrics.items()}
+        out = {name: sums[name] / counts[name] for name in sums}  # NaN where every iteration had NaN
         out.update(evaluate(state))
         out["env_steps"] = state.env_steps
         out["actor_density"] = _mask_density(agent.actor_masks)

@@ -19,9 +19,11 @@
 
 2. The sparse optimizer alone, no training around it: 999 updates of
    ``sparse_optimizer(method, adam)`` on the actor and critic params with
-   fixed gradients, none of them a mask-update step, static vs set vs rigl.
-   Any difference is the per-step cost of the SET/RigL machinery (the
-   ``lax.cond`` around the rewiring), not of rewiring itself.
+   fixed gradients, none of them a mask-update step: static, and set and
+   rigl with ``rewire=None`` (the schedule decides by a ``lax.cond`` on every
+   step) and ``rewire=False`` (no branch, as the training loop runs the steps
+   between mask updates). Also the cost of one update that rewires
+   (``rewire=True``).
 
 3. TAR's one-shot revival: ``sparse_jax.sparse_init(key, params, 0.9,
    method="tar")`` vs ``method="static"`` on the actor and critic params,
@@ -102,20 +104,24 @@ def bench_chunks(quick: bool, repeats: int, setting: str) -> dict[str, Any]:
     return out
 
 
+VARIANTS = {"static": ("static", None), "set": ("set", None), "rigl": ("rigl", None)}
+VARIANTS |= {"set, rewire=False": ("set", False), "rigl, rewire=False": ("rigl", False)}
+
+
 def bench_transform_only(quick: bool, repeats: int) -> dict[str, Any]:
     trainer = make_train(make_config(quick, "rigl"))
     state = trainer.init(jax.random.key(0))
     params = {"actor": state.agent.actor, "critic": state.agent.critic}
     masks = sj.sparse_init(jax.random.key(1), params, SPARSITY, method="static", score="random", distribution="erk")
     counts = sj.layer_counts(
-        "erk", sj.magnitude(params), sj.target_active(sum(x.size for x in jax.tree.leaves(params)), 1 - SPARSITY)
+        "erk", sj.magnitude(params), sj.target_active(sum(x.size for x in jax.tree.leaves(params)), SPARSITY)
     )
     steps = 99 if quick else 999
     schedule = sj.DSTSchedule(100 * steps, steps + 1, 0.3, 0.8)  # first mask update after the timed steps
     grads = jax.tree.map(lambda x: jnp.full_like(x, 1e-3), params)
 
-    def make(method):
-        tx = sj.sparse_optimizer(
+    def make_tx(method):
+        return sj.sparse_optimizer(
             method,
             optax.adam(3e-4),
             masks.masks,
@@ -124,22 +130,32 @@ def bench_transform_only(quick: bool, repeats: int) -> dict[str, Any]:
             max_active=None if method == "static" else counts,
         )
 
+    def make(method, rewire):
+        tx = make_tx(method)
+
         def run(p):
             def body(carry, i):
                 p, s = carry
-                u, s = tx.update(jax.tree.map(lambda g: g * (1 + 1e-3 * i), grads), s, p, step=i)
+                u, s = tx.update(jax.tree.map(lambda g: g * (1 + 1e-3 * i), grads), s, p, step=i, rewire=rewire)
                 return (optax.apply_updates(p, u), s), None
 
             return jax.lax.scan(body, (p, tx.init(p)), jnp.arange(steps))[0]
 
         return functools.partial(jax.jit(run), masks.params)
 
-    times = interleaved({m: make(m) for m in ("static", "set", "rigl")}, repeats)
+    def one_rewire(method):
+        tx = make_tx(method)
+        update = jax.jit(lambda g, s, p: tx.update(g, s, p, step=jnp.int32(steps), rewire=True))
+        return functools.partial(update, grads, tx.init(masks.params), masks.params)
+
+    times = interleaved({name: make(*v) for name, v in VARIANTS.items()}, repeats)
+    rewires = interleaved({m: one_rewire(m) for m in ("set", "rigl")}, max(repeats, 10) * 3)
     return {
         "steps": steps,
         "params": sum(x.size for x in jax.tree.leaves(params)),
         "us_per_step": {m: summary([t / steps * 1e6 for t in ts]) for m, ts in times.items()},
-        "ratio_vs_static": {m: ratio_summary(times[m], times["static"]) for m in ("set", "rigl")},
+        "ratio_vs_static": {m: ratio_summary(times[m], times["static"]) for m in VARIANTS if m != "static"},
+        "one_mask_update_ms": {m: summary([t * 1e3 for t in ts]) for m, ts in rewires.items()},
     }
 
 
@@ -192,8 +208,10 @@ def print_report(results: dict[str, Any]) -> None:
     print(f"\noverhead: sparse optimizer alone, {t['steps']} steps without a mask update, {t['params']:,} weights")
     for m, us in t["us_per_step"].items():
         print(
-            f"  {m:<8} {fmt(us, '.0f')} us/step" + (f"  ratio {fmt(t['ratio_vs_static'][m])}" if m != "static" else "")
+            f"  {m:<20} {fmt(us, '.0f')} us/step" + (f"  ratio {fmt(t['ratio_vs_static'][m])}" if m != "static" else "")
         )
+    for m, ms in t["one_mask_update_ms"].items():
+        print(f"  one {m} mask update (update with rewire=True): {fmt(ms, '.2f')} ms")
     rv = results["revival"]
     print(f"  TAR revival: tar - static = {fmt(rv['tar_minus_static_ms'])} ms (static {fmt(rv['ms']['static'])} ms)")
 

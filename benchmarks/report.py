@@ -207,19 +207,30 @@ def _overhead(r: dict[str, Any]) -> list[str]:
         out.append("")
     if "transform_only" in r:
         t = r["transform_only"]
-        us = t["us_per_step"]
+        us, ratio = t["us_per_step"], t["ratio_vs_static"]
         out += [
             f"The sparse optimizer alone (Adam inside, {t['params']:,} weights, fixed gradients, {t['steps']} "
-            "steps, none of them a mask-update step): "
-            + ", ".join(f"{m} {_f(v, '.0f')} us/step" for m, v in us.items())
-            + "; set / static "
-            + _f(t["ratio_vs_static"]["set"])
-            + ", rigl / static "
-            + _f(t["ratio_vs_static"]["rigl"])
-            + ". SET/RigL's overhead is paid on every step, by the `lax.cond` that guards the rewiring (it keeps "
-            "XLA from fusing the update around it), not by the mask updates themselves.",
+            "steps, none of them a mask-update step):",
+            "",
+            "| transform | us per step | ratio vs static |",
+            "|---|---:|---:|",
+            f"| static | {_f(us['static'], '.0f')} | 1 |",
+        ]
+        out += [f"| {m} | {_f(v, '.0f')} | {_f(ratio[m], '.3f')} |" for m, v in us.items() if m != "static"]
+        out += [
+            "",
+            "With `rewire=None` the schedule decides on every step by a `lax.cond`, and that branch alone costs "
+            "about as much as the static update (it keeps XLA from fusing the update around it). With "
+            "`rewire=False`, as the training loop runs the steps between mask updates, the branch is left out.",
             "",
         ]
+        if "one_mask_update_ms" in t:
+            out += [
+                "One update that rewires (`rewire=True`): "
+                + ", ".join(f"{m} {_f(v, '.2f')} ms" for m, v in t["one_mask_update_ms"].items())
+                + ".",
+                "",
+            ]
     out += [
         f"TAR's one-shot revival (jitted `sparse_init(..., method='tar')` minus `method='static'` on the actor + "
         f"critic params, {rv['params']:,} weights): **{_f(rv['tar_minus_static_ms'], '.2f')} ms** "

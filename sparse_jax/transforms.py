@@ -26,7 +26,10 @@ changes when ``t % delta_t == 0`` and ``t < t_end``, dropping the fraction
 counts never change. Pass ``step=`` (the 0-based index of this update) as an
 extra argument to drive the schedule from an unbatched loop counter: under
 ``jax.vmap`` a batched predicate turns ``lax.cond`` into a select that runs
-the mask update on every step.
+the mask update on every step. Even unbatched, that branch costs about as
+much per step as the static update itself; a loop that passes
+``rewire=False`` between the mask-update steps it finds with
+:meth:`DSTSchedule.next_update_step` pays it only on those steps.
 
 Example:
   >>> import jax, jax.numpy as jnp, optax
@@ -65,7 +68,9 @@ class SparseState(NamedTuple):
       inner_state: the wrapped optimizer's state.
       masks: current masks (boolean arrays, ``None`` for dense leaves).
       count: number of updates applied so far (int32).
-      key: PRNG key for SET's random regrowth.
+      key: PRNG key for SET's random regrowth; the mask update after update
+        ``t`` draws from ``fold_in(key, t)``, so its draws do not depend on
+        which earlier updates ran with ``rewire=False``.
     """
 
     inner_state: optax.OptState
@@ -121,6 +126,21 @@ class DSTSchedule:
         """True after update ``t`` (1-based) when the mask changes."""
         t = jnp.asarray(t)
         return (t > 0) & (t % self.delta_t == 0) & (t < self.t_end)
+
+    def next_update_step(self, t: jax.Array) -> jax.Array:
+        """The first mask-update step at or after ``t``, or ``t_end`` when none is left.
+
+        ``t_end`` is never a mask-update step, so ``next_update_step(t) < t_end``
+        tells whether one is left. Loops use it to run the steps in between
+        with ``rewire=False`` (no branch per step).
+
+        >>> s = DSTSchedule(100, delta_t=10, end_fraction=0.5)
+        >>> [int(s.next_update_step(t)) for t in (0, 10, 11, 45)]
+        [10, 10, 20, 50]
+        """
+        t = jnp.asarray(t)
+        nxt = jnp.maximum(-(-t // self.delta_t), 1) * self.delta_t
+        return jnp.where(nxt < self.t_end, nxt, self.t_end).astype(t.dtype)
 
 
 def _smallest(scores: jax.Array, n: jax.Array, bound: int) -> jax.Array:
@@ -224,7 +244,18 @@ def sparse_transform(
 
     Returns:
       A ``GradientTransformationExtraArgs``. Its ``update`` needs ``params``
-      and takes an optional ``step`` extra argument (see module docs).
+      and takes two optional extra arguments: ``step`` (see module docs) and
+      ``rewire``, a Python bool or ``None``:
+
+      - ``None`` (default): rewire when ``schedule.is_update_step(t)``, decided
+        on device by a ``lax.cond``;
+      - ``False``: do not rewire on this update. The branch is left out of the
+        program, which makes the update as cheap as a static one (the branch
+        alone roughly doubles the optimizer's cost on CPU), so loops that know
+        where the mask updates fall (``DSTSchedule.next_update_step``) should
+        pass ``False`` between them;
+      - ``True``: rewire on this update, whatever ``delta_t`` says, dropping
+        ``schedule.fraction(t)`` (0 from ``t_end`` on).
     """
     if regrow not in REGROW:
         raise ValueError(f"unknown regrow {regrow!r}; allowed: {', '.join(REGROW)}.")
@@ -243,7 +274,7 @@ def sparse_transform(
         check_masks(params, masks)
         return SparseState(inner.init(params), masks, jnp.zeros([], jnp.int32), init_key)
 
-    def rewire(masks, inner_state, params, inner_updates, grads, key, fraction):
+    def rewire_masks(masks, inner_state, params, inner_updates, grads, key, fraction):
         m_leaves, treedef = jax.tree.flatten(masks, is_leaf=is_none)
         w_leaves = jax.tree.leaves(optax.apply_updates(params, inner_updates))
         g_leaves = jax.tree.leaves(grads)
@@ -268,27 +299,34 @@ def sparse_transform(
         )
         return new_masks, inner_state
 
-    def update_fn(updates, state, params=None, *, step=None, **extra_args):
+    def update_fn(updates, state, params=None, *, step=None, rewire=None, **extra_args):
         if params is None:
             raise ValueError("sparse_transform.update needs params (call update(grads, state, params)).")
+        if not (rewire is None or isinstance(rewire, bool)):
+            raise ValueError(
+                f"rewire={rewire!r} is not allowed; use None (the schedule decides on device), True or False "
+                "(Python bools, fixed when tracing)."
+            )
+        if rewire and regrow == "none":
+            raise ValueError("rewire=True needs a SET or RigL transform (regrow 'random' or 'gradient'), not a static one.")
         masks = state.masks
         masked_grads = jax.tree.map(
             lambda m, g: g if m is None else jnp.where(m, g, jnp.zeros_like(g)), masks, updates, is_leaf=is_none
         )
         inner_updates, inner_state = inner.update(masked_grads, state.inner_state, params, **extra_args)
         count = optax.safe_increment(state.count)
-        key = state.key
         new_masks = masks
-        if regrow != "none":
+        if regrow != "none" and rewire is not False:
             t = count if step is None else jnp.asarray(step, jnp.int32) + 1
-            key, sub = jax.random.split(key)
-            new_masks, inner_state = jax.lax.cond(
-                schedule.is_update_step(t),
-                lambda ms, st: rewire(ms, st, params, inner_updates, updates, sub, schedule.fraction(t)),
-                lambda ms, st: (ms, st),
-                masks,
-                inner_state,
-            )
+            # Draws depend on (key, t) only, so they do not depend on which updates passed rewire=False.
+            sub = jax.random.fold_in(state.key, t)
+            rewired = lambda ms, st: rewire_masks(ms, st, params, inner_updates, updates, sub, schedule.fraction(t))
+            if rewire:
+                new_masks, inner_state = rewired(masks, inner_state)
+            else:
+                new_masks, inner_state = jax.lax.cond(
+                    schedule.is_update_step(t), rewired, lambda ms, st: (ms, st), masks, inner_state
+                )
         # Kept entries take the inner update; dropped, grown and pruned ones are set to 0.
         final = jax.tree.map(
             lambda nm, om, u, p: u if nm is None else jnp.where(nm & om, u, -p),
@@ -298,7 +336,7 @@ def sparse_transform(
             params,
             is_leaf=is_none,
         )
-        return final, SparseState(inner_state, new_masks, count, key)
+        return final, SparseState(inner_state, new_masks, count, state.key)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

@@ -15,7 +15,7 @@ import sparse_jax as sj
 from agents import results
 from agents.config import SparsityConfig, TrainConfig
 from agents.networks import TwinCritic
-from agents.train import make_train, run
+from agents.train import make_train, network_schedules, next_rewire_iteration, run
 
 # One-step bandit (Q(s, a) = -(a - s)^2 exactly), tiny networks, 4 chunks of 500 env steps.
 BANDIT = dict(
@@ -151,6 +151,37 @@ def test_rigl_masks_change_at_update_steps_only(td3_rigl):
         previous = masks
     for h in result.history:
         assert h["outside_mask"].tolist() == [0, 0]
+    # The delayed actor's optimizer sees update u as step u // 2: its schedule (500 steps, t_end 400)
+    # rewires once, at step 300 = update 598, in chunk 2.
+    actor_changed = [
+        any((a != b).any() for a, b in zip(_leaves(m[0]), _leaves(p[0])))
+        for m, p in zip(masks_per_chunk, [(result.masks[0].masks, None)] + masks_per_chunk[:-1])
+    ]
+    assert actor_changed == [False, False, True, False]
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+@pytest.mark.parametrize("ups", [1, 2, 3])
+@pytest.mark.parametrize("delta_t", [1, 7, 300])
+def test_next_rewire_iteration_finds_every_mask_update(algo, ups, delta_t):
+    cfg = TrainConfig(
+        **{**BANDIT, "updates_per_step": ups, "chunk_steps": 400, "total_steps": 2500},
+        algo=algo,
+        sparse=SparsityConfig(method="set", delta_t=delta_t),
+    )
+    # Brute force: the iterations holding an update at which some network's optimizer rewires.
+    hits = set()
+    for schedule, d in network_schedules(cfg).values():
+        for u in range(cfg.total_updates):
+            if u % d == 0 and bool(schedule.is_update_step(u // d + 1)):
+                hits.add(u // ups)
+    iters = cfg.total_updates // ups
+    assert hits and max(hits) < iters
+    its = jnp.arange(iters)
+    for end in (iters, iters // 2):
+        got = jax.jit(jax.vmap(lambda it, end=end: next_rewire_iteration(cfg, it, end)))(its)
+        expected = [min([h for h in hits if it <= h < end], default=end) for it in range(iters)]
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_train_is_pure_traced_once_and_reproducible():

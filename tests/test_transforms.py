@@ -152,6 +152,64 @@ def test_step_extra_arg_drives_schedule():
     assert any(bool((a != b).any()) for a, b in zip(jax.tree.leaves(s9.masks), jax.tree.leaves(masks)))
 
 
+def test_next_update_step_matches_is_update_step():
+    for total, delta_t, end in [(50, 5, 0.6), (100, 10, 0.5), (37, 4, 1.0), (10, 20, 0.8), (10, 1, 0.0)]:
+        sched = sj.DSTSchedule(total, delta_t=delta_t, end_fraction=end)
+        steps = [t for t in range(total + 30) if bool(sched.is_update_step(t))]
+        for t in range(-3, total + 30):
+            expected = next((s for s in steps if s >= t), sched.t_end)
+            assert int(sched.next_update_step(t)) == expected, (total, delta_t, end, t)
+        # Traced and vectorized, as a training loop calls it.
+        ts = jnp.arange(total, dtype=jnp.int32)
+        np.testing.assert_array_equal(
+            jax.jit(sched.next_update_step)(ts), [int(sched.next_update_step(int(t))) for t in ts]
+        )
+
+
+@pytest.mark.parametrize("method", ["set", "rigl"])
+def test_rewire_false_between_update_steps_matches_the_schedule(method):
+    """A loop that passes rewire=False off the schedule and True on it trains exactly like rewire=None."""
+    params0, masks = _setup()
+    sched = sj.DSTSchedule(total_steps=30, delta_t=4, drop_fraction=0.5, end_fraction=0.8)
+    tx = sj.sparse_optimizer(method, optax.adam(1e-2), masks, key=jax.random.key(3), schedule=sched)
+    grad = jax.jit(jax.grad(_loss))
+    step_fns = {r: jax.jit(lambda g, s, p, t, r=r: tx.update(g, s, p, step=t, rewire=r)) for r in (None, True, False)}
+    runs = {}
+    for mode in ("schedule", "flags"):
+        params, state, changed = params0, tx.init(params0), []
+        for t in range(30):
+            x = jax.random.normal(jax.random.fold_in(jax.random.key(0), t), (32, 6))
+            flag = None if mode == "schedule" else int(sched.next_update_step(t + 1)) == t + 1
+            u, new = step_fns[flag](grad(params, x), state, params, jnp.int32(t))
+            if any(bool((a != b).any()) for a, b in zip(jax.tree.leaves(new.masks), jax.tree.leaves(state.masks))):
+                changed.append(t + 1)
+            params, state = optax.apply_updates(params, u), new
+        runs[mode] = (params, state, changed)
+    assert runs["schedule"][2] == runs["flags"][2] == [4, 8, 12, 16, 20]
+    for a, b in zip(jax.tree.leaves(runs["schedule"][1].masks), jax.tree.leaves(runs["flags"][1].masks)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(jax.tree.leaves(runs["schedule"][0]), jax.tree.leaves(runs["flags"][0])):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    # rewire=False leaves the branch out of the program; rewire=None keeps it.
+    g = jax.tree.map(jnp.ones_like, params0)
+    jaxpr = lambda r: str(jax.make_jaxpr(lambda s, t: tx.update(g, s, params0, step=t, rewire=r))(tx.init(params0), 0))
+    assert "cond[" in jaxpr(None) and "cond[" not in jaxpr(False) and "cond[" not in jaxpr(True)
+
+
+def test_rewire_true_rewires_off_schedule():
+    params, masks = _setup()
+    sched = sj.DSTSchedule(total_steps=100, delta_t=10)
+    tx = sj.rigl_sparse(optax.adam(1e-2), masks, sched)
+    grads = jax.tree.map(jnp.ones_like, params)
+    _, state = tx.update(grads, tx.init(params), params, step=jnp.int32(2), rewire=True)  # t = 3: off delta_t
+    assert any(bool((a != b).any()) for a, b in zip(jax.tree.leaves(state.masks), jax.tree.leaves(masks)))
+    assert _counts(state.masks) == _counts(masks)
+    # From t_end on the drop fraction is 0: rewire=True then keeps the mask.
+    _, state = tx.update(grads, tx.init(params), params, step=jnp.int32(90), rewire=True)
+    for a, b in zip(jax.tree.leaves(state.masks), jax.tree.leaves(masks)):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_vmap_over_keys_set_regrows_differently():
     params, masks = _setup()
     sched = sj.DSTSchedule(total_steps=100, delta_t=1)
@@ -248,6 +306,12 @@ def test_transform_errors():
     tx = sj.static_sparse(optax.adam(1e-3), masks)
     with pytest.raises(ValueError, match="needs params"):
         tx.update(params, tx.init(params))
+    with pytest.raises(ValueError, match="rewire=True needs a SET or RigL transform"):
+        tx.update(params, tx.init(params), params, rewire=True)
+    rigl = sj.rigl_sparse(optax.adam(1e-3), masks, sj.DSTSchedule(10))
+    for bad_flag in (1, "yes", jnp.bool_(True)):
+        with pytest.raises(ValueError, match=r"rewire=.* is not allowed; use None .*True or False"):
+            rigl.update(params, rigl.init(params), params, rewire=bad_flag)
 
 
 @settings(max_examples=40, deadline=None)
