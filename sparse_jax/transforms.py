@@ -308,7 +308,9 @@ def sparse_transform(
                 "(Python bools, fixed when tracing)."
             )
         if rewire and regrow == "none":
-            raise ValueError("rewire=True needs a SET or RigL transform (regrow 'random' or 'gradient'), not a static one.")
+            raise ValueError(
+                "rewire=True needs a SET or RigL transform (regrow 'random' or 'gradient'), not a static one."
+            )
         masks = state.masks
         masked_grads = jax.tree.map(
             lambda m, g: g if m is None else jnp.where(m, g, jnp.zeros_like(g)), masks, updates, is_leaf=is_none
