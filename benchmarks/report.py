@@ -216,7 +216,8 @@ def _overhead(r: dict[str, Any]) -> list[str]:
             "|---|---:|---:|",
             f"| static | {_f(us['static'], '.0f')} | 1 |",
         ]
-        out += [f"| {m} | {_f(v, '.0f')} | {_f(ratio[m], '.3f')} |" for m, v in us.items() if m != "static"]
+        label = lambda m: m if "rewire" in m else f"{m}, rewire=None"
+        out += [f"| {label(m)} | {_f(v, '.0f')} | {_f(ratio[m], '.3f')} |" for m, v in us.items() if m != "static"]
         out += [
             "",
             "With `rewire=None` the schedule decides on every step by a `lax.cond`, and that branch alone costs "
