@@ -233,9 +233,15 @@ def _history_from_json(data: list[dict]) -> list[dict]:
 
 
 def _saveable(state: TrainState) -> dict[str, np.ndarray]:
-    """Flat leaves, PRNG keys as their raw data (orbax stores plain arrays)."""
+    """Flat leaves, PRNG keys as their raw data (orbax stores plain arrays).
+
+    Zero-size leaves (some Brax pipeline states have them, e.g. halfcheetah's)
+    are left out: orbax refuses them, and they hold no data to restore.
+    """
     out = {}
     for i, x in enumerate(jax.tree.leaves(state)):
+        if x.size == 0:
+            continue
         if jax.numpy.issubdtype(x.dtype, jax.dtypes.prng_key):
             x = jax.random.key_data(x)
         out[f"{i:05d}"] = x
@@ -246,6 +252,9 @@ def _restore_leaves(saved: dict[str, Any], template: TrainState) -> TrainState:
     leaves, treedef = jax.tree.flatten(template)
     restored = []
     for i, t in enumerate(leaves):
+        if t.size == 0:
+            restored.append(t)
+            continue
         x = saved[f"{i:05d}"]
         restored.append(jax.random.wrap_key_data(x) if jax.numpy.issubdtype(t.dtype, jax.dtypes.prng_key) else x)
     return jax.tree.unflatten(treedef, restored)

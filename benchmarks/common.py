@@ -88,7 +88,13 @@ def median(values: Sequence[float]) -> float:
 
 
 def write_json(name: str, results: dict[str, Any], command: str | None = None, out_dir: Path = RESULTS_DIR) -> Path:
-    """Write ``results`` (plus machine info and the command line) to ``out_dir/<name>.json``."""
+    """Write ``results`` (plus machine info and the command line) to ``out_dir/<name>.json``.
+
+    Off the CPU the backend is added to the name (``peer_gpu.json``), so an
+    accelerator run sits beside the CPU figures instead of replacing them.
+    """
+    if jax.default_backend() != "cpu":
+        name = f"{name}_{jax.default_backend()}"
     if command is None:
         module = sys.modules["__main__"].__spec__.name.removesuffix(".__main__")
         command = " ".join(["python -m", module, *sys.argv[1:]])

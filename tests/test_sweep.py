@@ -69,3 +69,25 @@ def test_kill_after_first_checkpoint_and_resume_matches_straight_run(straight, t
     main(["sweep", "--out", str(out), "--resume", "--no-progress"])
     assert _curves(out) == _curves(straight)
     assert report.summarize(out) == report.summarize(straight)
+
+
+def test_checkpoint_leaves_round_trip_with_zero_size_leaves(tmp_path):
+    """Brax pipeline states can hold zero-size arrays (halfcheetah does), which orbax refuses to save."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import orbax.checkpoint as ocp
+
+    from agents.sweep import _restore_leaves, _saveable
+
+    tree = {"w": jnp.arange(6.0).reshape(2, 3), "contacts": jnp.zeros((2, 0, 3)), "key": jax.random.key(7)}
+    saved = _saveable(tree)
+    assert all(x.size > 0 for x in saved.values())
+    with ocp.CheckpointManager(tmp_path) as manager:
+        manager.save(0, args=ocp.args.Composite(state=ocp.args.StandardSave(saved)))
+        manager.wait_until_finished()
+        restored = manager.restore(0, args=ocp.args.Composite(state=ocp.args.StandardRestore(saved)))["state"]
+    back = _restore_leaves(restored, tree)
+    np.testing.assert_array_equal(back["w"], tree["w"])
+    assert back["contacts"].shape == (2, 0, 3)
+    np.testing.assert_array_equal(jax.random.key_data(back["key"]), jax.random.key_data(tree["key"]))

@@ -1,0 +1,148 @@
+"""Benchmark: a ``paper``-preset subset end to end, for an accelerator (part 6 of the suite).
+
+SAC on halfcheetah at sparsity 0.9 with the ``paper`` preset's protocol
+(256-256 networks, batch 256, lr 3e-4, ERK, SET/RigL every 1000 updates, 1
+env, 1 update per env step), methods dense, static, tar, set and rigl x 5
+seeds, ``--total-steps`` env steps per run (default 100k: about 20 minutes
+on one GPU is the aim; the figures say what it took). It runs the sweep of
+``sparse-rl sweep`` (three compiled groups: dense+static+tar vmapped, set,
+rigl) into ``benchmarks/results/paper_sweep_<steps>/`` and reports, per
+method, the mean final return over seeds, and per compiled group the steady
+env steps/s and updates/s summed over its vmapped runs (chunks after the
+first) and the wall time.
+
+The sweep checkpoints every chunk, so an interrupted run (for instance one
+cut by a per-command time limit) continues where it stopped when the same
+command is run again; nothing finished is recomputed.
+
+This part runs only when asked (``python -m benchmarks --only paper``): on a
+CPU its full budget takes many hours. ``--quick`` is a CPU smoke run (2k
+steps, 64-64 networks, 2 seeds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents import results as results_lib
+from agents.sweep import PRESETS, run_sweep
+from benchmarks.common import RESULTS_DIR, write_json
+
+METHODS = ("dense", "static", "tar", "set", "rigl")
+MASK_GROUP = ("dense", "static", "tar")  # mask-only methods: one compiled, vmapped group
+ENV, ALGO, SPARSITY, SEEDS = "halfcheetah", "sac", 0.9, 5
+DEFAULT_STEPS = 100_000
+
+
+def sweep_config(quick: bool, total_steps: int | None = None):
+    """The ``paper`` preset cut to this part's cell (``quick``: a tiny CPU smoke run)."""
+    cfg = PRESETS["paper"]
+    train = cfg.train
+    if quick:
+        train = dataclasses.replace(
+            train, total_steps=2_000, warmup_steps=500, chunk_steps=500, hidden=(64, 64), batch_size=64,
+            eval_episodes=2, episode_length=200,
+        )  # fmt: skip
+    if total_steps is not None:
+        train = dataclasses.replace(train, total_steps=total_steps)
+    elif not quick:
+        train = dataclasses.replace(train, total_steps=DEFAULT_STEPS)
+    return dataclasses.replace(
+        cfg, envs=(ENV,), algos=(ALGO,), sparsities=(SPARSITY,), methods=METHODS, seeds=2 if quick else SEEDS,
+        train=train,
+    )  # fmt: skip
+
+
+def summarize(out: Path, cfg) -> dict[str, Any]:
+    """Per-method returns and per-group throughput from the sweep's results directory."""
+    train = cfg.cell_config(ENV, ALGO, SPARSITY)
+    returns, groups = {}, {}
+    for method in METHODS:
+        finals, curves = [], []
+        for seed in range(cfg.seeds):
+            rid = results_lib.run_id(ENV, ALGO, SPARSITY, method, seed)
+            curve = results_lib.read_jsonl(out / "runs" / rid / "curve.jsonl")
+            finals.append(curve[-1]["eval_return"])
+            curves.append(curve)
+        returns[method] = {"mean": float(np.mean(finals)), "std": float(np.std(finals)), "per_seed": finals}
+        group = "+".join(MASK_GROUP) if method in MASK_GROUP else method
+        if group in groups:
+            continue
+        # steps_per_s and wall_s are host-measured per chunk and shared by a group's vmapped runs.
+        rows = curves[0]
+        steady = [row["steps_per_s"] for row in rows[1:]] or [rows[0]["steps_per_s"]]
+        sps = statistics.median(steady)
+        groups[group] = {
+            "runs": (len(MASK_GROUP) if method in MASK_GROUP else 1) * cfg.seeds,
+            "env_steps_per_s": sps,
+            "updates_per_s": sps * train.updates_per_step / train.num_envs,
+            "train_wall_s": float(sum(row["wall_s"] for row in rows)),
+            "chunks": len(rows),
+        }
+    return {"returns": returns, "groups": groups}
+
+
+def bench(quick: bool = False, total_steps: int | None = None) -> dict[str, Any]:
+    cfg = sweep_config(quick, total_steps)
+    steps = cfg.train.total_steps
+    out = RESULTS_DIR / (f"paper_sweep_quick_{steps}" if quick else f"paper_sweep_{steps}")
+    resume = (out / "config.json").is_file()
+    start = time.perf_counter()
+    run_sweep(cfg, out, resume=resume, show_progress=False)
+    return {
+        "settings": {
+            "quick": quick,
+            "env": ENV,
+            "algo": ALGO,
+            "sparsity": SPARSITY,
+            "methods": METHODS,
+            "seeds": cfg.seeds,
+            "total_steps": steps,
+            "config": dataclasses.asdict(cfg.train),
+            "sweep_dir": str(out),
+            "resumed": resume,
+        },
+        "wall_seconds_this_call": time.perf_counter() - start,
+        **summarize(out, cfg),
+    }
+
+
+def print_report(results: dict[str, Any]) -> None:
+    s = results["settings"]
+    print(
+        f"\npaper subset: {s['env']} {s['algo']} sparsity {s['sparsity']}, {s['total_steps']} env steps, "
+        f"{s['seeds']} seeds"
+    )
+    for group, g in results["groups"].items():
+        print(
+            f"  {group:<18} {g['runs']} runs: {g['env_steps_per_s']:.0f} env steps/s, "
+            f"{g['updates_per_s']:.0f} updates/s (summed over runs), training wall {g['train_wall_s']:.0f} s"
+        )
+    for method, r in results["returns"].items():
+        print(f"  {method:<8} final return {r['mean']:.1f} +- {r['std']:.1f}")
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run this part alone: ``python -m benchmarks.bench_paper [--quick] [--total-steps N]``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny CPU smoke run")
+    parser.add_argument("--total-steps", type=int, default=None, help=f"env steps per run (default {DEFAULT_STEPS})")
+    args = parser.parse_args(argv)
+    if args.total_steps is not None and args.total_steps < 1:
+        parser.error(f"--total-steps {args.total_steps} must be a positive int")
+    results = bench(args.quick, args.total_steps)
+    print_report(results)
+    print("wrote", write_json("paper_quick" if args.quick else "paper", results))
+    return results
+
+
+if __name__ == "__main__":
+    main()
