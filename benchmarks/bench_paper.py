@@ -7,7 +7,7 @@ seeds, ``--total-steps`` env steps per run (default 100k: about 20 minutes
 on one GPU is the aim; the figures say what it took). It runs the sweep of
 ``sparse-rl sweep`` (three compiled groups: dense+static+tar vmapped, set,
 rigl) into ``benchmarks/results/paper_sweep_<steps>/`` and reports, per
-method, the mean final return over seeds, and per compiled group the steady
+method, the sweep's final return (mean and 95% CI over seeds), and per compiled group the steady
 env steps/s and updates/s summed over its vmapped runs (chunks after the
 first) and the wall time.
 
@@ -30,14 +30,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from agents import results as results_lib
 from agents.sweep import PRESETS, run_sweep
 from benchmarks.common import RESULTS_DIR, write_json
 
 METHODS = ("dense", "static", "tar", "set", "rigl")
-MASK_GROUP = ("dense", "static", "tar")  # mask-only methods: one compiled, vmapped group
 ENV, ALGO, SPARSITY, SEEDS = "halfcheetah", "sac", 0.9, 5
 DEFAULT_STEPS = 100_000
 
@@ -45,7 +42,7 @@ DEFAULT_STEPS = 100_000
 def sweep_config(quick: bool, total_steps: int | None = None):
     """The ``paper`` preset cut to this part's cell (``quick``: a tiny CPU smoke run)."""
     cfg = PRESETS["paper"]
-    train = cfg.train
+    train = dataclasses.replace(cfg.train, total_steps=DEFAULT_STEPS)
     if quick:
         train = dataclasses.replace(
             train, total_steps=2_000, warmup_steps=500, chunk_steps=500, hidden=(64, 64), batch_size=64,
@@ -53,39 +50,31 @@ def sweep_config(quick: bool, total_steps: int | None = None):
         )  # fmt: skip
     if total_steps is not None:
         train = dataclasses.replace(train, total_steps=total_steps)
-    elif not quick:
-        train = dataclasses.replace(train, total_steps=DEFAULT_STEPS)
     return dataclasses.replace(
         cfg, envs=(ENV,), algos=(ALGO,), sparsities=(SPARSITY,), methods=METHODS, seeds=2 if quick else SEEDS,
         train=train,
     )  # fmt: skip
 
 
-def summarize(out: Path, cfg) -> dict[str, Any]:
-    """Per-method returns and per-group throughput from the sweep's results directory."""
+def summarize(out: Path, cfg, rows: list[dict]) -> dict[str, Any]:
+    """Per-method returns (the sweep's summary ``rows``) and per-group throughput (its curves)."""
     train = cfg.cell_config(ENV, ALGO, SPARSITY)
-    returns, groups = {}, {}
-    for method in METHODS:
-        finals, curves = [], []
-        for seed in range(cfg.seeds):
-            rid = results_lib.run_id(ENV, ALGO, SPARSITY, method, seed)
-            curve = results_lib.read_jsonl(out / "runs" / rid / "curve.jsonl")
-            finals.append(curve[-1]["eval_return"])
-            curves.append(curve)
-        returns[method] = {"mean": float(np.mean(finals)), "std": float(np.std(finals)), "per_seed": finals}
-        group = "+".join(MASK_GROUP) if method in MASK_GROUP else method
-        if group in groups:
-            continue
+    returns = {
+        r["method"]: {k: r[k] for k in ("mean", "ci_low", "ci_high", "iqm", "n_seeds", "n_diverged")} for r in rows
+    }
+    groups = {}
+    for *_, methods in cfg.groups():
         # steps_per_s and wall_s are host-measured per chunk and shared by a group's vmapped runs.
-        rows = curves[0]
-        steady = [row["steps_per_s"] for row in rows[1:]] or [rows[0]["steps_per_s"]]
-        sps = statistics.median(steady)
-        groups[group] = {
-            "runs": (len(MASK_GROUP) if method in MASK_GROUP else 1) * cfg.seeds,
+        curve = results_lib.read_jsonl(
+            out / "runs" / results_lib.run_id(ENV, ALGO, SPARSITY, methods[0], 0) / "curve.jsonl"
+        )
+        sps = statistics.median([row["steps_per_s"] for row in curve[1:]] or [curve[0]["steps_per_s"]])
+        groups["+".join(methods)] = {
+            "runs": len(methods) * cfg.seeds,
             "env_steps_per_s": sps,
             "updates_per_s": sps * train.updates_per_step / train.num_envs,
-            "train_wall_s": float(sum(row["wall_s"] for row in rows)),
-            "chunks": len(rows),
+            "train_wall_s": float(sum(row["wall_s"] for row in curve)),
+            "chunks": len(curve),
         }
     return {"returns": returns, "groups": groups}
 
@@ -96,7 +85,7 @@ def bench(quick: bool = False, total_steps: int | None = None) -> dict[str, Any]
     out = RESULTS_DIR / (f"paper_sweep_quick_{steps}" if quick else f"paper_sweep_{steps}")
     resume = (out / "config.json").is_file()
     start = time.perf_counter()
-    run_sweep(cfg, out, resume=resume, show_progress=False)
+    rows = run_sweep(cfg, out, resume=resume, show_progress=False)
     return {
         "settings": {
             "quick": quick,
@@ -111,7 +100,7 @@ def bench(quick: bool = False, total_steps: int | None = None) -> dict[str, Any]
             "resumed": resume,
         },
         "wall_seconds_this_call": time.perf_counter() - start,
-        **summarize(out, cfg),
+        **summarize(out, cfg, rows),
     }
 
 
@@ -127,7 +116,7 @@ def print_report(results: dict[str, Any]) -> None:
             f"{g['updates_per_s']:.0f} updates/s (summed over runs), training wall {g['train_wall_s']:.0f} s"
         )
     for method, r in results["returns"].items():
-        print(f"  {method:<8} final return {r['mean']:.1f} +- {r['std']:.1f}")
+        print(f"  {method:<8} final return {r['mean']:.1f} [{r['ci_low']:.1f}, {r['ci_high']:.1f}]")
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

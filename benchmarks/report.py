@@ -328,8 +328,18 @@ def _paper(r: dict[str, Any]) -> list[str]:
             f"| {group} | {g['runs']} | {g['env_steps_per_s']:.0f} | {g['updates_per_s']:.0f} | "
             f"{g['train_wall_s']:.0f} |"
         )
-    out += ["", "| method | final return, mean +- std over seeds |", "|---|---:|"]
-    out += [f"| {m} | {v['mean']:.1f} +- {v['std']:.1f} |" for m, v in r["returns"].items()]
+    out += [
+        "",
+        "Final return as in the sweep's summary: mean evaluation return over the last 10% of evaluations.",
+        "",
+        "| method | mean [95% CI] over seeds | IQM | seeds | diverged |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    out += [
+        f"| {m} | {v['mean']:.1f} [{v['ci_low']:.1f}, {v['ci_high']:.1f}] | {v['iqm']:.1f} | {v['n_seeds']} "
+        f"| {v['n_diverged']} |"
+        for m, v in r["returns"].items()
+    ]
     return [*out, ""]
 
 
