@@ -22,8 +22,9 @@ already dense.
 Schedule (SET/RigL): after the ``t``-th update (``t = 1, 2, ...``) the mask
 changes when ``t % delta_t == 0`` and ``t < t_end``, dropping the fraction
 ``f(t) = f0 / 2 * (1 + cos(pi * t / t_end))`` of each layer's active weights
-(rounded down, and never more than the layer's inactive count). Per-layer
-counts never change. Pass ``step=`` (the 0-based index of this update) as an
+(rounded down, and never more than the layer's inactive count). The count is
+exact (:meth:`DSTSchedule.drop_count`, on the host); float32 would land one
+short wherever ``f(t) * active`` is an integer. Per-layer counts never change. Pass ``step=`` (the 0-based index of this update) as an
 extra argument to drive the schedule from an unbatched loop counter: under
 ``jax.vmap`` a batched predicate turns ``lax.cond`` into a select that runs
 the mask update on every step. Even unbatched, that branch costs about as
@@ -48,6 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from fractions import Fraction
 from typing import Any, NamedTuple
 
 import jax
@@ -112,7 +114,9 @@ class DSTSchedule:
         return int(math.floor(self.end_fraction * self.total_steps + 1e-9))
 
     def fraction(self, t: jax.Array) -> jax.Array:
-        """Cosine drop fraction ``f0/2 * (1 + cos(pi t / t_end))``, 0 from ``t_end`` on.
+        """Cosine drop fraction ``f0/2 * (1 + cos(pi t / t_end))``, 0 from ``t_end`` on (float32, for display).
+
+        The rewiring itself uses the exact :meth:`drop_count`.
 
         >>> round(float(DSTSchedule(100, drop_fraction=0.5, end_fraction=0.5).fraction(25)), 6)
         0.25
@@ -121,6 +125,49 @@ class DSTSchedule:
         t = jnp.asarray(t, jnp.float32)
         f = 0.5 * self.drop_fraction * (1.0 + jnp.cos(jnp.pi * jnp.minimum(t, t_end) / t_end))
         return jnp.where(t < self.t_end, f, 0.0)
+
+    def drop_count(self, t: Any, active: Any) -> np.ndarray:
+        """Exact ``floor(f(t) * active)`` on the host, 0 from ``t_end`` on (numpy, broadcasting).
+
+        ``f0`` is read as written (``Fraction(repr(drop_fraction))``, so 0.3 is
+        3/10). By Niven's theorem ``cos(pi t / t_end)`` is rational in
+        ``(0, t_end)`` only at ``t / t_end`` = 1/3, 1/2, 2/3, where ``f(t)`` is
+        ``3 f0 / 4``, ``f0 / 2`` and ``f0 / 4``: there the count comes from exact
+        rational arithmetic. Elsewhere ``f(t) * active`` is irrational, never an
+        integer, and float64 places it between the right integers.
+
+        >>> s = DSTSchedule(1_000_000)  # t_end = 800000; t = 400000 is t_end / 2
+        >>> int(s.drop_count(400_000, 12)), int(s.drop_count(1000, 12)), int(s.drop_count(800_000, 12))
+        (3, 5, 0)
+        """
+        t = np.asarray(t, np.int64)
+        active = np.asarray(active, np.int64)
+        t_end, f0 = self.t_end, Fraction(repr(float(self.drop_fraction)))
+        f = 0.5 * float(self.drop_fraction) * (1.0 + np.cos(np.pi * np.minimum(t, t_end) / max(t_end, 1)))
+        count = np.floor(f * active).astype(np.int64)
+        for num, den, share in ((1, 3, Fraction(3, 4)), (1, 2, Fraction(1, 2)), (2, 3, Fraction(1, 4))):
+            r = f0 * share  # f(t) at t / t_end = num / den
+            exact = (active * r.numerator) // r.denominator
+            count = np.where(t * den == num * t_end, exact, count)
+        return np.where((t >= 0) & (t < t_end), count, 0)
+
+    def device_drop_count(self, t: jax.Array, active: jax.Array) -> jax.Array:
+        """:meth:`drop_count` inside a traced program (a host callback; int32, shaped like ``active``).
+
+        Cheap where it is used, inside the rewiring branch, which runs once
+        every ``delta_t`` updates; works under ``jit`` and ``vmap``.
+        """
+
+        def host(t, active):
+            # Under vmap an unbatched t arrives with size-1 batch dims; the trailing axis of
+            # `active` is the layer axis, so t broadcasts over it.
+            return self.drop_count(np.asarray(t)[..., None], active).astype(np.int32)
+
+        active = jnp.asarray(active, jnp.int32)
+        return jax.pure_callback(
+            host, jax.ShapeDtypeStruct(active.shape, jnp.int32), jnp.asarray(t, jnp.int32), active,
+            vmap_method="expand_dims",
+        )  # fmt: skip
 
     def is_update_step(self, t: jax.Array) -> jax.Array:
         """True after update ``t`` (1-based) when the mask changes."""
@@ -159,12 +206,12 @@ def drop_and_grow(
     mask: jax.Array,
     weights: jax.Array,
     grow_scores: jax.Array,
-    fraction: jax.Array,
+    n_drop: jax.Array,
     max_n: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """One SET/RigL rewiring of one layer.
 
-    Drops ``n = min(floor(fraction * active), inactive)`` active entries with
+    Drops ``n = min(n_drop, inactive)`` active entries with
     the smallest ``|weights|`` and grows the ``n`` entries that were inactive
     before the drop with the largest ``grow_scores``. Ties go to the lower
     flat index.
@@ -173,7 +220,8 @@ def drop_and_grow(
       mask: boolean mask of the layer.
       weights: the layer's weights (only active entries matter).
       grow_scores: non-negative regrowth scores (random draws or ``|grad|``).
-      fraction: drop fraction in ``[0, 1]``.
+      n_drop: how many to drop (an int, traced or not), e.g.
+        :meth:`DSTSchedule.drop_count` of the layer's active count.
       max_n: static upper bound on ``n`` (default: the layer size); ``n`` is
         clipped to it. A tight bound makes the selection cheaper.
 
@@ -183,7 +231,7 @@ def drop_and_grow(
     m = mask.ravel()
     bound = m.size if max_n is None else min(int(max_n), m.size)
     n_active = jnp.sum(m, dtype=jnp.int32)
-    n = jnp.minimum(jnp.floor(fraction * n_active).astype(jnp.int32), m.size - n_active)
+    n = jnp.clip(jnp.asarray(n_drop, jnp.int32), 0, m.size - n_active)
     n = jnp.minimum(n, bound)
     # Non-finite values must rank strictly inside the active (drop) or inactive (grow) group:
     # NaN weights are dropped first, and no finite score ties with the +inf placeholder.
@@ -199,7 +247,7 @@ def _drop_bounds(masks: Masks, max_active: Any, drop_fraction: float) -> list[in
     """Static per-leaf bounds on how many weights one rewiring can drop.
 
     From ``max_active`` if given, else from the masks when they are concrete,
-    else the leaf size. One extra unit covers float32 rounding of ``f0 * active``.
+    else the leaf size (``f(t) < f0`` for ``t > 0``, so ``floor(f0 * active)`` bounds every count).
     """
     leaves = jax.tree.leaves(masks, is_leaf=is_none)
     if max_active is not None:
@@ -214,7 +262,7 @@ def _drop_bounds(masks: Masks, max_active: Any, drop_fraction: float) -> list[in
             for m in leaves
         ]
     return [
-        None if m is None else min(int(math.floor(drop_fraction * int(a))) + 1, m.size) for m, a in zip(leaves, actives)
+        None if m is None else min(math.floor(Fraction(repr(float(drop_fraction))) * int(a)), m.size) for m, a in zip(leaves, actives)
     ]
 
 
@@ -255,7 +303,7 @@ def sparse_transform(
         where the mask updates fall (``DSTSchedule.next_update_step``) should
         pass ``False`` between them;
       - ``True``: rewire on this update, whatever ``delta_t`` says, dropping
-        ``schedule.fraction(t)`` (0 from ``t_end`` on).
+        ``schedule.drop_count(t, active)`` per layer (0 from ``t_end`` on).
     """
     if regrow not in REGROW:
         raise ValueError(f"unknown regrow {regrow!r}; allowed: {', '.join(REGROW)}.")
@@ -274,10 +322,12 @@ def sparse_transform(
         check_masks(params, masks)
         return SparseState(inner.init(params), masks, jnp.zeros([], jnp.int32), init_key)
 
-    def rewire_masks(masks, inner_state, params, inner_updates, grads, key, fraction):
+    def rewire_masks(masks, inner_state, params, inner_updates, grads, key, t):
         m_leaves, treedef = jax.tree.flatten(masks, is_leaf=is_none)
         w_leaves = jax.tree.leaves(optax.apply_updates(params, inner_updates))
         g_leaves = jax.tree.leaves(grads)
+        actives = jnp.stack([jnp.sum(m, dtype=jnp.int32) for m in m_leaves if m is not None])
+        n_drop = iter(schedule.device_drop_count(t, actives))
         new, kept = [], []
         for i, (m, w, g) in enumerate(zip(m_leaves, w_leaves, g_leaves)):
             if m is None:
@@ -288,7 +338,7 @@ def sparse_transform(
                 scores = jax.random.uniform(jax.random.fold_in(key, i), m.shape)
             else:
                 scores = jnp.abs(g)
-            nm, _ = drop_and_grow(m, w, scores, fraction, bounds[i])
+            nm, _ = drop_and_grow(m, w, scores, next(n_drop), bounds[i])
             new.append(nm)
             kept.append(nm & m)
         new_masks = jax.tree.unflatten(treedef, new)
@@ -322,7 +372,7 @@ def sparse_transform(
             t = count if step is None else jnp.asarray(step, jnp.int32) + 1
             # Draws depend on (key, t) only, so they do not depend on which updates passed rewire=False.
             sub = jax.random.fold_in(state.key, t)
-            rewired = lambda ms, st: rewire_masks(ms, st, params, inner_updates, updates, sub, schedule.fraction(t))
+            rewired = lambda ms, st: rewire_masks(ms, st, params, inner_updates, updates, sub, t)
             if rewire:
                 new_masks, inner_state = rewired(masks, inner_state)
             else:

@@ -100,7 +100,7 @@ def test_rigl_hand_worked():
     grads = jnp.array([[9.0, 1.0, 9.0], [-7.0, 9.0, 2.0], [9.0, 8.0, 0.5]])
     sched = sj.DSTSchedule(total_steps=10, delta_t=1, drop_fraction=0.6, end_fraction=1.0)
     # f(1) = 0.3 * (1 + cos(pi / 10)) = 0.585, n = floor(0.585 * 4) = 2.
-    assert int(np.floor(float(sched.fraction(1)) * 4)) == 2
+    assert int(sched.drop_count(1, 4)) == 2
     tx = sj.rigl_sparse(optax.sgd(0.0), {"w": mask}, sched)
     updates, state = tx.update({"w": grads}, tx.init({"w": w}), {"w": w})
     # Drop the two smallest |w| among active: 0.1 (1,1) and 0.5 (0,0).
@@ -320,9 +320,10 @@ def test_property_drop_and_grow(seed, density, fraction):
     rng = np.random.default_rng(seed)
     m = rng.random((7, 9)) < density
     w, s = rng.normal(size=(7, 9)), rng.random((7, 9))
-    new, grown = sj.drop_and_grow(jnp.asarray(m), jnp.asarray(w), jnp.asarray(s), jnp.float32(fraction))
+    n_drop = int(np.floor(fraction * m.sum()))
+    new, grown = sj.drop_and_grow(jnp.asarray(m), jnp.asarray(w), jnp.asarray(s), n_drop)
     new, grown = np.asarray(new), np.asarray(grown)
-    n = min(int(np.floor(np.float32(fraction) * m.sum())), (~m).sum())
+    n = min(n_drop, (~m).sum())
     assert new.sum() == m.sum()
     assert (grown == (new & ~m)).all() and grown.sum() == n
     dropped = m & ~new
@@ -376,9 +377,9 @@ def test_rewiring_keeps_counts_with_non_finite_weights(bad):
     mask = jnp.array([True] * 6 + [False] * 6)
     scores = jnp.linspace(0.1, 0.9, 12)
     weights = jnp.arange(1.0, 13.0).at[:4].set(bad)
-    new, grown = sj.drop_and_grow(mask, weights, scores.at[8].set(bad), jnp.float32(0.5))
+    new, grown = sj.drop_and_grow(mask, weights, scores.at[8].set(bad), 3)
     assert int(new.sum()) == 6 and int(grown.sum()) == 3
-    new, _ = sj.drop_and_grow(~mask, jnp.full(12, bad), scores, jnp.float32(0.5))
+    new, _ = sj.drop_and_grow(~mask, jnp.full(12, bad), scores, 3)
     assert int(new.sum()) == 6
 
 
@@ -407,3 +408,63 @@ def test_non_integer_inputs_are_rejected():
     with pytest.raises(ValueError, match="count=2.7 must be an integer"):
         sj.topk_mask({"a": jnp.zeros((3, 3))}, {"a": 2.7})
     assert sj.DSTSchedule(100, end_fraction=0.57).t_end == 57
+
+
+def _exact_drop_count(schedule, t, active):
+    """``floor(f(t) * active)`` from exact rationals where cos(pi t / t_end) is rational, else 60-digit decimals."""
+    import decimal
+    from fractions import Fraction
+
+    if not 0 <= t < schedule.t_end:
+        return 0
+    f0 = Fraction(repr(schedule.drop_fraction))
+    r = Fraction(t, schedule.t_end)
+    rational_cos = {Fraction(0): 1, Fraction(1, 3): Fraction(1, 2), Fraction(1, 2): 0, Fraction(2, 3): Fraction(-1, 2)}
+    if r in rational_cos:
+        return int((f0 / 2 * (1 + rational_cos[r]) * active).__floor__())
+    with decimal.localcontext() as ctx:
+        ctx.prec = 60
+        pi = decimal.Decimal("3.14159265358979323846264338327950288419716939937510582097494459")
+        x = pi * r.numerator / r.denominator
+        term, total, k = decimal.Decimal(1), decimal.Decimal(1), 0
+        while abs(term) > decimal.Decimal(10) ** -58:  # Taylor series of cos
+            k += 2
+            term *= -x * x / (k * (k - 1))
+            total += term
+        value = decimal.Decimal(f0.numerator) / f0.denominator / 2 * (1 + total) * active
+    return int(value.to_integral_value(rounding=decimal.ROUND_FLOOR))
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        sj.DSTSchedule(1_000_000),  # the default: t_end / 2 = 400000 is an update step
+        sj.DSTSchedule(3000, delta_t=10),  # t_end = 2400: 800, 1200 and 1600 are update steps
+        sj.DSTSchedule(900, delta_t=1, drop_fraction=0.3, end_fraction=1.0),  # f0 = 3/10, not a binary fraction
+        sj.DSTSchedule(7777, delta_t=7, drop_fraction=0.75, end_fraction=0.6),
+    ],
+    ids=["default", "thirds", "decimal_f0", "odd"],
+)
+def test_drop_count_is_exact_at_every_update_step_eager_and_jit(schedule):
+    actives = np.array([1, 4, 12, 40, 100, 999, 6553, 65536, 200_000])
+    steps = [t for t in range(1, schedule.t_end) if t % schedule.delta_t == 0]
+    expected = np.array([[_exact_drop_count(schedule, t, a) for a in actives] for t in steps])
+    np.testing.assert_array_equal(schedule.drop_count(np.array(steps)[:, None], actives), expected)
+    on_device = jax.jit(jax.vmap(schedule.device_drop_count, in_axes=(0, None)))
+    np.testing.assert_array_equal(on_device(jnp.array(steps), jnp.array(actives)), expected)
+    eager = [schedule.device_drop_count(t, actives) for t in steps[:: max(1, len(steps) // 20)]]
+    np.testing.assert_array_equal(np.stack(eager), expected[:: max(1, len(steps) // 20)])
+
+
+def test_rewiring_drops_the_exact_count_at_t_end_over_two_eager_and_jit():
+    """The issue's example: default schedule, t = 400000, 12 active: f(t) * 12 = 3 exactly."""
+    schedule = sj.DSTSchedule(1_000_000)
+    mask = jnp.arange(20) < 12
+    params = {"w": jnp.where(mask, jnp.arange(1.0, 21.0), 0.0)}
+    tx = sj.set_sparse(optax.sgd(0.0), {"w": mask}, jax.random.key(0), schedule)
+    state = tx.init(params)
+    grads = {"w": jnp.ones(20)}
+    for update in (tx.update, jax.jit(tx.update, static_argnames="rewire")):
+        _, new = update(grads, state, params, step=399_999, rewire=True)
+        assert int((mask & ~new.masks["w"]).sum()) == 3
+        assert int(new.masks["w"].sum()) == 12
