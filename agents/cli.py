@@ -34,15 +34,17 @@ class RunOptions:
 class SweepArgs(RunOptions):
     """Run a grid of envs x algorithms x sparsities x methods x seeds and write tables and figures."""
 
-    preset: str = "quick"
-    """Starting point: `quick` (all six methods, 3 seeds, inverted_pendulum; minutes on a laptop CPU) or `paper`
-    (5 MuJoCo tasks, SAC and TD3, sparsity 0.8/0.9/0.95, 1M steps, 5 seeds; for accelerators)."""
+    preset: str | None = None
+    """Starting point: `quick` (the default: all six methods, 3 seeds, inverted_pendulum; minutes on a laptop CPU)
+    or `paper` (5 MuJoCo tasks, SAC and TD3, sparsity 0.8/0.9/0.95, 1M steps, 5 seeds; for accelerators). With
+    --resume the sweep's own config.json is the starting point."""
     out: Path | None = None
     """Results directory (default: results/<preset>)."""
     resume: bool = False
-    """Continue an interrupted sweep in `out` from the last checkpoint of every run."""
+    """Continue an interrupted sweep in `out` from the last checkpoint of every run, with the config it was started
+    with; options that would change it are refused (--progress, --devices and --compile-cache may change)."""
     overwrite: bool = False
-    """Delete whatever is in `out` first."""
+    """Delete the earlier sweep in `out` first (only a directory that holds a sweep's config.json)."""
     envs: tuple[str, ...] | None = None
     """Override the preset's environments."""
     algos: tuple[str, ...] | None = None
@@ -70,9 +72,9 @@ class TrainArgs(RunOptions):
     config: TrainConfig = TrainConfig()
     """The training configuration."""
     resume: bool = False
-    """Continue an interrupted run in `out`."""
+    """Continue an interrupted run in `out`; give the same options as when it started."""
     overwrite: bool = False
-    """Delete whatever is in `out` first."""
+    """Delete the earlier results in `out` first (only a directory that holds a sweep's config.json)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,13 +92,13 @@ Command = (
 )
 
 
-def resolve_sweep(args: SweepArgs):
-    """The ``SweepConfig`` of a preset with the command line's overrides applied."""
+def resolve_sweep(args: SweepArgs, base=None):
+    """The ``SweepConfig`` of the preset (or of ``base``, when resuming without one) with the overrides applied."""
     from agents.sweep import PRESETS
 
-    if args.preset not in PRESETS:
+    if args.preset is not None and args.preset not in PRESETS:
         raise ValueError(f"unknown preset {args.preset!r}; allowed: {', '.join(PRESETS)}.")
-    cfg = PRESETS[args.preset]
+    cfg = PRESETS[args.preset or "quick"] if args.preset is not None or base is None else base
     overrides = {
         k: getattr(args, k)
         for k in ("envs", "algos", "sparsities", "methods", "seeds", "checkpoint_every")
@@ -117,8 +119,12 @@ def execute(command: SweepArgs | TrainArgs | ReportArgs) -> None:
         return
     use_compile_cache(command.compile_cache)
     if isinstance(command, SweepArgs):
-        cfg = resolve_sweep(command)
-        out = command.out or Path("results") / command.preset
+        out = command.out if command.out is not None else Path("results") / (command.preset or "quick")
+        base = None
+        if command.resume:
+            sweep.check_output_dir(out, resume=True, overwrite=command.overwrite)
+            base = sweep.stored_config(out)
+        cfg = resolve_sweep(command, base)
     else:
         c = command.config
         cfg = sweep.SweepConfig(
@@ -193,8 +199,35 @@ def maybe_initialize_distributed() -> None:
         jax.distributed.initialize()
 
 
+def _resume_hint(argv: list[str] | None) -> str:
+    """The command that continues the sweep that ``argv`` started."""
+    import shlex
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = args[0] if args and args[0] in ("sweep", "train") else "sweep"
+    out = None
+    for i, a in enumerate(args):
+        if a == "--out" and i + 1 < len(args):
+            out = args[i + 1]
+        elif a.startswith("--out="):
+            out = a.split("=", 1)[1]
+    if command == "train":  # train resumes with the same options
+        rest = [a for a in args[1:] if a not in ("--resume", "--overwrite")]
+        return shlex.join(["sparse-rl", "train", *rest, "--resume"])
+    return shlex.join(["sparse-rl", "sweep", "--resume", "--out", out or "results/quick"])
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``sparse-rl`` console script."""
+    """Entry point of the ``sparse-rl`` console script.
+
+    Exit codes: 2 for bad input (one line naming the value, nothing written),
+    1 when writing the results fails midway (one line naming the path; what
+    was written stays, and ``--resume`` continues once the cause is fixed),
+    128 + the signal number on SIGTERM or Ctrl-C (after any checkpoint being
+    written is complete, with the ``--resume`` command).
+    """
+    from agents.sweep import SweepInterrupted
+
     maybe_initialize_distributed()
     try:
         # Config dataclasses validate in __post_init__, so bad values can surface while parsing.
@@ -202,6 +235,20 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as e:
         print(f"sparse-rl: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    except OSError as e:
+        where = f": {e.filename}" if e.filename else ""
+        print(
+            f"sparse-rl: error: {e.strerror or e}{where}; what was written is kept; once that is fixed, continue with: "
+            f"{_resume_hint(argv)}",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
+    except SweepInterrupted as e:
+        print(
+            f"sparse-rl: stopped by {e}; every checkpoint is complete, continue with: {_resume_hint(argv)}",
+            file=sys.stderr,
+        )
+        raise SystemExit(128 + e.signum) from None
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import sparse_jax as sj
+from envs import resolve_backend
 
 METHODS = ("dense", "static", "uniform_revival", "tar", "set", "rigl")
 ALGOS = ("sac", "td3")
@@ -171,6 +173,16 @@ class TrainConfig:
             raise ValueError(f"hidden={self.hidden!r} must be a non-empty tuple of positive widths.")
         if not 0.0 <= self.gamma < 1.0 or not 0.0 < self.tau <= 1.0:
             raise ValueError(f"gamma={self.gamma} must be in [0, 1) and tau={self.tau} in (0, 1].")
+        # Written as `not (v > 0)` so that NaN fails too.
+        for name in ("actor_lr", "critic_lr", "alpha_lr", "init_alpha"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name}={value!r} must be a positive finite number.")
+        for name in ("target_noise", "noise_clip", "expl_noise"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name}={value!r} must be a non-negative finite number.")
+        resolve_backend(self.env, self.backend)  # unknown env or backend fails here, before anything is written
 
     @property
     def chunk_iters(self) -> int:

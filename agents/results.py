@@ -9,7 +9,9 @@ Layout (``DIR`` is the results directory)::
     DIR/figures/*.png               learning curves, final returns, topology (``agents.report``)
     DIR/checkpoints/<group>/        orbax checkpoints of each compiled group of runs
 
-``run_id`` is ``<env>-<algo>-s<sparsity>-<method>-seed<seed>``.
+``run_id`` is ``<env>-<algo>-s<sparsity>-<method>-seed<seed>``, with the
+sparsity written as Python's shortest round-trip ``repr`` (so two different
+sparsities never share a folder).
 
 Every file is written to a temporary name in the same folder and renamed into
 place, so a killed process never leaves a half-written file behind.
@@ -24,9 +26,18 @@ from pathlib import Path
 from typing import Any
 
 
+def sparsity_label(sparsity: float) -> str:
+    """``sparsity`` as it appears in run and group names: injective on floats.
+
+    >>> sparsity_label(0.9), sparsity_label(0.9000001), sparsity_label(0)
+    ('0.9', '0.9000001', '0.0')
+    """
+    return repr(float(sparsity))
+
+
 def run_id(env: str, algo: str, sparsity: float, method: str, seed: int) -> str:
     """The folder name of one run, e.g. ``inverted_pendulum-sac-s0.9-tar-seed0``."""
-    return f"{env}-{algo}-s{sparsity:g}-{method}-seed{seed}"
+    return f"{env}-{algo}-s{sparsity_label(sparsity)}-{method}-seed{seed}"
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -60,10 +71,16 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file."""
-    return json.loads(Path(path).read_text())
+    """Read a JSON file; a damaged one raises ``ValueError`` naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{str(path)!r} is damaged (not valid JSON: {e}); delete it or restore it from a copy.") from None
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read a JSON-lines file (one object per line)."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """Read a JSON-lines file (one object per line); a damaged one raises ``ValueError`` naming it."""
+    try:
+        return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{str(path)!r} is damaged (not valid JSON lines: {e}); delete it or restore it.") from None

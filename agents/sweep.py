@@ -12,16 +12,22 @@ builds the tables and figures. The layout is in :mod:`agents.results`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.metadata
 import json
 import math
+import os
 import shutil
+import signal
 import subprocess
-from collections.abc import Callable
+import sys
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import filelock
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -67,10 +73,17 @@ class SweepConfig:
                 raise ValueError(f"sparsity {s!r} is outside the allowed range [0, 1).")
         if not self.sparsities:
             raise ValueError("sparsities must not be empty.")
+        for kind, values in (("env", self.envs), ("algo", self.algos), ("method", self.methods)):
+            _check_unique(kind, values)
+        _check_unique("sparsity", tuple(results.sparsity_label(s) for s in self.sparsities))
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
             raise ValueError(f"seeds={self.seeds!r} must be a positive int (the number of seeds).")
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every={self.checkpoint_every!r} must be >= 0.")
+        for env in self.envs:  # every cell's config validates itself (backends per env, ...) before anything runs
+            for algo in self.algos:
+                for sparsity in self.sparsities:
+                    self.cell_config(env, algo, sparsity)
 
     def cell_config(self, env: str, algo: str, sparsity: float) -> TrainConfig:
         """The ``TrainConfig`` of one cell (method set per group)."""
@@ -87,6 +100,14 @@ class SweepConfig:
                 for sparsity in self.sparsities:
                     out += [(env, algo, sparsity, ms) for ms in ([mask_only] if mask_only else []) + dynamic]
         return out
+
+
+def _check_unique(kind: str, values: tuple) -> None:
+    seen = set()
+    for v in values:
+        if v in seen:
+            raise ValueError(f"{kind} {v!r} is given twice; list each {kind} once.")
+        seen.add(v)
 
 
 def _check_names(kind: str, names: tuple[str, ...], allowed: tuple[str, ...]) -> None:
@@ -149,17 +170,146 @@ PRESETS: dict[str, SweepConfig] = {
 }
 
 
+# The lock that gives one sweep the results directory, and the file that names its holder's pid.
+LOCK_FILE, PID_FILE = ".sweep.lock", ".sweep.pid"
+
+
+def _entries(out: Path) -> list[Path]:
+    """What ``out`` holds besides the lock files."""
+    return [p for p in out.iterdir() if p.name not in (LOCK_FILE, PID_FILE)] if out.is_dir() else []
+
+
+def _is_sweep_dir(out: Path) -> bool:
+    try:
+        return "sweep" in results.read_json(out / "config.json")
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def check_output_dir(out: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse a file, or a non-empty directory unless resuming or overwriting (nothing is written)."""
+    """Refuse a results path that a sweep must not write to or delete (nothing is written).
+
+    Refused: ``resume`` with ``overwrite``; the working directory or one of its
+    ancestors (``--out ""`` means the working directory); a path below a file;
+    a file; a non-empty directory unless resuming or overwriting; resuming a
+    directory without a sweep's ``config.json``; overwriting a non-empty
+    directory that does not hold one (``--overwrite`` deletes only a sweep's
+    own results).
+    """
     if resume and overwrite:
         raise ValueError("--resume and --overwrite exclude each other.")
+    resolved, cwd = out.resolve(), Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents:
+        raise ValueError(
+            f"results path {str(out)!r} is the working directory or one of its parents; give a directory of its own "
+            "(e.g. results/mine)."
+        )
+    for parent in out.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"results path {str(out)!r} is below {str(parent)!r}, which is a file.")
+            break
     if out.exists() and not out.is_dir():
         raise ValueError(f"results path {str(out)!r} is a file; give a directory.")
-    non_empty = out.is_dir() and any(out.iterdir())
+    non_empty = bool(_entries(out))
     if resume and not (out / "config.json").is_file():
         raise ValueError(f"cannot resume {str(out)!r}: it has no config.json from an earlier sweep.")
     if non_empty and not (resume or overwrite):
         raise ValueError(f"results directory {str(out)!r} is not empty; pass --resume or --overwrite.")
+    if non_empty and overwrite and not _is_sweep_dir(out):
+        raise ValueError(
+            f"--overwrite deletes only a sweep's results directory, and {str(out)!r} has no sweep config.json; "
+            "remove it yourself or pick another --out."
+        )
+
+
+@contextlib.contextmanager
+def hold_results_dir(out: Path, resume: bool, overwrite: bool) -> Iterator[None]:
+    """Hold ``out`` for one sweep: create it, lock it, then empty it if ``overwrite``.
+
+    The lock (``.sweep.lock``, an OS file lock that dies with its process) is
+    held until the sweep ends, so a second sweep, ``--resume`` or
+    ``--overwrite`` on the same directory is refused with the holder's pid
+    instead of racing it. ``check_output_dir`` runs again under the lock.
+    """
+    check_output_dir(out, resume, overwrite)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(out / LOCK_FILE, timeout=0)
+        lock.acquire()
+    except filelock.Timeout:
+        try:
+            holder = (out / PID_FILE).read_text().strip() or "unknown"
+        except OSError:
+            holder = "unknown"
+        raise ValueError(
+            f"results directory {str(out)!r} is in use by another sweep (pid {holder}); wait for it to end or stop it."
+        ) from None
+    except OSError as e:
+        raise ValueError(f"cannot write results directory {str(out)!r}: {e.strerror or e}.") from None
+    try:
+        check_output_dir(out, resume, overwrite)  # again: another sweep may have written before we held the lock
+        if overwrite:
+            for p in _entries(out):
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        results.atomic_write_text(out / PID_FILE, f"{os.getpid()}\n")
+        yield
+    finally:
+        (out / PID_FILE).unlink(missing_ok=True)
+        lock.release()
+
+
+class SweepInterrupted(BaseException):
+    """SIGTERM or SIGINT stopped a sweep at a safe point (every checkpoint on disk is complete).
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so that no ``except
+    Exception`` on the way swallows it.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _SafePoints:
+    """Turns SIGTERM/SIGINT into :class:`SweepInterrupted`, deferred while a checkpoint is being written.
+
+    SLURM and preemptible VMs send SIGTERM before they kill a job; Ctrl-C sends
+    SIGINT. Either stops the sweep at once, except inside :meth:`critical`
+    (checkpoint and curve writes), which finishes first.
+    """
+
+    def __init__(self):
+        self.depth = 0
+        self.pending: int | None = None
+
+    def _handler(self, signum, frame):
+        if self.depth:
+            self.pending = signum
+        else:
+            raise SweepInterrupted(signum)
+
+    @contextlib.contextmanager
+    def critical(self) -> Iterator[None]:
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+        if not self.depth and self.pending is not None:
+            raise SweepInterrupted(self.pending)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+            yield
+            return
+        previous = {s: signal.signal(s, self._handler) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
 
 
 def _provenance() -> dict[str, Any]:
@@ -183,13 +333,58 @@ def config_to_json(cfg: SweepConfig) -> dict:
     return dataclasses.asdict(cfg)
 
 
+def _unknown_fields(cls: type, data: Any, where: str = "") -> list[str]:
+    """Dotted names of the fields of ``data`` (nested config dicts) that ``cls`` does not have."""
+    if not isinstance(data, dict):
+        raise ValueError(f"config.json: {where or 'sweep'} must be an object, got {data!r}.")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [f"{where}{k}" for k in sorted(data) if k not in fields]
+    for name, sub in (("train", TrainConfig), ("sparse", SparsityConfig)):
+        if name in fields and name in data:
+            unknown += _unknown_fields(sub, data[name], f"{where}{name}.")
+    return unknown
+
+
 def config_from_json(data: dict) -> SweepConfig:
-    """Inverse of :func:`config_to_json`."""
-    train = dict(data["train"])
-    train["sparse"] = SparsityConfig(**train["sparse"])
-    train["hidden"] = tuple(train["hidden"])
+    """Inverse of :func:`config_to_json`; unknown fields raise ``ValueError`` naming them all.
+
+    Fields missing from ``data`` take their defaults.
+    """
+    unknown = _unknown_fields(SweepConfig, data)
+    if unknown:
+        raise ValueError(
+            f"config.json has fields this version of sparse-rl does not know: {', '.join(unknown)} "
+            "(written by another version?)."
+        )
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != "train"}
+    train = dict(data.get("train", {}))
+    if "sparse" in train:
+        train["sparse"] = SparsityConfig(**train["sparse"])
+    if "hidden" in train:
+        train["hidden"] = tuple(train["hidden"])
     return SweepConfig(**fields, train=TrainConfig(**train))
+
+
+def stored_config(out: str | Path) -> SweepConfig:
+    """The sweep config a results directory was started with (its ``config.json``)."""
+    data = results.read_json(Path(out) / "config.json")
+    if not isinstance(data, dict) or "sweep" not in data:
+        raise ValueError(f"{str(Path(out) / 'config.json')!r} holds no sweep config.")
+    return config_from_json(data["sweep"])
+
+
+def config_differences(old: SweepConfig, new: SweepConfig) -> list[str]:
+    """``"field: old -> new"`` for every field (dotted, nested) where the two configs differ."""
+
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    as_json = lambda c: flat(json.loads(json.dumps(config_to_json(c))))  # tuples shown as the lists of config.json
+    a, b = as_json(old), as_json(new)
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
 def _finite(x: Any) -> bool:
@@ -279,21 +474,21 @@ def run_group(
     resume: bool,
     progress: Callable[[int, dict[str, float]], None],
     num_devices: int | None = None,
+    safe_points: _SafePoints | None = None,
 ) -> None:
     """Train one compiled group of runs, checkpointing and writing curves after every chunk.
 
     Every process of a multi-host job runs this; only process 0 writes files.
+    The last two checkpoints are kept: when the newer one does not restore,
+    ``resume`` says so and falls back to the older one.
     """
+    safe_points = safe_points or _SafePoints()
     train_cfg = cfg.cell_config(env, algo, sparsity)
     seeds = list(range(cfg.seeds))
     ids = [results.run_id(env, algo, sparsity, m, s) for m in methods for s in seeds]
-    group = f"{env}-{algo}-s{sparsity:g}-{'+'.join(methods)}"
+    group = f"{env}-{algo}-s{results.sparsity_label(sparsity)}-{'+'.join(methods)}"
     ckpt_dir = (out / "checkpoints" / group).absolute()
-    done = all(
-        (out / "runs" / i / "run.json").is_file() and results.read_json(out / "runs" / i / "run.json")["finished"]
-        for i in ids
-    )
-    if resume and done:
+    if resume and all(_run_finished(out / "runs" / i) for i in ids):
         progress(len(ids) * train_cfg.num_chunks * train_cfg.chunk_steps, {})
         return
 
@@ -303,17 +498,14 @@ def run_group(
     history: list[dict] = []
     first = 0
     manager = (
-        ocp.CheckpointManager(ckpt_dir, options=ocp.CheckpointManagerOptions(max_to_keep=1))
+        ocp.CheckpointManager(ckpt_dir, options=ocp.CheckpointManagerOptions(max_to_keep=2))
         if cfg.checkpoint_every
         else None
     )
-    if resume and manager is not None and manager.latest_step() is not None:
-        step = manager.latest_step()
+    if resume and manager is not None and manager.all_steps():
         num_slots = jax.tree.leaves(state.env_steps)[0].shape[0]  # real runs plus padding
         template = _abstract_saveable(state_template(trainer, num_slots), mesh)
-        restored = manager.restore(
-            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(template), meta=ocp.args.JsonRestore())
-        )
+        step, restored = _restore_latest(manager, template, group)
         state = _restore_leaves(restored["state"], state)
         history = _history_from_json(restored["meta"]["history"])
         first = step + 1
@@ -342,31 +534,81 @@ def run_group(
             results.atomic_write_json(folder / "run.json", info)
 
     def on_chunk(c: int, metrics: dict[str, np.ndarray], state: TrainState) -> None:
-        history.append(metrics)
-        if manager is not None and ((c + 1) % cfg.checkpoint_every == 0 or c + 1 == train_cfg.num_chunks):
-            manager.save(
-                c,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardSave(_saveable(state)),
-                    meta=ocp.args.JsonSave({"history": _history_to_json(history)}),
-                ),
-            )
-            manager.wait_until_finished()
-        write_runs(finished=c + 1 == train_cfg.num_chunks)
+        # A signal that arrives while the checkpoint and curves are written takes effect after them.
+        with safe_points.critical():
+            history.append(metrics)
+            if manager is not None and ((c + 1) % cfg.checkpoint_every == 0 or c + 1 == train_cfg.num_chunks):
+                manager.save(
+                    c,
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardSave(_saveable(state)),
+                        meta=ocp.args.JsonSave({"history": _history_to_json(history)}),
+                    ),
+                )
+                manager.wait_until_finished()
+            write_runs(finished=c + 1 == train_cfg.num_chunks)
         returns = {
             m: float(np.nanmean(metrics["eval_return"][i * len(seeds) : (i + 1) * len(seeds)]))
             for i, m in enumerate(methods)
         }
         progress(len(ids) * train_cfg.chunk_steps, {**returns, "steps/s": float(metrics["steps_per_s"])})
 
-    write_runs(finished=first == train_cfg.num_chunks)
-    train_chunks(trainer, state, first, on_chunk, len(ids), mesh, prepared.chunk)
-    if manager is not None:
-        manager.close()
+    try:
+        with safe_points.critical():
+            write_runs(finished=first == train_cfg.num_chunks)
+        train_chunks(trainer, state, first, on_chunk, len(ids), mesh, prepared.chunk)
+    finally:
+        if manager is not None:
+            manager.close()
+
+
+def _say(message: str) -> None:
+    """One line to stderr that does not break the progress bar."""
+    tqdm.write(f"sparse-rl: {message}", file=sys.stderr)
+
+
+def _run_finished(folder: Path) -> bool:
+    """Whether a run's files say it finished; damaged files count as unfinished (the run is rewritten)."""
+    if not (folder / "run.json").is_file():
+        return False
+    try:
+        info = results.read_json(folder / "run.json")
+        results.read_jsonl(folder / "curve.jsonl")
+    except (ValueError, OSError) as e:
+        _say(f"warning: {e} It is rewritten from the group's last checkpoint.")
+        return False
+    return bool(info.get("finished")) if isinstance(info, dict) else False
+
+
+def _restore_latest(manager: ocp.CheckpointManager, template: Any, group: str) -> tuple[int, dict]:
+    """Restore the newest checkpoint of ``group`` that restores, deleting the damaged ones after it."""
+    steps = sorted(manager.all_steps(), reverse=True)
+    errors = []
+    for i, step in enumerate(steps):
+        try:
+            restored = manager.restore(
+                step, args=ocp.args.Composite(state=ocp.args.StandardRestore(template), meta=ocp.args.JsonRestore())
+            )
+            if not isinstance(restored["meta"], dict) or "history" not in restored["meta"]:
+                raise ValueError("its metric history is missing")
+        except Exception as e:  # orbax and tensorstore raise many kinds on damaged files
+            reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            errors.append(f"checkpoint {step}: {reason}")
+            if i + 1 < len(steps):
+                _say(f"warning: checkpoint {step} of {group} does not restore ({reason}); "
+                     f"falling back to checkpoint {steps[i + 1]}.")  # fmt: skip
+            continue
+        for bad in steps[:i]:  # so that training can save those steps again
+            manager.delete(bad)
+        return step, restored
+    raise ValueError(
+        f"no checkpoint of {group} restores ({'; '.join(errors)}); delete {str(manager.directory)!r} to rerun that "
+        "group from the start."
+    )
 
 
 def run_sweep(
-    cfg: SweepConfig,
+    cfg: SweepConfig | None,
     out: str | Path,
     *,
     resume: bool = False,
@@ -376,8 +618,13 @@ def run_sweep(
 ) -> list[dict]:
     """Run every group of ``cfg`` into ``out``, then write the report. Returns the summary rows.
 
-    With ``resume`` the sweep's own ``config.json`` is used and finished runs
-    are skipped; with ``overwrite`` an existing directory is emptied first.
+    With ``resume`` the sweep continues from its own ``config.json``; ``cfg``
+    may then be ``None``, and a ``cfg`` that differs from it is refused with
+    the list of differences (run options such as ``num_devices`` may change).
+    With ``overwrite`` an existing sweep directory is emptied first. Every
+    check runs before anything is written, and the directory is locked for
+    the whole sweep. SIGTERM or SIGINT stops the sweep with
+    :class:`SweepInterrupted` once any checkpoint being written is complete.
     The runs axis of every group is sharded over ``num_devices`` devices
     (default: all of them; results are identical to a one-device run).
     """
@@ -385,29 +632,40 @@ def run_sweep(
     check_output_dir(out, resume, overwrite)
     runs_mesh(num_devices)  # validates the device count before anything is written
     if resume:
-        cfg = config_from_json(results.read_json(out / "config.json")["sweep"])
-    else:
-        if overwrite and out.is_dir():
-            shutil.rmtree(out)
-        results.atomic_write_json(out / "config.json", {"sweep": config_to_json(cfg), **_provenance()})
-    groups = cfg.groups()
-    total = sum(
-        len(ms) * cfg.seeds * cfg.cell_config(e, a, s).num_chunks * cfg.train.chunk_steps for e, a, s, ms in groups
-    )
-    bar = tqdm(total=total, unit="step", desc="sweep", disable=not show_progress, dynamic_ncols=True)
-    latest: dict[str, float] = {}
+        stored = stored_config(out)
+        if cfg is not None and cfg != stored:
+            raise ValueError(
+                f"--resume continues {str(out)!r} with its own config.json, and these options differ from it: "
+                f"{'; '.join(config_differences(stored, cfg))}. Drop them, or start a new sweep in another --out."
+            )
+        cfg = stored
+    elif cfg is None:
+        raise ValueError("a new sweep needs a config (cfg=None is allowed only with resume=True).")
+    writer = jax.process_index() == 0
+    safe_points = _SafePoints()
+    held = hold_results_dir(out, resume, overwrite) if writer else contextlib.nullcontext()
+    with held, safe_points.installed():
+        if not resume and writer:
+            results.atomic_write_json(out / "config.json", {"sweep": config_to_json(cfg), **_provenance()})
+        groups = cfg.groups()
+        total = sum(
+            len(ms) * cfg.seeds * cfg.cell_config(e, a, s).num_chunks * cfg.train.chunk_steps for e, a, s, ms in groups
+        )
+        bar = tqdm(total=total, unit="step", desc="sweep", disable=not show_progress, dynamic_ncols=True)
+        latest: dict[str, float] = {}
 
-    def progress(steps: int, info: dict[str, float]) -> None:
-        latest.update({k: round(v, 1) for k, v in info.items() if math.isfinite(v)})
-        bar.set_postfix(latest, refresh=False)
-        bar.update(steps)
+        def progress(steps: int, info: dict[str, float]) -> None:
+            latest.update({k: round(v, 1) for k, v in info.items() if math.isfinite(v)})
+            bar.set_postfix(latest, refresh=False)
+            bar.update(steps)
 
-    try:
-        for env, algo, sparsity, methods in groups:
-            bar.set_description(f"{env} {algo} s={sparsity:g} {'+'.join(methods)}")
-            run_group(cfg, out, env, algo, sparsity, methods, resume, progress, num_devices)
-    finally:
-        bar.close()
-    if jax.process_index() != 0:
-        return report_lib.summarize(out)
-    return report_lib.write_report(out)
+        try:
+            for env, algo, sparsity, methods in groups:
+                bar.set_description(f"{env} {algo} s={sparsity:g} {'+'.join(methods)}")
+                run_group(cfg, out, env, algo, sparsity, methods, resume, progress, num_devices, safe_points)
+        finally:
+            bar.close()
+        if not writer:
+            return report_lib.summarize(out)
+        with safe_points.critical():
+            return report_lib.write_report(out)

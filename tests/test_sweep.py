@@ -91,3 +91,97 @@ def test_checkpoint_leaves_round_trip_with_zero_size_leaves(tmp_path):
     np.testing.assert_array_equal(back["w"], tree["w"])
     assert back["contacts"].shape == (2, 0, 3)
     np.testing.assert_array_equal(jax.random.key_data(back["key"]), jax.random.key_data(tree["key"]))
+
+
+def _copy_sweep(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".sweep.*"))
+    return dst
+
+
+def _unfinish(out: Path, run: str = "probe_bandit-sac-s0.9-tar-seed0") -> None:
+    """Mark one run unfinished, so that ``--resume`` reruns its group from the last checkpoint."""
+    path = out / "runs" / run / "run.json"
+    info = results.read_json(path)
+    info["finished"] = False
+    results.atomic_write_json(path, info)
+
+
+def test_two_checkpoints_are_kept_and_a_damaged_newer_one_falls_back_to_the_older(straight, tmp_path, capsys):
+    out = _copy_sweep(straight, tmp_path / "damaged")
+    group = out / "checkpoints" / "probe_bandit-sac-s0.9-static+tar"
+    assert sorted(p.name for p in group.iterdir() if p.name.isdigit()) == ["1", "2"]
+    for f in (group / "2").rglob("*"):
+        if f.is_file() and f.stat().st_size > 0:
+            f.write_bytes(f.read_bytes()[: f.stat().st_size // 3])  # a truncated copy, as a full disk leaves
+    _unfinish(out)
+    main(["sweep", "--out", str(out), "--resume", "--no-progress"])
+    err = capsys.readouterr().err
+    assert "checkpoint 2 of probe_bandit-sac-s0.9-static+tar does not restore" in err
+    assert "falling back to checkpoint 1" in err and "Traceback" not in err
+    assert _curves(out) == _curves(straight)
+
+
+@pytest.mark.parametrize("name", ["run.json", "curve.jsonl"])
+def test_a_damaged_run_file_is_named_and_resume_rewrites_it(straight, tmp_path, capsys, name):
+    out = _copy_sweep(straight, tmp_path / "damaged")
+    path = out / "runs" / "probe_bandit-sac-s0.9-static-seed1" / name
+    path.write_text(path.read_text()[:40])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(out)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert str(path) in err and "damaged" in err and "\n" not in err
+    main(["sweep", "--out", str(out), "--resume", "--no-progress"])
+    assert str(path) in capsys.readouterr().err
+    assert _curves(out) == _curves(straight)
+    assert report.summarize(out) == report.summarize(straight)
+
+
+def test_full_disk_midway_gives_one_line_keeps_what_was_written_and_resume_finishes(
+    straight, tmp_path, capsys, monkeypatch
+):
+    import errno
+
+    out = tmp_path / "full"
+    real = results.atomic_write_bytes
+
+    def full_after_first_chunk(path, data):
+        if Path(path).name == "curve.jsonl" and data.count(b"\n") >= 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real(path, data)
+
+    monkeypatch.setattr(results, "atomic_write_bytes", full_after_first_chunk)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", *TINY, "--methods", "static", "tar", "--total-steps", "4000", "--out", str(out)])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert "No space left on device" in err and "curve.jsonl" in err and "\n" not in err
+    assert f"sparse-rl sweep --resume --out {out}" in err
+    assert len(results.read_jsonl(out / "runs" / "probe_bandit-sac-s0.9-tar-seed0" / "curve.jsonl")) == 1
+    monkeypatch.setattr(results, "atomic_write_bytes", real)
+    main(["sweep", "--out", str(out), "--resume", "--no-progress"])
+    assert _curves(out) == _curves(straight)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_sigterm_and_ctrl_c_stop_with_one_line_and_resume_matches(straight, tmp_path, signum):
+    out = tmp_path / "stopped"
+    cmd = [sys.executable, "-m", "agents.cli", "sweep", *TINY, "--methods", "static", "tar", "--total-steps", "4000",
+           "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ckpt = out / "checkpoints" / "probe_bandit-sac-s0.9-static+tar" / "0"
+    deadline = time.time() + 300
+    while not ckpt.is_dir() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signum, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"sparse-rl: stopped by {signal.Signals(signum).name}; every checkpoint is complete")
+    assert last.endswith(f"continue with: sparse-rl sweep --resume --out {out}") and "Traceback" not in err
+    info = results.read_json(out / "runs" / "probe_bandit-sac-s0.9-tar-seed0" / "run.json")
+    assert not info["finished"], "the signal came too late to test resuming"
+    main(["sweep", "--out", str(out), "--resume", "--no-progress"])
+    assert _curves(out) == _curves(straight)

@@ -1,0 +1,183 @@
+"""The sweep never loses data on bad input: every refusal is one line, exit code 2, and writes nothing.
+
+None of these tests trains: each is refused before anything compiles (the ones that need a
+trained sweep are in ``test_sweep.py``).
+"""
+
+import errno
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from agents import results, sweep
+from agents.cli import main
+
+TINY = ["--preset", "quick", "--envs", "probe_bandit", "--seeds", "2", "--no-progress"]
+
+
+def _refused(capsys, argv, code=2) -> str:
+    """Run the CLI, expect ``SystemExit(code)``, return its one-line error."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == code
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sparse-rl: error: ") and "\n" not in err, err
+    return err
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    """Every file below ``path`` with its bytes."""
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def _sweep_dir(path: Path, **overrides) -> sweep.SweepConfig:
+    """A results directory that holds a tiny sweep's config.json (and one run file), as an earlier sweep leaves."""
+    cfg = sweep.SweepConfig(
+        envs=("probe_bandit",), seeds=2, train=sweep.PRESETS["quick"].train, checkpoint_every=1, **overrides
+    )
+    results.atomic_write_json(path / "config.json", {"sweep": sweep.config_to_json(cfg)})
+    results.atomic_write_text(path / "runs" / "a-run" / "curve.jsonl", '{"chunk": 0}\n')
+    return cfg
+
+
+def test_empty_out_or_an_ancestor_of_the_working_directory_is_refused(tmp_path, monkeypatch, capsys):
+    work = tmp_path / "project"
+    (work / "src").mkdir(parents=True)
+    (work / "src" / "keep.py").write_text("print('keep me')")
+    _sweep_dir(work)  # even a directory that looks like a sweep is refused when it is the working directory
+    monkeypatch.chdir(work)
+    before = _tree(tmp_path)
+    for out in ("", ".", str(work), str(tmp_path), "src/.."):
+        err = _refused(capsys, ["sweep", *TINY, "--out", out, "--overwrite"])
+        assert "is the working directory or one of its parents" in err
+    assert _tree(tmp_path) == before
+
+
+def test_overwrite_deletes_only_a_sweep_directory(tmp_path, capsys):
+    other = tmp_path / "thesis"
+    other.mkdir()
+    (other / "chapter1.tex").write_text("keep me")
+    err = _refused(capsys, ["sweep", *TINY, "--out", str(other), "--overwrite"])
+    assert "--overwrite deletes only a sweep's results directory" in err and str(other) in err
+    assert _tree(other) == {"chapter1.tex": b"keep me"}
+    # A config.json that is not a sweep's does not count either.
+    (other / "config.json").write_text('{"model": "resnet"}')
+    _refused(capsys, ["sweep", *TINY, "--out", str(other), "--overwrite"])
+    assert set(_tree(other)) == {"chapter1.tex", "config.json"}
+
+
+@pytest.mark.parametrize("flag", [None, "--resume", "--overwrite"])
+def test_a_held_results_directory_is_refused_with_the_holders_pid(tmp_path, capsys, flag):
+    out = tmp_path / "busy"
+    out.mkdir()
+    if flag:  # resume and overwrite need an earlier sweep; a new sweep needs an empty directory
+        _sweep_dir(out)
+    before = _tree(out)
+    with sweep.hold_results_dir(out, resume=flag is not None, overwrite=False):  # a running sweep
+        assert (out / sweep.PID_FILE).read_text().strip() == str(os.getpid())
+        err = _refused(capsys, ["sweep", *TINY, "--out", str(out), *([flag] if flag else [])])
+        assert f"is in use by another sweep (pid {os.getpid()})" in err
+    assert {k: v for k, v in _tree(out).items() if not k.startswith(".sweep")} == before
+
+
+@pytest.mark.parametrize(
+    "flags, difference",
+    [
+        (["--seeds", "5"], "seeds: 2 -> 5"),
+        (["--methods", "static", "tar"], "methods: "),
+        (["--preset", "paper"], "envs: ['probe_bandit'] -> "),
+        (["--total-steps", "9000"], "train.total_steps: 14000 -> 9000"),
+        (["--envs", "probe_constant"], "envs: ['probe_bandit'] -> ['probe_constant']"),
+    ],
+)
+def test_resume_refuses_options_that_differ_from_config_json(tmp_path, capsys, flags, difference):
+    out = tmp_path / "sweep"
+    _sweep_dir(out)
+    before = _tree(out)
+    err = _refused(capsys, ["sweep", "--resume", "--out", str(out), "--no-progress", *flags])
+    assert "these options differ from it" in err and difference in err
+    assert _tree(out) == before
+
+
+def test_train_resume_refuses_a_changed_config(tmp_path, capsys):
+    out = tmp_path / "train"
+    train = sweep.PRESETS["quick"].train
+    cfg = sweep.SweepConfig(
+        envs=("probe_bandit",), sparsities=(0.9,), methods=("dense",), seeds=3,
+        train=train.__class__(**{**train.__dict__, "env": "probe_bandit"}),
+    )  # fmt: skip
+    results.atomic_write_json(out / "config.json", {"sweep": sweep.config_to_json(cfg)})
+    err = _refused(capsys, ["train", "--config.env", "probe_bandit", "--resume", "--out", str(out), "--no-progress"])
+    assert "these options differ from it" in err and "train.total_steps: 14000 -> 20000" in err
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--sparsities", "0.9", "0.9"], "sparsity '0.9' is given twice"),
+        (["--methods", "tar", "static", "tar"], "method 'tar' is given twice"),
+        (["--envs", "probe_bandit", "probe_bandit"], "env 'probe_bandit' is given twice"),
+        (["--algos", "sac", "sac"], "algo 'sac' is given twice"),
+    ],
+)
+def test_duplicated_axis_values_are_refused(tmp_path, capsys, flags, message):
+    out = tmp_path / "results"
+    assert message in _refused(capsys, ["sweep", *TINY, *flags, "--out", str(out)])
+    assert not out.exists()
+
+
+def test_run_names_are_injective_in_the_sparsity():
+    a = results.run_id("hopper", "sac", 0.9, "tar", 0)
+    b = results.run_id("hopper", "sac", 0.9000001, "tar", 0)
+    assert a == "hopper-sac-s0.9-tar-seed0" and b == "hopper-sac-s0.9000001-tar-seed0"
+    cfg = sweep.SweepConfig(envs=("probe_bandit",), sparsities=(0.9, 0.9000001), methods=("static",), seeds=1)
+    assert len({g[2] for g in cfg.groups()}) == 2
+
+
+def test_unknown_backend_is_refused_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "results"
+    with pytest.raises(SystemExit) as exit_info:  # tyro reports errors in the nested TrainConfig in its own box
+        main(["train", "--config.env", "hopper", "--config.backend", "warp", "--out", str(out)])
+    assert exit_info.value.code == 2
+    assert "unknown backend 'warp'" in " ".join(capsys.readouterr().err.split())
+    assert not out.exists()  # so the corrected command is not refused as "not empty"
+
+
+def test_results_path_below_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("keep me")
+    err = _refused(capsys, ["sweep", *TINY, "--out", str(tmp_path / "notes.txt" / "results")])
+    assert "notes.txt" in err and "which is a file" in err
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+def test_read_only_results_path_gives_one_line_naming_it(tmp_path, capsys, monkeypatch):
+    def read_only(path, data):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    monkeypatch.setattr(results, "atomic_write_bytes", read_only)
+    out = tmp_path / "results"
+    err = _refused(capsys, ["sweep", *TINY, "--out", str(out)], code=1)
+    assert "Read-only file system" in err and str(out) in err and "--resume" in err
+
+
+def test_config_json_with_an_unknown_field_is_refused_naming_it(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    _sweep_dir(out)
+    data = results.read_json(out / "config.json")
+    data["sweep"]["train"]["sparse"]["temperature_schedule"] = "cosine"
+    data["sweep"]["grid_order"] = "envs-first"
+    (out / "config.json").write_text(json.dumps(data))
+    before = _tree(out)
+    err = _refused(capsys, ["sweep", "--resume", "--out", str(out), "--no-progress"])
+    assert "does not know: grid_order" in err and "train.sparse.temperature_schedule" in err
+    assert _tree(out) == before
+
+
+def test_damaged_config_json_is_named(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    _sweep_dir(out)
+    (out / "config.json").write_text('{"sweep": {"envs": ["probe_')
+    err = _refused(capsys, ["sweep", "--resume", "--out", str(out), "--no-progress"])
+    assert str(out / "config.json") in err and "damaged" in err
