@@ -75,7 +75,7 @@ def read_json(path: str | os.PathLike) -> Any:
     try:
         return json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{str(path)!r} is damaged (not valid JSON: {e}); delete it or restore it from a copy.") from None
+        raise ValueError(f"{str(path)!r} is damaged (not valid JSON: {e}); delete it or restore it.") from None
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

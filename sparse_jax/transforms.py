@@ -24,10 +24,11 @@ changes when ``t % delta_t == 0`` and ``t < t_end``, dropping the fraction
 ``f(t) = f0 / 2 * (1 + cos(pi * t / t_end))`` of each layer's active weights
 (rounded down, and never more than the layer's inactive count). The count is
 exact (:meth:`DSTSchedule.drop_count`, on the host); float32 would land one
-short wherever ``f(t) * active`` is an integer. Per-layer counts never change. Pass ``step=`` (the 0-based index of this update) as an
-extra argument to drive the schedule from an unbatched loop counter: under
-``jax.vmap`` a batched predicate turns ``lax.cond`` into a select that runs
-the mask update on every step. Even unbatched, that branch costs about as
+short wherever ``f(t) * active`` is an integer. Per-layer counts never change.
+Pass ``step=`` (the 0-based index of this update) as an extra argument to
+drive the schedule from an unbatched loop counter: under ``jax.vmap`` a
+batched predicate turns ``lax.cond`` into a select that runs the mask update
+on every step. Even unbatched, that branch costs about as
 much per step as the static update itself; a loop that passes
 ``rewire=False`` between the mask-update steps it finds with
 :meth:`DSTSchedule.next_update_step` pays it only on those steps.
@@ -261,9 +262,8 @@ def _drop_bounds(masks: Masks, max_active: Any, drop_fraction: float) -> list[in
             None if m is None else m.size if isinstance(m, jax.core.Tracer) else int(np.count_nonzero(np.asarray(m)))
             for m in leaves
         ]
-    return [
-        None if m is None else min(math.floor(Fraction(repr(float(drop_fraction))) * int(a)), m.size) for m, a in zip(leaves, actives)
-    ]
+    f0 = Fraction(repr(float(drop_fraction)))
+    return [None if m is None else min(math.floor(f0 * int(a)), m.size) for m, a in zip(leaves, actives)]
 
 
 def sparse_transform(

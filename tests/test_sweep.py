@@ -165,8 +165,8 @@ def test_full_disk_midway_gives_one_line_keeps_what_was_written_and_resume_finis
     assert _curves(out) == _curves(straight)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_sigterm_and_ctrl_c_stop_with_one_line_and_resume_matches(straight, tmp_path, signum):
+def test_sigterm_stops_with_one_line_and_resume_matches(straight, tmp_path):
+    """SIGTERM from outside, as SLURM sends it before a kill."""
     out = tmp_path / "stopped"
     cmd = [sys.executable, "-m", "agents.cli", "sweep", *TINY, "--methods", "static", "tar", "--total-steps", "4000",
            "--out", str(out)]  # fmt: skip
@@ -175,13 +175,37 @@ def test_sigterm_and_ctrl_c_stop_with_one_line_and_resume_matches(straight, tmp_
     deadline = time.time() + 300
     while not ckpt.is_dir() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
-    proc.send_signal(signum)
+    proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 128 + signum, err
+    assert proc.returncode == 128 + signal.SIGTERM, err
     last = err.strip().splitlines()[-1]
-    assert last.startswith(f"sparse-rl: stopped by {signal.Signals(signum).name}; every checkpoint is complete")
+    assert last.startswith("sparse-rl: stopped by SIGTERM; every checkpoint is complete")
     assert last.endswith(f"continue with: sparse-rl sweep --resume --out {out}") and "Traceback" not in err
     info = results.read_json(out / "runs" / "probe_bandit-sac-s0.9-tar-seed0" / "run.json")
     assert not info["finished"], "the signal came too late to test resuming"
+    main(["sweep", "--out", str(out), "--resume", "--no-progress"])
+    assert _curves(out) == _curves(straight)
+
+
+def test_ctrl_c_while_a_checkpoint_is_written_waits_for_it(straight, tmp_path, capsys, monkeypatch):
+    """Ctrl-C in the middle of writing chunk 1's files takes effect once they are all written."""
+    out = tmp_path / "interrupted"
+    real = results.atomic_write_bytes
+
+    def interrupt_midway(path, data):
+        if Path(path).name == "curve.jsonl" and data.count(b"\n") == 2 and "static-seed0" in str(path):
+            signal.raise_signal(signal.SIGINT)  # the handler defers it: the other runs' files are still to come
+        real(path, data)
+
+    monkeypatch.setattr(results, "atomic_write_bytes", interrupt_midway)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", *TINY, "--methods", "static", "tar", "--total-steps", "4000", "--out", str(out)])
+    assert exit_info.value.code == 128 + signal.SIGINT
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sparse-rl: stopped by SIGINT; every checkpoint is complete") and "\n" not in err
+    assert err.endswith(f"continue with: sparse-rl sweep --resume --out {out}")
+    for run in ("static-seed1", "tar-seed0", "tar-seed1"):  # written after the signal, before stopping
+        assert len(results.read_jsonl(out / "runs" / f"probe_bandit-sac-s0.9-{run}" / "curve.jsonl")) == 2
+    monkeypatch.setattr(results, "atomic_write_bytes", real)
     main(["sweep", "--out", str(out), "--resume", "--no-progress"])
     assert _curves(out) == _curves(straight)

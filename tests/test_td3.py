@@ -40,9 +40,17 @@ def test_actor_loss_is_minus_q1():
 
 
 def test_dense_td3_learns_inverted_pendulum():
-    from agents.train import run
-    from tests.conftest import pendulum_config
+    """At least 2 of 4 seeds solve inverted_pendulum (>= 500 in one of the last 3 evaluations) within 35k steps.
 
-    result = run(pendulum_config("td3", 33_000), seeds=[0, 1])
-    returns = result.history[-1]["eval_return"]
-    assert float(returns.mean()) >= 500, [h["eval_return"].tolist() for h in result.history]
+    Measured with this config over seeds 0-7, natively (AMD EPYC, AVX2) and under
+    ``XLA_FLAGS=--xla_cpu_max_isa=AVX`` and ``SSE4_2`` (24 runs): the first evaluation at 1000
+    came at 13k-39k env steps (median 23k); at 35k, 23 of the 24 runs pass the per-seed test
+    (the other, native seed 6, solved at 39k); before learning it stays below 470 (mostly 40-150). The suite
+    needs 2 of 4. The earlier criterion (seeds 0 and 1 averaging >= 500 at 33k) passed under
+    SSE4_2 only by 555 (seed 0 at 111).
+    """
+    from agents.train import run
+    from tests.conftest import pendulum_config, solved_seeds
+
+    result = run(pendulum_config("td3", 35_000), seeds=[0, 1, 2, 3])
+    assert solved_seeds(result.history) >= 2, [h["eval_return"].tolist() for h in result.history]

@@ -124,15 +124,23 @@ def test_seeds_differ_and_methods_share_dense_init(sac_group):
 
 
 def test_learned_q_matches_analytic_bandit_value(sac_group):
+    """Dense SAC on the bandit probe learns Q(s, a) = -(a - s)^2 and a near-optimal greedy policy.
+
+    Measured over seeds 0-7 (this config, dense only), identical to 3 decimals under
+    ``XLA_FLAGS=--xla_cpu_max_isa=AVX`` and ``SSE4_2``: mean |Q - analytic| on the grid
+    0.018-0.031 (seed 0: 0.021), greedy return -0.013 to -0.061 (seed 0: -0.013). The
+    thresholds, 0.075 and -0.15, are 2.4x the worst error and 2.5x the worst return; random
+    actions average about -2/3, and a critic that outputs 0 is off by 0.53 on average.
+    """
     cfg, result, _ = sac_group
     critic = jax.tree.map(lambda x: x[0], result.state.agent.critic)  # dense, seed 0
     s = jnp.linspace(-0.8, 0.8, 9)
     obs, act = jnp.repeat(s, 9)[:, None], jnp.tile(s, 9)[:, None]
     q = TwinCritic(cfg.hidden).apply({"params": critic}, obs, act)
     analytic = -((act - obs) ** 2)[:, 0]
-    assert float(jnp.mean(jnp.abs(q - analytic))) < 0.05
+    assert float(jnp.mean(jnp.abs(q - analytic))) < 0.075
     # The greedy policy is near the optimum a = s (return 0; random actions average about -2/3).
-    assert float(result.history[-1]["eval_return"][0]) > -0.05
+    assert float(result.history[-1]["eval_return"][0]) > -0.15
 
 
 def test_rigl_masks_change_at_update_steps_only(td3_rigl):
