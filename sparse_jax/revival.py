@@ -17,11 +17,22 @@ configurable (defaults in brackets):
    the last axis): ``N_l = n_in + n_out``, connectivity target
    ``E_l = min(n_in * n_out, N_l * ln(N_l) / 2)`` (the Erdos-Renyi
    connectivity threshold); need ``g_l = max(0, E_l - active_l)``.
-3. Allocation. A connectivity floor first gives every prunable layer
-   ``ceil(phi * B / L)`` [``phi = 0.2``]; the rest of ``B`` is split in
-   proportion to ``g`` (to ``E`` if every ``g`` is 0), largest-remainder
-   rounding, each layer capped at its pruned count with overflow passed on.
-   Exactly ``B`` are revived, or every pruned weight if fewer.
+3. Allocation, in three passes, each layer capped at its pruned count:
+
+   a. floor: every prunable layer first gets ``ceil(phi * B / L)``
+      [``phi = 0.2``];
+   b. needs: each layer's remaining need ``ceil(E_l) - active_l - floor_l``
+      is filled, and no layer gets more than that in this pass; if the needs
+      add up to more than what is left, what is left is split in proportion
+      to them;
+   c. the rest goes in proportion to ``E`` (water-filling: a layer that
+      reaches its cap passes the overflow on).
+
+   Largest-remainder rounding; exactly ``B`` are revived, or every pruned
+   weight if fewer. Because a layer's need caps what the need pass gives it,
+   a small change of sparsity or budget moves every layer's share a little:
+   a layer one connection short of ``E`` gets that one connection, not the
+   whole budget.
 4. Within a layer the share is drawn uniformly at random without replacement
    among the pruned positions. Revived weights take their initial values
    [``init = "initial"``] or start at zero (``init = "zero"``).
@@ -156,7 +167,7 @@ def _check_budget(budget: int) -> int:
 
 
 def tar_allocation(masks: Masks, budget: int, phi: float = 0.2, active: Counts | None = None) -> Counts:
-    """How many pruned connections TAR revives in each layer.
+    """How many pruned connections TAR revives in each layer (floor, then needs, then by ``E``).
 
     Args:
       masks: the base (statically pruned) masks; concrete arrays.
@@ -169,11 +180,11 @@ def tar_allocation(masks: Masks, budget: int, phi: float = 0.2, active: Counts |
 
     Returns:
       A counts pytree (ints per prunable leaf) summing to
-      ``min(B, total pruned)``.
+      ``min(B, total pruned)``. See the module docs for the three passes.
 
     >>> import jax.numpy as jnp
     >>> m = {"a": jnp.zeros((4, 4), bool), "b": jnp.ones((4, 4), bool).at[0].set(False)}
-    >>> tar_allocation(m, 10, phi=0.2)
+    >>> tar_allocation(m, 10, phi=0.2)  # floor 1 each, then a's need: ceil(E) = 9, minus its floor
     {'a': 9, 'b': 1}
     """
     b = _check_budget(budget)
@@ -193,11 +204,15 @@ def tar_allocation(masks: Masks, budget: int, phi: float = 0.2, active: Counts |
         floor[i] -= take
         excess -= take
     proxies = [topology_proxy(s) for s in shapes]
-    needs = [max(0.0, e - a) for e, a in zip(proxies, active)]
-    weights = needs if sum(needs) > 0 else proxies
-    # Overflow from capped layers goes on by need; once no uncapped layer has need, by E.
-    rest = apportion(weights, [p - f for p, f in zip(pruned, floor)], b - sum(floor), fallback=proxies)
-    return unflatten_like(masks, [f + r for f, r in zip(floor, rest)])
+    spare = [p - f for p, f in zip(pruned, floor)]
+    # Remaining need in whole connections, after the floor; E is rounded to 9 places first so that
+    # an integral E stays integral.
+    needs = [min(s, max(0, math.ceil(round(e, 9)) - a - f)) for e, a, f, s in zip(proxies, active, floor, spare)]
+    left = b - sum(floor)
+    filled = needs if sum(needs) <= left else apportion(needs, needs, left)
+    spare = [s - g for s, g in zip(spare, filled)]
+    rest = apportion(proxies, spare, left - sum(filled))
+    return unflatten_like(masks, [f + g + r for f, g, r in zip(floor, filled, rest)])
 
 
 def uniform_allocation(masks: Masks, budget: int, active: Counts | None = None) -> Counts:
