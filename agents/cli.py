@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import tyro
 
@@ -35,9 +35,10 @@ class SweepArgs(RunOptions):
     """Run a grid of envs x algorithms x sparsities x methods x seeds and write tables and figures."""
 
     preset: str | None = None
-    """Starting point: `quick` (the default: all six methods, 3 seeds, inverted_pendulum; minutes on a laptop CPU)
-    or `paper` (5 MuJoCo tasks, SAC and TD3, sparsity 0.8/0.9/0.95, 1M steps, 5 seeds; for accelerators). With
-    --resume the sweep's own config.json is the starting point."""
+    """Starting point: `quick` (the default: all six methods, 3 seeds, inverted_pendulum; minutes on a laptop CPU),
+    `evidence` (all six methods, 8 seeds, inverted_double_pendulum; under an hour on 2 CPU cores) or `paper` (5
+    MuJoCo tasks, SAC and TD3, sparsity 0.8/0.9/0.95, ERK and global, widths 256 and 1024, 1M steps, 5 seeds; for
+    accelerators). All use a SNIP base score. With --resume the sweep's own config.json is the starting point."""
     out: Path | None = None
     """Results directory (default: results/<preset>)."""
     resume: bool = False
@@ -53,12 +54,24 @@ class SweepArgs(RunOptions):
     """Override the preset's sparsities, each in [0, 1)."""
     methods: tuple[str, ...] | None = None
     """Override the preset's methods (dense, static, uniform_revival, tar, set, rigl)."""
+    scores: tuple[str, ...] | None = None
+    """Grid axis: base pruning scores of static, uniform_revival, tar, set and rigl (random, magnitude, snip)."""
+    distributions: tuple[str, ...] | None = None
+    """Grid axis: layer-wise sparsity distributions (uniform, erk, global)."""
+    widths: tuple[int, ...] | None = None
+    """Grid axis: hidden widths of actor and critics (each keeps the preset's number of hidden layers), e.g. 256
+    1024."""
+    rhos: tuple[float, ...] | None = None
+    """Grid axis: revival reserve fractions of tar and uniform_revival, each in [0, 1]."""
     seeds: int | None = None
     """Override the number of seeds (>= 1)."""
     total_steps: int | None = None
-    """Override env steps per run (warm-up included)."""
+    """Override env steps per run (warm-up included); shorthand for --config.total-steps."""
     checkpoint_every: int | None = None
     """Chunks between checkpoints (0: none)."""
+    config: TrainConfig = TrainConfig()
+    """Every field of the per-run training config; the defaults shown are the preset's (the quick preset's unless
+    --preset is given; with --resume, the sweep's own)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,28 +98,62 @@ class ReportArgs:
     """The results directory of a sweep."""
 
 
-Command = (
-    Annotated[SweepArgs, tyro.conf.subcommand("sweep")]
-    | Annotated[TrainArgs, tyro.conf.subcommand("train")]
-    | Annotated[ReportArgs, tyro.conf.subcommand("report")]
-)
+def _flag(argv: list[str], name: str) -> str | None:
+    """The value of ``--name VALUE`` or ``--name=VALUE`` in ``argv`` (the last one wins)."""
+    value = None
+    for i, a in enumerate(argv):
+        if a == name and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif a.startswith(name + "="):
+            value = a.split("=", 1)[1]
+    return value
+
+
+def command_type(argv: list[str]) -> Any:
+    """The command-line type, with ``sweep``'s ``--config.*`` defaults taken from the sweep it starts from.
+
+    That is the preset named by ``--preset`` (default ``quick``), or with
+    ``--resume`` and no ``--preset``, the sweep in ``--out`` (when its
+    ``config.json`` reads); so ``--help`` shows the values a run would use.
+    """
+    from agents import sweep
+
+    train = sweep.PRESETS["quick"].train
+    preset = _flag(argv, "--preset")
+    if preset in sweep.PRESETS:
+        train = sweep.PRESETS[preset].train
+    elif preset is None and "--resume" in argv:
+        out = _flag(argv, "--out")
+        try:
+            train = sweep.stored_config(Path(out if out is not None else "results/quick")).train
+        except (OSError, ValueError, TypeError):
+            pass  # the sweep command reports what is wrong with it
+    return (
+        Annotated[SweepArgs, tyro.conf.subcommand("sweep", default=SweepArgs(config=train))]
+        | Annotated[TrainArgs, tyro.conf.subcommand("train")]
+        | Annotated[ReportArgs, tyro.conf.subcommand("report")]
+    )
+
+
+AXES = ("envs", "algos", "sparsities", "methods", "scores", "distributions", "widths", "rhos")
 
 
 def resolve_sweep(args: SweepArgs, base=None):
-    """The ``SweepConfig`` of the preset (or of ``base``, when resuming without one) with the overrides applied."""
+    """The ``SweepConfig`` of the preset (or of ``base``, when resuming without one) with the overrides applied.
+
+    ``args.config`` is the whole train config; :func:`main` parses it with the
+    preset's (or ``base``'s) as defaults.
+    """
     from agents.sweep import PRESETS
 
     if args.preset is not None and args.preset not in PRESETS:
         raise ValueError(f"unknown preset {args.preset!r}; allowed: {', '.join(PRESETS)}.")
     cfg = PRESETS[args.preset or "quick"] if args.preset is not None or base is None else base
-    overrides = {
-        k: getattr(args, k)
-        for k in ("envs", "algos", "sparsities", "methods", "seeds", "checkpoint_every")
-        if getattr(args, k) is not None
-    }
+    overrides = {k: getattr(args, k) for k in (*AXES, "seeds", "checkpoint_every") if getattr(args, k) is not None}
+    train = args.config
     if args.total_steps is not None:
-        overrides["train"] = dataclasses.replace(cfg.train, total_steps=args.total_steps)
-    return dataclasses.replace(cfg, **overrides)
+        train = dataclasses.replace(train, total_steps=args.total_steps)
+    return dataclasses.replace(cfg, **overrides, train=train)
 
 
 def execute(command: SweepArgs | TrainArgs | ReportArgs) -> None:
@@ -231,7 +278,8 @@ def main(argv: list[str] | None = None) -> None:
     maybe_initialize_distributed()
     try:
         # Config dataclasses validate in __post_init__, so bad values can surface while parsing.
-        execute(tyro.cli(Command, args=argv, prog="sparse-rl"))
+        args = list(sys.argv[1:] if argv is None else argv)
+        execute(tyro.cli(command_type(args), args=args, prog="sparse-rl"))
     except ValueError as e:
         print(f"sparse-rl: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

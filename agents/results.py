@@ -9,7 +9,7 @@ Layout (``DIR`` is the results directory)::
     DIR/figures/*.png               learning curves, final returns, topology (``agents.report``)
     DIR/checkpoints/<group>/        orbax checkpoints of each compiled group of runs
 
-``run_id`` is ``<env>-<algo>-s<sparsity>-<method>-seed<seed>``, with the
+``run_id`` is ``<env>-<algo>-s<sparsity>[-<axis tags>]-<method>-seed<seed>``, with the
 sparsity written as Python's shortest round-trip ``repr`` (so two different
 sparsities never share a folder).
 
@@ -35,9 +35,13 @@ def sparsity_label(sparsity: float) -> str:
     return repr(float(sparsity))
 
 
-def run_id(env: str, algo: str, sparsity: float, method: str, seed: int) -> str:
-    """The folder name of one run, e.g. ``inverted_pendulum-sac-s0.9-tar-seed0``."""
-    return f"{env}-{algo}-s{sparsity_label(sparsity)}-{method}-seed{seed}"
+def run_id(env: str, algo: str, sparsity: float, method: str, seed: int, tags: tuple[str, ...] = ()) -> str:
+    """The folder name of one run, e.g. ``inverted_pendulum-sac-s0.9-tar-seed0``.
+
+    ``tags`` name the other grid axes of a sweep that sets them (width, base
+    score, distribution, rho), e.g. ``hopper-sac-s0.9-w256-snip-global-r0.1-tar-seed0``.
+    """
+    return "-".join((env, algo, f"s{sparsity_label(sparsity)}", *tags, method, f"seed{seed}"))
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -25,7 +25,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import filelock
 import jax
@@ -42,9 +42,25 @@ from agents.train import TrainState, prepare, runs_mesh, state_template, train_c
 from envs import ENV_NAMES
 
 
+class Cell(NamedTuple):
+    """One point of a sweep's grid; every method of it runs at these settings.
+
+    ``width`` is ``None`` when the sweep has no width axis (the train config's
+    ``hidden`` is used as it is).
+    """
+
+    env: str
+    algo: str
+    width: int | None
+    sparsity: float
+    score: str
+    distribution: str
+    rho: float
+
+
 @dataclasses.dataclass(frozen=True)
 class SweepConfig:
-    """A grid of runs.
+    """A grid of runs: envs x algos x widths x sparsities x scores x distributions x rhos x methods x seeds.
 
     Attributes:
       envs: environment names.
@@ -52,8 +68,17 @@ class SweepConfig:
       sparsities: target sparsities in ``[0, 1)`` (dense runs ignore them).
       methods: any of dense, static, uniform_revival, tar, set, rigl.
       seeds: number of seeds per cell (seeds 0 .. seeds - 1).
-      train: the per-run training configuration (its env, algo, method and sparsity are set per cell).
+      train: the per-run training configuration (its env, algo, method, sparsity and the axes below are set per
+        cell).
       checkpoint_every: chunks between checkpoints (0 disables checkpoints and resume).
+      scores: base pruning scores (random, magnitude, snip); ``None``: ``train.sparse.score`` only.
+      distributions: layer-wise distributions (uniform, erk, global); ``None``: ``train.sparse.distribution``.
+      widths: hidden widths; each cell's networks have ``len(train.hidden)`` hidden layers of that width.
+        ``None``: ``train.hidden`` as it is.
+      rhos: revival reserve fractions (TAR, uniform revival); ``None``: ``train.sparse.rho``.
+
+    Every cell runs every method, also those an axis does not affect (static
+    under several rhos, say), so that each cell's comparison is self-contained.
     """
 
     envs: tuple[str, ...] = ("inverted_pendulum",)
@@ -63,6 +88,10 @@ class SweepConfig:
     seeds: int = 3
     train: TrainConfig = TrainConfig()
     checkpoint_every: int = 1
+    scores: tuple[str, ...] | None = None
+    distributions: tuple[str, ...] | None = None
+    widths: tuple[int, ...] | None = None
+    rhos: tuple[float, ...] | None = None
 
     def __post_init__(self):
         _check_names("env", self.envs, ENV_NAMES)
@@ -80,26 +109,63 @@ class SweepConfig:
             raise ValueError(f"seeds={self.seeds!r} must be a positive int (the number of seeds).")
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every={self.checkpoint_every!r} must be >= 0.")
-        for env in self.envs:  # every cell's config validates itself (backends per env, ...) before anything runs
-            for algo in self.algos:
-                for sparsity in self.sparsities:
-                    self.cell_config(env, algo, sparsity)
+        for name in ("scores", "distributions", "widths", "rhos"):
+            values = getattr(self, name)
+            if values is not None:
+                if not values:
+                    raise ValueError(f"{name} must not be empty (leave it unset to use the train config's value).")
+                _check_unique(name.removesuffix("s"), tuple(values))
+        for w in self.widths or ():
+            if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+                raise ValueError(f"width {w!r} must be a positive int.")
+        for cell in self.cells():  # every cell's config validates itself (backends, scores, rho, ...) first
+            self.cell_config(cell)
 
-    def cell_config(self, env: str, algo: str, sparsity: float) -> TrainConfig:
+    def cells(self) -> list[Cell]:
+        """Every point of the grid, in run order."""
+        sp = self.train.sparse
+        return [
+            Cell(env, algo, width, sparsity, score, distribution, rho)
+            for env in self.envs
+            for algo in self.algos
+            for width in self.widths or (None,)
+            for sparsity in self.sparsities
+            for score in self.scores or (sp.score,)
+            for distribution in self.distributions or (sp.distribution,)
+            for rho in self.rhos or (sp.rho,)
+        ]
+
+    def cell_config(self, cell: Cell) -> TrainConfig:
         """The ``TrainConfig`` of one cell (method set per group)."""
-        sparse = dataclasses.replace(self.train.sparse, sparsity=sparsity)
-        return dataclasses.replace(self.train, env=env, algo=algo, sparse=sparse)
+        sparse = dataclasses.replace(
+            self.train.sparse, sparsity=cell.sparsity, score=cell.score, distribution=cell.distribution, rho=cell.rho
+        )
+        hidden = self.train.hidden if cell.width is None else (cell.width,) * len(self.train.hidden)
+        return dataclasses.replace(self.train, env=cell.env, algo=cell.algo, hidden=hidden, sparse=sparse)
 
-    def groups(self) -> list[tuple[str, str, float, tuple[str, ...]]]:
-        """``(env, algo, sparsity, methods)`` for every compiled group, in run order."""
+    def cell_tags(self, cell: Cell) -> tuple[str, ...]:
+        """The name parts of the axes this sweep sets (widths, scores, distributions, rhos), for run names."""
+        tags = []
+        if self.widths is not None:
+            tags.append(f"w{cell.width}")
+        if self.scores is not None:
+            tags.append(cell.score)
+        if self.distributions is not None:
+            tags.append(cell.distribution)
+        if self.rhos is not None:
+            tags.append(f"r{results.sparsity_label(cell.rho)}")
+        return tuple(tags)
+
+    def group_name(self, cell: Cell, methods: tuple[str, ...]) -> str:
+        """The checkpoint folder name of one compiled group."""
+        parts = (cell.env, cell.algo, f"s{results.sparsity_label(cell.sparsity)}", *self.cell_tags(cell))
+        return "-".join((*parts, "+".join(methods)))
+
+    def groups(self) -> list[tuple[Cell, tuple[str, ...]]]:
+        """``(cell, methods)`` for every compiled group, in run order: mask-only methods together, SET/RigL alone."""
         mask_only = tuple(m for m in self.methods if m in MASK_ONLY_METHODS)
         dynamic = [(m,) for m in self.methods if m not in MASK_ONLY_METHODS]
-        out = []
-        for env in self.envs:
-            for algo in self.algos:
-                for sparsity in self.sparsities:
-                    out += [(env, algo, sparsity, ms) for ms in ([mask_only] if mask_only else []) + dynamic]
-        return out
+        return [(cell, ms) for cell in self.cells() for ms in ([mask_only] if mask_only else []) + dynamic]
 
 
 def _check_unique(kind: str, values: tuple) -> None:
@@ -118,13 +184,26 @@ def _check_names(kind: str, names: tuple[str, ...], allowed: tuple[str, ...]) ->
             raise ValueError(f"unknown {kind} {n!r}; allowed: {', '.join(allowed)}.")
 
 
-# Presets. `quick` shows the whole comparison on a laptop CPU in minutes. inverted_pendulum is the
-# cheapest brax task on which dense SAC visibly learns (eval return from ~30 to 1000 within ~10k env
-# steps here). Measured on a 2-core CPU: 64-64 networks at sparsity 0.9 leave too few connections for
-# any sparse method to learn in this budget, while 128-128 networks separate them at ~14k steps (the
-# dense runs solve the task, sparse ones part of the time); 128-128 x 20k steps took 9.5 minutes,
-# over the 10-minute budget, so the run stops at 14k.
+# Presets. Each compares TAR where it acts: a metric base score (SNIP on a warm-up replay batch), so that
+# revival's random connections differ from what the base would have kept, and a distribution under which
+# layers fall short of their connectivity target E (uniform puts the small input and output layers far
+# below E; under ERK at width 256 and sparsity <= 0.95 no layer is short, and TAR's per-layer counts
+# equal static's).
+_CPU_TRAIN = dict(
+    warmup_steps=1_000,
+    num_envs=4,
+    updates_per_step=4,
+    hidden=(128, 128),
+    batch_size=128,
+    actor_lr=1e-3,
+    critic_lr=1e-3,
+    alpha_lr=1e-3,
+    eval_episodes=4,
+)
 PRESETS: dict[str, SweepConfig] = {
+    # The few-minute demo. inverted_pendulum is the cheapest brax task on which dense SAC visibly learns
+    # (eval return from ~100 to 1000 within ~15k env steps here); its outcome per run is bimodal (solved
+    # or not), so with 3 seeds it shows the pipeline, not a direction.
     "quick": SweepConfig(
         envs=("inverted_pendulum",),
         algos=("sac",),
@@ -134,27 +213,40 @@ PRESETS: dict[str, SweepConfig] = {
         train=TrainConfig(
             env="inverted_pendulum",
             total_steps=14_000,
-            warmup_steps=1_000,
             chunk_steps=1_000,
-            num_envs=4,
-            updates_per_step=4,
-            hidden=(128, 128),
-            batch_size=128,
-            actor_lr=1e-3,
-            critic_lr=1e-3,
-            alpha_lr=1e-3,
-            eval_episodes=4,
-            sparse=SparsityConfig(delta_t=1000),
+            **_CPU_TRAIN,
+            sparse=SparsityConfig(score="snip", distribution="uniform", delta_t=1000),
         ),
     ),
-    # The accelerator preset of the specification: Graesser et al.'s protocol (256-256, batch 256,
-    # lr 3e-4, ERK, RigL/SET every 1000 steps, drop 0.5 cosine to 0 at 80%), 1M steps, 5 seeds.
+    # A CPU experiment that can show a direction (under an hour on 2 cores): 8 seeds of every method on
+    # inverted_double_pendulum, whose returns are graded (from ~300 untrained to several thousand), at a
+    # setting where TAR's masks differ from static's in every layer count.
+    "evidence": SweepConfig(
+        envs=("inverted_double_pendulum",),
+        algos=("sac",),
+        sparsities=(0.9,),
+        methods=METHODS,
+        seeds=8,
+        train=TrainConfig(
+            env="inverted_double_pendulum",
+            total_steps=25_000,
+            chunk_steps=2_000,
+            **_CPU_TRAIN,
+            sparse=SparsityConfig(score="snip", distribution="uniform", delta_t=1000),
+        ),
+    ),
+    # The accelerator preset of the specification: Graesser et al.'s protocol (256-256, batch 256, lr 3e-4,
+    # RigL/SET every 1000 steps, drop 0.5 cosine to 0 at 80%), 1M steps, 5 seeds, with a SNIP base, ERK
+    # (their distribution) and global (where the metric decides, and layers can fall short of E), and the
+    # paper's widening arm (256 vs 1024 units).
     "paper": SweepConfig(
         envs=("halfcheetah", "hopper", "walker2d", "ant", "humanoid"),
         algos=("sac", "td3"),
         sparsities=(0.8, 0.9, 0.95),
         methods=METHODS,
         seeds=5,
+        distributions=("erk", "global"),
+        widths=(256, 1024),
         train=TrainConfig(
             total_steps=1_000_000,
             warmup_steps=10_000,
@@ -164,7 +256,7 @@ PRESETS: dict[str, SweepConfig] = {
             hidden=(256, 256),
             batch_size=256,
             eval_episodes=10,
-            sparse=SparsityConfig(distribution="erk", delta_t=1000, drop_fraction=0.5, end_fraction=0.8),
+            sparse=SparsityConfig(score="snip", distribution="erk", delta_t=1000, drop_fraction=0.5, end_fraction=0.8),
         ),
     ),
 }
@@ -407,6 +499,22 @@ def _topology(masks: Any, run: int) -> list[dict]:
     return [dict(r._asdict(), shape=list(r.shape)) for r in rows]
 
 
+def _reachability(masks: Any, run: int) -> dict[str, dict]:
+    """Input-to-output reachability of each chain of kernels (the actor's MLP, each twin critic)."""
+    leaves = sj.masks.prunable_leaves(jax.tree.map(lambda m: np.asarray(m[run]), masks))
+    chains: dict[str, list] = {}
+    for path, m in leaves:
+        name = sj.masks.path_name(path).split("/")
+        chains.setdefault("/".join(name[:-2]) or name[0], []).append(m)
+    out = {}
+    for name, kernels in chains.items():
+        try:
+            out[name] = sj.reachability(kernels)._asdict()
+        except ValueError:  # not a chain of 2-D kernels (a custom network): nothing to report
+            continue
+    return out
+
+
 def _curve_rows(history: list[dict], run: int) -> list[dict]:
     rows = []
     for c, metrics in enumerate(history):
@@ -467,9 +575,7 @@ def _abstract_saveable(template: TrainState, mesh: Any) -> dict[str, jax.ShapeDt
 def run_group(
     cfg: SweepConfig,
     out: Path,
-    env: str,
-    algo: str,
-    sparsity: float,
+    cell: Cell,
     methods: tuple[str, ...],
     resume: bool,
     progress: Callable[[int, dict[str, float]], None],
@@ -483,10 +589,11 @@ def run_group(
     ``resume`` says so and falls back to the older one.
     """
     safe_points = safe_points or _SafePoints()
-    train_cfg = cfg.cell_config(env, algo, sparsity)
+    train_cfg = cfg.cell_config(cell)
+    env, algo, sparsity = cell.env, cell.algo, cell.sparsity
     seeds = list(range(cfg.seeds))
-    ids = [results.run_id(env, algo, sparsity, m, s) for m in methods for s in seeds]
-    group = f"{env}-{algo}-s{results.sparsity_label(sparsity)}-{'+'.join(methods)}"
+    ids = [results.run_id(env, algo, sparsity, m, s, cfg.cell_tags(cell)) for m in methods for s in seeds]
+    group = cfg.group_name(cell, methods)
     ckpt_dir = (out / "checkpoints" / group).absolute()
     if resume and all(_run_finished(out / "runs" / i) for i in ids):
         progress(len(ids) * train_cfg.num_chunks * train_cfg.chunk_steps, {})
@@ -521,8 +628,13 @@ def run_group(
             folder = out / "runs" / rid
             results.atomic_write_text(folder / "curve.jsonl", "".join(json.dumps(row) + "\n" for row in curve))
             actor, critic = prepared.masks
+            sp = train_cfg.sparse
             info = {
                 "run_id": rid, "env": env, "algo": algo, "sparsity": sparsity, "method": method, "seed": seed,
+                "hidden": list(train_cfg.hidden), "score": sp.score, "distribution": sp.distribution, "rho": sp.rho,
+                "total_steps": train_cfg.total_steps,
+                "config": json.loads(json.dumps(dataclasses.asdict(
+                    dataclasses.replace(train_cfg, sparse=dataclasses.replace(sp, method=method))))),
                 "diverged": diverged, "finished": finished,
                 "chunks_done": len(history), "total_chunks": train_cfg.num_chunks,
                 "delta_t": train_cfg.sparse.delta_t, "end_fraction": train_cfg.sparse.end_fraction,
@@ -530,6 +642,10 @@ def run_group(
                 "params": {"actor": _params_info(actor, r), "critic": _params_info(critic, r)},
                 "topology": {"actor": _topology(actor.masks, r), "critic": _topology(critic.masks, r)},
                 "base_topology": {"actor": _topology(actor.base_masks, r), "critic": _topology(critic.base_masks, r)},
+                "reachability": {"actor": _reachability(actor.masks, r), "critic": _reachability(critic.masks, r)},
+                "base_reachability": {
+                    "actor": _reachability(actor.base_masks, r), "critic": _reachability(critic.base_masks, r)
+                },
             }  # fmt: skip
             results.atomic_write_json(folder / "run.json", info)
 
@@ -648,9 +764,7 @@ def run_sweep(
         if not resume and writer:
             results.atomic_write_json(out / "config.json", {"sweep": config_to_json(cfg), **_provenance()})
         groups = cfg.groups()
-        total = sum(
-            len(ms) * cfg.seeds * cfg.cell_config(e, a, s).num_chunks * cfg.train.chunk_steps for e, a, s, ms in groups
-        )
+        total = sum(len(ms) * cfg.seeds * cfg.cell_config(c).num_chunks * cfg.train.chunk_steps for c, ms in groups)
         bar = tqdm(total=total, unit="step", desc="sweep", disable=not show_progress, dynamic_ncols=True)
         latest: dict[str, float] = {}
 
@@ -660,9 +774,9 @@ def run_sweep(
             bar.update(steps)
 
         try:
-            for env, algo, sparsity, methods in groups:
-                bar.set_description(f"{env} {algo} s={sparsity:g} {'+'.join(methods)}")
-                run_group(cfg, out, env, algo, sparsity, methods, resume, progress, num_devices, safe_points)
+            for cell, methods in groups:
+                bar.set_description(cfg.group_name(cell, methods))
+                run_group(cfg, out, cell, methods, resume, progress, num_devices, safe_points)
         finally:
             bar.close()
         if not writer:

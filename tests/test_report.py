@@ -209,3 +209,58 @@ def test_empty_dir_raises(tmp_path):
         report.summarize(tmp_path)
     with pytest.raises(ValueError, match=re.escape(str(tmp_path))):
         report.write_report(tmp_path)
+
+
+def test_curve_mean_and_probability_of_improvement_hand_worked(results):
+    assert report.curve_mean([{"eval_return": 1.0}, {"eval_return": 5.0}]) == 3.0
+    # walker2d: TAR (-30, -20, -10) vs SET (-45, -35, -25): 8 of 9 pairs favour TAR.
+    comps = {(c["env"], c["baseline"]): c for c in report.comparisons(report.load_runs(results))}
+    w = comps[("walker2d", "set")]
+    assert w["poi_final"] == pytest.approx(8 / 9) and (w["n_tar"], w["n_baseline"]) == (3, 3)
+    assert w["poi_final_low"] <= w["poi_final"] <= w["poi_final_high"] <= 1.0
+    # hopper: TAR (130, 140, 150; the diverged seed left out) beats static (100, 110, 120) in every pair.
+    h = comps[("hopper", "static")]
+    assert h["poi_final"] == 1.0 and h["n_tar"] == 3
+    assert report.probability_of_improvement([1.0, 1.0], [1.0, 1.0])[0] == 0.5  # ties count half
+    md = (report.write_report(results), (results / "summary.md").read_text())[1]
+    assert "## Probability that TAR improves on each baseline" in md and "0.89 [" in md
+    assert "whole curve mean" in md
+    assert (results / "comparisons.csv").read_text().splitlines()[0] == ",".join(report.COMPARISON_COLUMNS)
+
+
+def test_aggregate_normalises_by_untrained_and_dense(tmp_path):
+    # Every curve starts at 0 (untrained); dense ends at 200, static at 100, tar at 150.
+    for method, final in (("dense", 200.0), ("static", 100.0), ("tar", 150.0)):
+        for seed in range(3):
+            write_run(tmp_path, "hopper", method, seed, final)
+    rows, skipped = report.aggregate(report.load_runs(tmp_path))
+    by = {r["method"]: r for r in rows}
+    assert not skipped
+    assert by["dense"]["iqm"] == pytest.approx(1.0) and by["static"]["mean"] == pytest.approx(0.5)
+    assert by["tar"]["iqm"] == pytest.approx(0.75) and by["tar"]["n_runs"] == 3
+    write_run(tmp_path, "walker2d", "static", 0, 5.0)  # a cell without dense is left out and named
+    assert report.aggregate(report.load_runs(tmp_path))[1] == ["walker2d sac s0.9"]
+
+
+def test_gain_against_a_near_zero_baseline_is_flagged_and_left_out_of_the_median():
+    rows = [
+        {"env": "a", "algo": "sac", "sparsity": 0.9, "method": "tar", "mean": 100.0},
+        {"env": "a", "algo": "sac", "sparsity": 0.9, "method": "static", "mean": 1.0},
+        {"env": "b", "algo": "sac", "sparsity": 0.9, "method": "tar", "mean": 110.0},
+        {"env": "b", "algo": "sac", "sparsity": 0.9, "method": "static", "mean": 100.0},
+    ]
+    a, b = report.tar_gains(rows)
+    assert a["near_zero_baseline"] and a["gain_vs_static_pct"] == pytest.approx(9900.0)
+    assert not b["near_zero_baseline"]
+    assert a["median_gain_vs_static_pct"] == b["median_gain_vs_static_pct"] == pytest.approx(10.0)
+
+
+def test_summary_notes_that_random_revival_equals_static_in_distribution(tmp_path):
+    for method in ("static", "tar"):
+        write_run(tmp_path, "hopper", method, 0, 10.0)
+        path = tmp_path / "runs" / run_id("hopper", "sac", 0.9, method, 0) / "run.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "score": "random", "hidden": [8]}))
+    report.write_report(tmp_path)
+    md = (tmp_path / "summary.md").read_text()
+    assert "with score=random, a random base plus random revival is a random mask" in md
+    assert "## What revival changed (seed 0)" in md

@@ -133,7 +133,7 @@ def test_run_names_are_injective_in_the_sparsity():
     b = results.run_id("hopper", "sac", 0.9000001, "tar", 0)
     assert a == "hopper-sac-s0.9-tar-seed0" and b == "hopper-sac-s0.9000001-tar-seed0"
     cfg = sweep.SweepConfig(envs=("probe_bandit",), sparsities=(0.9, 0.9000001), methods=("static",), seeds=1)
-    assert len({g[2] for g in cfg.groups()}) == 2
+    assert len({cfg.group_name(*g) for g in cfg.groups()}) == 2
 
 
 def test_unknown_backend_is_refused_before_anything_is_written(tmp_path, capsys):
