@@ -1,15 +1,16 @@
 """Benchmark: a ``paper``-preset subset end to end, for an accelerator (part 6 of the suite).
 
 SAC on halfcheetah at sparsity 0.9 with the ``paper`` preset's protocol
-(256-256 networks, batch 256, lr 3e-4, ERK, SET/RigL every 1000 updates, 1
-env, 1 update per env step), methods dense, static, tar, set and rigl x 5
-seeds, ``--total-steps`` env steps per run (default 100k: about 20 minutes
-on one GPU is the aim; the figures say what it took). It runs the sweep of
-``sparse-rl sweep`` (three compiled groups: dense+static+tar vmapped, set,
-rigl) into ``benchmarks/results/paper_sweep_<steps>/`` and reports, per
-method, the sweep's final return (mean and 95% CI over seeds), and per compiled group the steady
-env steps/s and updates/s summed over its vmapped runs (chunks after the
-first) and the wall time.
+(batch 256, lr 3e-4, SNIP base score, SET/RigL every 1000 updates, 1 env, 1
+update per env step) at its global distribution (where layers can fall short
+of their connectivity target, so TAR acts) and both arms of its width axis
+(256 and 1024 units), methods dense, static, tar, set and rigl x 5 seeds,
+``--total-steps`` env steps per run (default 100k). It runs the sweep of
+``sparse-rl sweep`` (per width three compiled groups: dense+static+tar
+vmapped, set, rigl) into ``benchmarks/results/paper_sweep_<steps>/`` and
+reports, per cell and method, the sweep's final return (mean and 95% CI over
+seeds), and per compiled group the steady env steps/s and updates/s summed
+over its vmapped runs (chunks after the first) and the wall time.
 
 The sweep checkpoints every chunk, so an interrupted run (for instance one
 cut by a per-command time limit) continues where it stopped when the same
@@ -36,6 +37,7 @@ from benchmarks.common import RESULTS_DIR, write_json
 
 METHODS = ("dense", "static", "tar", "set", "rigl")
 ENV, ALGO, SPARSITY, SEEDS = "halfcheetah", "sac", 0.9, 5
+DISTRIBUTIONS, WIDTHS = ("global",), (256, 1024)
 DEFAULT_STEPS = 100_000
 
 
@@ -43,7 +45,9 @@ def sweep_config(quick: bool, total_steps: int | None = None):
     """The ``paper`` preset cut to this part's cell (``quick``: a tiny CPU smoke run)."""
     cfg = PRESETS["paper"]
     train = dataclasses.replace(cfg.train, total_steps=DEFAULT_STEPS)
+    widths = WIDTHS
     if quick:
+        widths = (32, 64)
         train = dataclasses.replace(
             train, total_steps=2_000, warmup_steps=500, chunk_steps=500, hidden=(64, 64), batch_size=64,
             eval_episodes=2, episode_length=200,
@@ -52,24 +56,26 @@ def sweep_config(quick: bool, total_steps: int | None = None):
         train = dataclasses.replace(train, total_steps=total_steps)
     return dataclasses.replace(
         cfg, envs=(ENV,), algos=(ALGO,), sparsities=(SPARSITY,), methods=METHODS, seeds=2 if quick else SEEDS,
-        train=train,
+        distributions=DISTRIBUTIONS, widths=widths, train=train,
     )  # fmt: skip
 
 
 def summarize(out: Path, cfg, rows: list[dict]) -> dict[str, Any]:
-    """Per-method returns (the sweep's summary ``rows``) and per-group throughput (its curves)."""
-    train = cfg.cell_config(ENV, ALGO, SPARSITY)
+    """Per-cell, per-method returns (the sweep's summary ``rows``) and per-group throughput (its curves)."""
     returns = {
-        r["method"]: {k: r[k] for k in ("mean", "ci_low", "ci_high", "iqm", "n_seeds", "n_diverged")} for r in rows
+        f"{r['hidden']} {r['distribution']} {r['method']}": {
+            k: r[k] for k in ("mean", "ci_low", "ci_high", "curve_mean", "iqm", "n_seeds", "n_diverged")
+        }
+        for r in rows
     }
     groups = {}
-    for *_, methods in cfg.groups():
+    for cell, methods in cfg.groups():
+        train = cfg.cell_config(cell)
         # steps_per_s and wall_s are host-measured per chunk and shared by a group's vmapped runs.
-        curve = results_lib.read_jsonl(
-            out / "runs" / results_lib.run_id(ENV, ALGO, SPARSITY, methods[0], 0) / "curve.jsonl"
-        )
+        rid = results_lib.run_id(ENV, ALGO, SPARSITY, methods[0], 0, cfg.cell_tags(cell))
+        curve = results_lib.read_jsonl(out / "runs" / rid / "curve.jsonl")
         sps = statistics.median([row["steps_per_s"] for row in curve[1:]] or [curve[0]["steps_per_s"]])
-        groups["+".join(methods)] = {
+        groups[cfg.group_name(cell, methods)] = {
             "runs": len(methods) * cfg.seeds,
             "env_steps_per_s": sps,
             "updates_per_s": sps * train.updates_per_step / train.num_envs,
@@ -93,6 +99,8 @@ def bench(quick: bool = False, total_steps: int | None = None) -> dict[str, Any]
             "algo": ALGO,
             "sparsity": SPARSITY,
             "methods": METHODS,
+            "distributions": cfg.distributions,
+            "widths": cfg.widths,
             "seeds": cfg.seeds,
             "total_steps": steps,
             "config": dataclasses.asdict(cfg.train),
@@ -112,11 +120,11 @@ def print_report(results: dict[str, Any]) -> None:
     )
     for group, g in results["groups"].items():
         print(
-            f"  {group:<18} {g['runs']} runs: {g['env_steps_per_s']:.0f} env steps/s, "
+            f"  {group:<44} {g['runs']} runs: {g['env_steps_per_s']:.0f} env steps/s, "
             f"{g['updates_per_s']:.0f} updates/s (summed over runs), training wall {g['train_wall_s']:.0f} s"
         )
     for method, r in results["returns"].items():
-        print(f"  {method:<8} final return {r['mean']:.1f} [{r['ci_low']:.1f}, {r['ci_high']:.1f}]")
+        print(f"  {method:<24} final return {r['mean']:.1f} [{r['ci_low']:.1f}, {r['ci_high']:.1f}]")
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from agents.cli import main
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["sweep", "--preset", "huge"], "unknown preset 'huge'; allowed: quick, paper."),
+        (["sweep", "--preset", "huge"], "unknown preset 'huge'; allowed: quick, evidence, paper."),
         (["sweep", "--envs", "cartpole"], "unknown env 'cartpole'; allowed: "),
         (["sweep", "--methods", "tar", "lottery"], "unknown method 'lottery'; allowed: dense, static"),
         (["sweep", "--algos", "ppo"], "unknown algo 'ppo'; allowed: sac, td3."),

@@ -43,9 +43,17 @@ def test_sweep_writes_every_file_and_report_rebuilds_them(straight, capsys):
         assert info["finished"] and not info["diverged"] and info["chunks_done"] == info["total_chunks"] == 3
         assert len(results.read_jsonl(straight / "runs" / run / "curve.jsonl")) == 3
         assert info["topology"]["actor"][0]["name"] == "MLP_0/Dense_0/kernel"
+        # The full resolved config of the run, and the grid axes the report groups by.
+        assert info["config"]["sparse"]["method"] == info["method"] and info["config"]["env"] == "probe_bandit"
+        assert (info["score"], info["distribution"], info["hidden"]) == ("snip", "uniform", [128, 128])
+        assert info["config"]["total_steps"] == info["total_steps"] == 4000
+        assert set(info["reachability"]["critic"]) == {"q1", "q2"}
     for name in ("summary.csv", "summary.md", "figures/curves_probe_bandit.png", "figures/final_returns.png",
                  "figures/topology_probe_bandit.png"):  # fmt: skip
         assert (straight / name).stat().st_size > 0, name
+    md = (straight / "summary.md").read_text()
+    assert "## Probability that TAR improves on each baseline" in md and "| static | 2 vs 2 |" in md
+    assert "whole curve mean" in md and "## What revival changed (seed 0)" in md
     before = {n: (straight / n).read_bytes() for n in ("summary.csv", "summary.md")}
     main(["report", str(straight)])
     assert "static" in capsys.readouterr().out

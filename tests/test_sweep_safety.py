@@ -181,3 +181,71 @@ def test_damaged_config_json_is_named(tmp_path, capsys):
     (out / "config.json").write_text('{"sweep": {"envs": ["probe_')
     err = _refused(capsys, ["sweep", "--resume", "--out", str(out), "--no-progress"])
     assert str(out / "config.json") in err and "damaged" in err
+
+
+def test_grid_axes_name_runs_injectively_and_set_each_cells_config():
+    cfg = sweep.SweepConfig(
+        envs=("probe_bandit",), methods=("static", "tar", "rigl"), seeds=1, scores=("snip", "magnitude"),
+        distributions=("uniform", "global"), widths=(64, 256), rhos=(0.1, 0.2),
+    )  # fmt: skip
+    cells = cfg.cells()
+    assert len(cells) == 2 * 2 * 2 * 2
+    names = {cfg.group_name(cell, ms) for cell, ms in cfg.groups()}
+    assert len(names) == len(cfg.groups()) == 2 * len(cells)  # mask-only methods together, rigl alone
+    cell = sweep.Cell("probe_bandit", "sac", 64, 0.9, "magnitude", "global", 0.2)
+    assert cfg.cell_tags(cell) == ("w64", "magnitude", "global", "r0.2")
+    train = cfg.cell_config(cell)
+    assert train.hidden == (64,) * len(cfg.train.hidden)
+    assert (train.sparse.score, train.sparse.distribution, train.sparse.rho) == ("magnitude", "global", 0.2)
+    ids = {results.run_id(c.env, c.algo, c.sparsity, "tar", 0, cfg.cell_tags(c)) for c in cells}
+    assert len(ids) == len(cells)
+    # Without the axes the names stay as before.
+    plain = sweep.SweepConfig(envs=("probe_bandit",), methods=("tar",), seeds=1)
+    assert plain.cell_tags(plain.cells()[0]) == ()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--scores", "snip", "snip"], "score 'snip' is given twice"),
+        (["--scores", "lottery"], "unknown score 'lottery'"),
+        (["--distributions", "erk", "cosine"], "cosine"),
+        (["--widths", "0"], "width 0 must be a positive int"),
+        (["--rhos", "1.5"], "rho=1.5 is outside the allowed range [0, 1]"),
+        (["--config.actor-lr", "-0.001"], "actor_lr=-0.001 must be a positive finite number"),
+        (["--config.init-alpha", "nan"], "init_alpha=nan must be a positive finite number"),
+        (["--config.target-noise", "-1"], "target_noise=-1.0 must be a non-negative finite number"),
+    ],
+)
+def test_bad_axis_or_config_values_are_refused(tmp_path, capsys, flags, message):
+    out = tmp_path / "results"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", *TINY, *flags, "--out", str(out)])
+    assert exit_info.value.code == 2
+    assert message in " ".join(capsys.readouterr().err.split())
+    assert not out.exists()
+
+
+def test_sweep_help_lists_the_axes_and_the_config_with_the_presets_defaults(capsys):
+    import tyro
+
+    from agents.cli import command_type
+
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--scores", "--distributions", "--widths", "--rhos", "--config.sparse.score", "--config.hidden"):
+        assert flag in text, flag
+    argv = ["sweep", "--preset", "evidence", "--config.sparse.rho", "0.2"]
+    args = tyro.cli(command_type(argv), args=argv)
+    assert args.config.env == "inverted_double_pendulum" and args.config.sparse.rho == 0.2
+    assert args.config.sparse.score == sweep.PRESETS["evidence"].train.sparse.score
+
+
+def test_resume_refuses_a_changed_axis_and_keeps_the_stored_config(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    _sweep_dir(out, scores=("snip", "magnitude"))
+    err = _refused(capsys, ["sweep", "--resume", "--out", str(out), "--no-progress", "--scores", "snip"])
+    assert "scores: ['snip', 'magnitude'] -> ['snip']" in err
+    err = _refused(capsys, ["sweep", "--resume", "--out", str(out), "--no-progress", "--config.batch-size", "7"])
+    assert "train.batch_size: 128 -> 7" in err
