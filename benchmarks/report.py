@@ -377,7 +377,7 @@ def write_results_md(path: Path = RESULTS_MD) -> Path:
             "",
             "```bash",
             "python -m benchmarks --only peer overhead seeds   # writes benchmarks/results/<part>_gpu.json",
-            "python -m benchmarks --only paper                 # halfcheetah SAC, global, widths 256/1024, 5 methods x 5 seeds",
+            "python -m benchmarks --only paper   # halfcheetah SAC, global, widths 256/1024, 5 methods x 5 seeds",
             "```",
             "",
         ]
