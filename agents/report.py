@@ -718,11 +718,12 @@ def _summary_md(
                     f"| {_fmt_num(r['gain_vs_dst_pct'], '+.1f', '%')}{warn} |"
                 )
             m = members[0]
-            cell = " | ".join(f"{m[k]:g}" if k in ("sparsity", "rho") else str(m[k]) for k in keys if k != "env")
-            lines.append(
-                f"| {cell} | **median** | | | {_fmt_num(m['median_gain_vs_static_pct'], '+.1f', '%')} | "
-                f"| {_fmt_num(m['median_gain_vs_dst_pct'], '+.1f', '%')} |"
-            )
+            if len(members) > 1:  # a median across envs
+                cell = " | ".join(f"{m[k]:g}" if k in ("sparsity", "rho") else str(m[k]) for k in keys if k != "env")
+                lines.append(
+                    f"| {cell} | **median** | | | {_fmt_num(m['median_gain_vs_static_pct'], '+.1f', '%')} | "
+                    f"| {_fmt_num(m['median_gain_vs_dst_pct'], '+.1f', '%')} |"
+                )
     if topo:
         fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
         lines += [

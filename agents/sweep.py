@@ -1,6 +1,8 @@
-"""Sweeps: envs x algorithms x sparsities x methods x seeds into one results directory.
+"""Sweeps: a grid of cells x methods x seeds into one results directory.
 
-Every (env, algo, sparsity) cell runs its methods in compiled groups: the
+A cell is one point of envs x algorithms x widths x sparsities x base scores
+x distributions x rhos (see :class:`SweepConfig`). Every cell runs its
+methods in compiled groups: the
 mask-only methods (dense, static, uniform_revival, tar) together, vmapped over
 methods and seeds; SET and RigL each on their own, vmapped over seeds. After
 every chunk a group writes an orbax checkpoint (state plus the metric
