@@ -432,9 +432,16 @@ def _interval_estimates(scores: dict, fn: Any) -> tuple[dict, dict]:
 
     from rliable import library as rly
 
-    with warnings.catch_warnings():  # arch, under rliable, deprecates the RandomState that rliable passes it
-        warnings.simplefilter("ignore", FutureWarning)
-        return rly.get_interval_estimates(scores, fn, reps=RLIABLE_REPS, random_state=_rng())
+    # rliable's stratified bootstraps draw their indices from numpy's global generator (np.random.choice),
+    # whatever random_state says; seed it for the call and put its state back, so a report is reproducible.
+    saved = np.random.get_state()
+    np.random.seed(BOOTSTRAP_SEED)
+    try:
+        with warnings.catch_warnings():  # arch, under rliable, deprecates the RandomState that rliable passes it
+            warnings.simplefilter("ignore", FutureWarning)
+            return rly.get_interval_estimates(scores, fn, reps=RLIABLE_REPS, random_state=_rng())
+    finally:
+        np.random.set_state(saved)
 
 
 def _poi_one_task(x: np.ndarray, y: np.ndarray) -> float:
