@@ -43,7 +43,8 @@ class SweepArgs(RunOptions):
     """Results directory (default: results/<preset>)."""
     resume: bool = False
     """Continue an interrupted sweep in `out` from the last checkpoint of every run, with the config it was started
-    with; options that would change it are refused (--progress, --devices and --compile-cache may change)."""
+    with; options that would change it are refused (--progress and --compile-cache may change, and --devices when
+    every group's runs divide evenly over both device counts)."""
     overwrite: bool = False
     """Delete the earlier sweep in `out` first (only a directory that holds a sweep's config.json)."""
     envs: tuple[str, ...] | None = None
@@ -151,6 +152,17 @@ def resolve_sweep(args: SweepArgs, base=None):
     cfg = PRESETS[args.preset or "quick"] if args.preset is not None or base is None else base
     overrides = {k: getattr(args, k) for k in (*AXES, "seeds", "checkpoint_every") if getattr(args, k) is not None}
     train = args.config
+    # Each cell sets these from the grid, so a --config value for them would be ignored: refuse it.
+    for field, flag, ours, base_value in (
+        ("env", "--envs", train.env, cfg.train.env),
+        ("algo", "--algos", train.algo, cfg.train.algo),
+        ("sparse.method", "--methods", train.sparse.method, cfg.train.sparse.method),
+        ("sparse.sparsity", "--sparsities", train.sparse.sparsity, cfg.train.sparse.sparsity),
+    ):
+        if ours != base_value:
+            raise ValueError(f"--config.{field.replace('_', '-')} is set per cell by the grid; use {flag} instead.")
+    if args.widths is not None and train.hidden != cfg.train.hidden and len(set(train.hidden)) > 1:
+        raise ValueError("--widths sets every hidden layer to one width; --config.hidden can only set the depth then.")
     if args.total_steps is not None:
         train = dataclasses.replace(train, total_steps=args.total_steps)
     return dataclasses.replace(cfg, **overrides, train=train)
@@ -252,16 +264,11 @@ def _resume_hint(argv: list[str] | None) -> str:
 
     args = list(sys.argv[1:] if argv is None else argv)
     command = args[0] if args and args[0] in ("sweep", "train") else "sweep"
-    out = None
-    for i, a in enumerate(args):
-        if a == "--out" and i + 1 < len(args):
-            out = args[i + 1]
-        elif a.startswith("--out="):
-            out = a.split("=", 1)[1]
     if command == "train":  # train resumes with the same options
         rest = [a for a in args[1:] if a not in ("--resume", "--overwrite")]
         return shlex.join(["sparse-rl", "train", *rest, "--resume"])
-    return shlex.join(["sparse-rl", "sweep", "--resume", "--out", out or "results/quick"])
+    out = _flag(args, "--out") or f"results/{_flag(args, '--preset') or 'quick'}"
+    return shlex.join(["sparse-rl", "sweep", "--resume", "--out", out])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,15 +27,18 @@ distribution, rho); per cell and method, over seeds:
 - TAR's gain over a baseline: ``100 * (tar - base) / |base|`` in %, against
   ``static`` and against the better (higher mean) of ``set`` / ``rigl`` among
   those present; ``None`` when a baseline is missing or zero, and flagged
-  ``near_zero_baseline`` when ``|base|`` is under 5% of the largest ``|mean|``
+  (``static_near_zero``, ``dst_near_zero``) when ``|base|`` is under 5% of the largest ``|mean|``
   of the cell (such gains are shown with a warning and left out of medians).
   The median of the gains across envs is given per cell without its env;
 - across cells, per method: IQM and mean of the normalised final return
   ``(x - u) / (d - u)`` over all runs of all cells, with a 95% stratified
-  bootstrap CI (runs resampled within each cell); ``u`` is the cell's
-  untrained return (the mean first evaluation of its runs) and ``d`` its dense
-  mean final return, so 0 is untrained and 1 is dense. Cells without dense,
-  or where ``|d - u|`` is under 1% of ``|d| + |u|``, are left out (and named).
+  bootstrap CI (runs resampled within each cell); ``u`` is the mean first
+  evaluation of the cell's runs (after the first chunk of training: the
+  nearest the curves come to an untrained policy) and ``d`` its dense mean
+  final return, so 0 is the first evaluation and 1 is dense. Cells without
+  dense, or where dense does not beat ``u`` by 1% of ``|d| + |u|``, are left
+  out (and named). A method is aggregated over the cells where it has
+  finished runs, with the same number of runs (its lowest seeds) per cell.
 
 FLOPs model (ratios to the dense network, so per-weight constants cancel).
 Per network ``n`` (actor, critic = both twin critics) let ``D_n`` be all its
@@ -97,7 +100,8 @@ COLUMNS = GROUP_KEYS + (
     "gain_vs_static_pct",
     "gain_vs_dst_pct",
     "dst_baseline",
-    "near_zero_baseline",
+    "static_near_zero",
+    "dst_near_zero",
     "median_gain_vs_static_pct",
     "median_gain_vs_dst_pct",
 )
@@ -292,7 +296,8 @@ def _status(run: dict) -> str:
         return "diverged"
     if not run["curve"] or run.get("chunks_done", 0) < run.get("total_chunks", 0):
         return "unfinished"
-    return "ok" if math.isfinite(final_return(run["curve"])) else "diverged"
+    finite = all(math.isfinite(float(c["eval_return"])) for c in run["curve"])
+    return "ok" if finite else "diverged"
 
 
 def _gain(value: float | None, base: float | None) -> float | None:
@@ -311,8 +316,9 @@ def tar_gains(rows: Sequence[dict]) -> list[dict]:
     Returns:
       One dict per cell with a TAR row: the cell keys, ``gain_vs_static_pct,
       gain_vs_dst_pct, dst_baseline`` (``set``, ``rigl`` or ``None``),
-      ``near_zero_baseline`` (True when a baseline's ``|mean|`` is under 5% of
-      the cell's largest ``|mean|``, so the ratio is unstable), and
+      ``static_near_zero`` / ``dst_near_zero`` (True when that baseline's
+      ``|mean|`` is under 5% of the cell's largest ``|mean|``, so the ratio is
+      unstable), and
       ``median_gain_vs_static_pct, median_gain_vs_dst_pct`` (medians over the
       envs of the same cell otherwise, flagged gains left out; ``None`` if
       none is left).
@@ -327,20 +333,21 @@ def tar_gains(rows: Sequence[dict]) -> list[dict]:
         dst = [(m[k], k) for k in ("set", "rigl") if m.get(k) is not None]
         best, name = max(dst) if dst else (None, None)
         scale = max((abs(v) for v in m.values() if v is not None), default=0.0)
-        near_zero = any(b is not None and abs(b) < NEAR_ZERO * scale for b in (m.get("static"), best))
+        near = lambda b, scale=scale: b is not None and abs(b) < NEAR_ZERO * scale
         gains.append(
             {
                 **dict(zip(CELL_KEYS, cell)),
                 "gain_vs_static_pct": _gain(m["tar"], m.get("static")),
                 "gain_vs_dst_pct": _gain(m["tar"], best),
                 "dst_baseline": name,
-                "near_zero_baseline": near_zero,
+                "static_near_zero": near(m.get("static")),
+                "dst_near_zero": near(best),
             }
         )
     for g in gains:
-        peers = [h for h in gains if cell_of(h)[1:] == cell_of(g)[1:] and not h["near_zero_baseline"]]
-        for col in ("gain_vs_static_pct", "gain_vs_dst_pct"):
-            vals = [h[col] for h in peers if h[col] is not None]
+        peers = [h for h in gains if cell_of(h)[1:] == cell_of(g)[1:]]
+        for col, flag in (("gain_vs_static_pct", "static_near_zero"), ("gain_vs_dst_pct", "dst_near_zero")):
+            vals = [h[col] for h in peers if h[col] is not None and not h[flag]]
             g[f"median_{col}"] = statistics.median(vals) if vals else None
     return gains
 
@@ -459,10 +466,8 @@ def probability_of_improvement(x: Sequence[float], y: Sequence[float]) -> tuple[
     >>> probability_of_improvement([3.0, 4.0], [1.0, 2.0])[0]
     1.0
     """
-    from rliable import library as rly
-
     x, y = np.asarray(x, float)[:, None], np.asarray(y, float)[:, None]
-    point, ci = rly.get_interval_estimates({"pair": (x, y)}, _poi_one_task, reps=RLIABLE_REPS, random_state=_rng())
+    point, ci = _interval_estimates({"pair": (x, y)}, _poi_one_task)
     lo, hi = np.asarray(ci["pair"]).ravel()[:2]
     return float(point["pair"]), float(lo), float(hi)
 
@@ -510,7 +515,7 @@ def aggregate(runs: Sequence[dict]) -> tuple[list[dict], list[str]]:
         untrained = float(np.mean([float(r["curve"][0]["eval_return"]) for r in every]))
         dense = [final_return(r["curve"]) for r in methods.get("dense", [])]
         d = float(np.mean(dense)) if dense else None
-        if d is None or abs(d - untrained) < 0.01 * (abs(d) + abs(untrained)):
+        if d is None or d - untrained <= 0.01 * (abs(d) + abs(untrained)):
             skipped.append(_cell_name(dict(zip(CELL_KEYS, cell))))
             continue
         for method, rs in methods.items():
@@ -616,6 +621,14 @@ def _varying(rows: Sequence[dict]) -> list[str]:
     return [k for k in CELL_KEYS if k in ("env", "algo", "sparsity") or len({r.get(k) for r in rows}) > 1]
 
 
+def _fmt_key(row: dict, key: str) -> str:
+    """A cell value for a table: floats as ``:g``, ``None`` as a dash."""
+    v = row.get(key)
+    if v is None:
+        return "-"
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
 def _fmt_ci(mean: float | None, lo: float | None, hi: float | None, spec: str = ".1f") -> str:
     return "n/a" if mean is None else f"{mean:{spec}} [{lo:{spec}}, {hi:{spec}}]"
 
@@ -641,7 +654,7 @@ def _summary_md(
         "|" + "---|" * len(keys) + "---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        cell = " | ".join(f"{r[k]:g}" if k in ("sparsity", "rho") and r[k] is not None else str(r[k]) for k in keys)
+        cell = " | ".join(_fmt_key(r, k) for k in keys)
         seeds = str(r["n_seeds"]) + (f" ({r['n_unfinished']} unfinished)" if r["n_unfinished"] else "")
         lines.append(
             f"| {cell} | {r['method']} | {_fmt_ci(r['mean'], r['ci_low'], r['ci_high'])} | {_fmt_num(r['iqm'])} "
@@ -668,7 +681,7 @@ def _summary_md(
             "|" + "---|" * len(_varying(comps)) + "---|---:|---:|---:|",
         ]
         for c in comps:
-            cell = " | ".join(f"{c[k]:g}" if k in ("sparsity", "rho") else str(c[k]) for k in _varying(comps))
+            cell = " | ".join(_fmt_key(c, k) for k in _varying(comps))
             lines.append(
                 f"| {cell} | {c['baseline']} | {c['n_tar']} vs {c['n_baseline']} "
                 f"| {_fmt_ci(c['poi_final'], c['poi_final_low'], c['poi_final_high'], '.2f')} "
@@ -680,8 +693,9 @@ def _summary_md(
             "",
             "## Across cells",
             "",
-            "Final return normalised per cell to (x - untrained) / (dense - untrained), so 0 is the untrained policy "
-            "and 1 is dense; IQM and mean over all runs of all cells with 95% stratified-bootstrap CIs (rliable).",
+            "Final return normalised per cell to (x - first) / (dense - first), where first is the cell's mean first "
+            "evaluation (after one chunk of training), so 0 is that and 1 is dense; IQM and mean over all runs of all "
+            "cells with 95% stratified-bootstrap CIs (rliable).",
             "",
             "| method | cells | runs | IQM [95% CI] | mean [95% CI] |",
             "|---|---:|---:|---:|---:|",
@@ -693,8 +707,11 @@ def _summary_md(
                 f"| {_fmt_ci(a['mean'], a['mean_low'], a['mean_high'], '.3f')} |"
             )
     if skipped:
-        lines += ["", f"Left out of the normalised statistics (no dense runs, or dense no better than untrained): "
-                  f"{'; '.join(skipped)}."]  # fmt: skip
+        lines += [
+            "",
+            "Left out of the normalised statistics (no dense runs, or dense no better than its first evaluation): "
+            f"{'; '.join(skipped)}.",
+        ]
     tar_rows = [r for r in rows if r["method"] == "tar"]
     if tar_rows:
         means = {(cell_of(r), r["method"]): r["mean"] for r in rows}
@@ -715,18 +732,18 @@ def _summary_md(
             by_setting[tuple(_sortable(v) for v in cell_of(r)[1:])].append(r)
         for _, members in sorted(by_setting.items()):
             for r in members:
-                cell = " | ".join(f"{r[k]:g}" if k in ("sparsity", "rho") else str(r[k]) for k in keys if k != "env")
-                warn = " (near-zero baseline)" if r["near_zero_baseline"] else ""
+                cell = " | ".join(_fmt_key(r, k) for k in keys if k != "env")
+                warn = lambda flag, r=r: " (near-zero baseline)" if r[flag] else ""
                 dst = r["dst_baseline"]
                 lines.append(
                     f"| {cell} | {r['env']} | {_fmt_num(r['mean'])} | {_fmt_num(means.get((cell_of(r), 'static')))} "
-                    f"| {_fmt_num(r['gain_vs_static_pct'], '+.1f', '%')}{warn} "
+                    f"| {_fmt_num(r['gain_vs_static_pct'], '+.1f', '%')}{warn('static_near_zero')} "
                     f"| {_fmt_num(means.get((cell_of(r), dst)))}{f' ({dst})' if dst else ''} "
-                    f"| {_fmt_num(r['gain_vs_dst_pct'], '+.1f', '%')}{warn} |"
+                    f"| {_fmt_num(r['gain_vs_dst_pct'], '+.1f', '%')}{warn('dst_near_zero')} |"
                 )
             m = members[0]
             if len(members) > 1:  # a median across envs
-                cell = " | ".join(f"{m[k]:g}" if k in ("sparsity", "rho") else str(m[k]) for k in keys if k != "env")
+                cell = " | ".join(_fmt_key(m, k) for k in keys if k != "env")
                 lines.append(
                     f"| {cell} | **median** | | | {_fmt_num(m['median_gain_vs_static_pct'], '+.1f', '%')} | "
                     f"| {_fmt_num(m['median_gain_vs_dst_pct'], '+.1f', '%')} |"
@@ -747,7 +764,7 @@ def _summary_md(
             "|" + "---|" * len(_varying(topo)) + "---|---|---|---:|---:|---:|",
         ]
         for t in topo:
-            cell = " | ".join(f"{t[k]:g}" if k in ("sparsity", "rho") else str(t[k]) for k in _varying(topo))
+            cell = " | ".join(_fmt_key(t, k) for k in _varying(topo))
             lines.append(
                 f"| {cell} | {t['method']} | {t['network']} | {'/'.join(map(str, t['active']))} "
                 f"({'/'.join(map(str, t['active_static']))}) | {t['moved']} "
@@ -901,6 +918,8 @@ def write_report(results_dir: str | Path) -> list[dict]:
     atomic_write_text(results_dir / "summary.md", _summary_md(rows, comps, aggregate(runs), topology_changes(runs)))
     if comps:
         atomic_write_text(results_dir / "comparisons.csv", _summary_csv(comps, COMPARISON_COLUMNS))
+    else:  # an earlier report's table would no longer match the runs
+        (results_dir / "comparisons.csv").unlink(missing_ok=True)
     figures = results_dir / "figures"
     for env in sorted({r["env"] for r in runs}):
         _plot_curves(runs, env, figures / f"curves_{env}.png")

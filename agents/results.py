@@ -10,8 +10,8 @@ Layout (``DIR`` is the results directory)::
     DIR/checkpoints/<group>/        orbax checkpoints of each compiled group of runs
 
 ``run_id`` is ``<env>-<algo>-s<sparsity>[-<axis tags>]-<method>-seed<seed>``, with the
-sparsity written as Python's shortest round-trip ``repr`` (so two different
-sparsities never share a folder).
+sparsity written so that it reads back exactly (so two different sparsities
+never share a folder; :func:`sparsity_label`).
 
 Every file is written to a temporary name in the same folder and renamed into
 place, so a killed process never leaves a half-written file behind.
@@ -29,10 +29,15 @@ from typing import Any
 def sparsity_label(sparsity: float) -> str:
     """``sparsity`` as it appears in run and group names: injective on floats.
 
-    >>> sparsity_label(0.9), sparsity_label(0.9000001), sparsity_label(0)
-    ('0.9', '0.9000001', '0.0')
+    The short ``:g`` form (as earlier versions wrote it) where it reads back
+    as the same float, else the exact ``repr``; either way the label reads
+    back as exactly one float, so two sparsities never share a name.
+
+    >>> sparsity_label(0.9), sparsity_label(0.9000001), sparsity_label(0), sparsity_label(0.12345678)
+    ('0.9', '0.9000001', '0', '0.12345678')
     """
-    return repr(float(sparsity))
+    short = f"{float(sparsity):g}"
+    return short if float(short) == float(sparsity) else repr(float(sparsity))
 
 
 def run_id(env: str, algo: str, sparsity: float, method: str, seed: int, tags: tuple[str, ...] = ()) -> str:

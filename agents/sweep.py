@@ -344,7 +344,8 @@ def hold_results_dir(out: Path, resume: bool, overwrite: bool) -> Iterator[None]
     try:
         check_output_dir(out, resume, overwrite)  # again: another sweep may have written before we held the lock
         if overwrite:
-            for p in _entries(out):
+            # config.json goes last: a directory whose deletion was cut short still counts as a sweep's.
+            for p in sorted(_entries(out), key=lambda p: p.name == "config.json"):
                 shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
         results.atomic_write_text(out / PID_FILE, f"{os.getpid()}\n")
         yield
@@ -738,7 +739,8 @@ def run_sweep(
 
     With ``resume`` the sweep continues from its own ``config.json``; ``cfg``
     may then be ``None``, and a ``cfg`` that differs from it is refused with
-    the list of differences (run options such as ``num_devices`` may change).
+    the list of differences (``show_progress`` may change, and ``num_devices``
+    when every group's runs divide evenly over both device counts).
     With ``overwrite`` an existing sweep directory is emptied first. Every
     check runs before anything is written, and the directory is locked for
     the whole sweep. SIGTERM or SIGINT stops the sweep with
@@ -747,7 +749,9 @@ def run_sweep(
     (default: all of them; results are identical to a one-device run).
     """
     out = Path(out)
-    check_output_dir(out, resume, overwrite)
+    writer = jax.process_index() == 0
+    if writer or resume:  # other processes of a new multi-host sweep may already see process 0's config.json
+        check_output_dir(out, resume, overwrite)
     runs_mesh(num_devices)  # validates the device count before anything is written
     if resume:
         stored = stored_config(out)
@@ -759,7 +763,6 @@ def run_sweep(
         cfg = stored
     elif cfg is None:
         raise ValueError("a new sweep needs a config (cfg=None is allowed only with resume=True).")
-    writer = jax.process_index() == 0
     safe_points = _SafePoints()
     held = hold_results_dir(out, resume, overwrite) if writer else contextlib.nullcontext()
     with held, safe_points.installed():
@@ -783,5 +786,5 @@ def run_sweep(
             bar.close()
         if not writer:
             return report_lib.summarize(out)
-        with safe_points.critical():
-            return report_lib.write_report(out)
+        # Not a critical section: every run is finished, and a stopped report is rewritten by --resume.
+        return report_lib.write_report(out)

@@ -127,48 +127,90 @@ class DSTSchedule:
         f = 0.5 * self.drop_fraction * (1.0 + jnp.cos(jnp.pi * jnp.minimum(t, t_end) / t_end))
         return jnp.where(t < self.t_end, f, 0.0)
 
+    def _exact_fraction(self, t: int) -> Fraction | None:
+        """``f(t)`` as an exact fraction where it is rational (``t / t_end`` = 1/3, 1/2, 2/3), else ``None``."""
+        f0 = Fraction(repr(float(self.drop_fraction)))
+        for num, den, share in ((1, 3, Fraction(3, 4)), (1, 2, Fraction(1, 2)), (2, 3, Fraction(1, 4))):
+            if t * den == num * self.t_end:
+                return f0 * share
+        return None
+
     def drop_count(self, t: Any, active: Any) -> np.ndarray:
-        """Exact ``floor(f(t) * active)`` on the host, 0 from ``t_end`` on (numpy, broadcasting).
+        """Exact ``floor(f(t) * active)`` on the host, 0 outside ``[0, t_end)`` (numpy ints, broadcasting).
 
         ``f0`` is read as written (``Fraction(repr(drop_fraction))``, so 0.3 is
         3/10). By Niven's theorem ``cos(pi t / t_end)`` is rational in
         ``(0, t_end)`` only at ``t / t_end`` = 1/3, 1/2, 2/3, where ``f(t)`` is
         ``3 f0 / 4``, ``f0 / 2`` and ``f0 / 4``: there the count comes from exact
-        rational arithmetic. Elsewhere ``f(t) * active`` is irrational, never an
-        integer, and float64 places it between the right integers.
+        rational arithmetic (Python ints, so nothing overflows). Elsewhere
+        ``f(t) * active`` is irrational, never an integer, and float64 places it
+        between the right integers.
 
         >>> s = DSTSchedule(1_000_000)  # t_end = 800000; t = 400000 is t_end / 2
         >>> int(s.drop_count(400_000, 12)), int(s.drop_count(1000, 12)), int(s.drop_count(800_000, 12))
         (3, 5, 0)
         """
-        t = np.asarray(t, np.int64)
-        active = np.asarray(active, np.int64)
-        t_end, f0 = self.t_end, Fraction(repr(float(self.drop_fraction)))
-        f = 0.5 * float(self.drop_fraction) * (1.0 + np.cos(np.pi * np.minimum(t, t_end) / max(t_end, 1)))
-        count = np.floor(f * active).astype(np.int64)
-        for num, den, share in ((1, 3, Fraction(3, 4)), (1, 2, Fraction(1, 2)), (2, 3, Fraction(1, 4))):
-            r = f0 * share  # f(t) at t / t_end = num / den
-            exact = (active * r.numerator) // r.denominator
-            count = np.where(t * den == num * t_end, exact, count)
-        return np.where((t >= 0) & (t < t_end), count, 0)
 
-    def device_drop_count(self, t: jax.Array, active: jax.Array) -> jax.Array:
-        """:meth:`drop_count` inside a traced program (a host callback; int32, shaped like ``active``).
+        def one(t: int, active: int) -> int:
+            if not 0 <= t < self.t_end:
+                return 0
+            exact = self._exact_fraction(t)
+            if exact is not None:
+                return math.floor(exact * active)
+            f = 0.5 * float(self.drop_fraction) * (1.0 + math.cos(math.pi * t / self.t_end))
+            return math.floor(f * active)
 
-        Cheap where it is used, inside the rewiring branch, which runs once
-        every ``delta_t`` updates; works under ``jit`` and ``vmap``.
+        t, active = np.broadcast_arrays(np.asarray(t, np.int64), np.asarray(active, np.int64))
+        return np.vectorize(one, otypes=[np.int64])(t, active) if t.size else np.zeros(t.shape, np.int64)
+
+    def _fixed_point(self, t: int) -> int:
+        """``ceil(f(t) * 2**62)``: ``f(t)`` in fixed point, exact where ``f(t)`` is rational."""
+        exact = self._exact_fraction(t)
+        if exact is None:
+            exact = Fraction(0.5 * float(self.drop_fraction) * (1.0 + math.cos(math.pi * t / self.t_end)))
+        return math.ceil(exact * 2**_FIXED_BITS)
+
+    def device_drop_count(self, t: jax.Array, active: jax.Array, on_schedule: bool = True) -> jax.Array:
+        """:meth:`drop_count` inside a traced program (int32, shaped like ``active``); jit- and vmap-safe.
+
+        On the schedule's update steps (``t % delta_t == 0``, ``0 < t < t_end``)
+        the count comes from a table of ``f(t)`` in 62-bit fixed point, built on
+        the host, times ``active`` in exact integer arithmetic: the same as
+        :meth:`drop_count` whenever ``active * q < 2**62`` for ``f(t) = p / q``
+        (any drop fraction of up to 9 decimal digits, with up to 10**8 active
+        weights), and where ``f(t)`` is irrational unless ``f(t) * active``
+        lies within ``active / 2**62`` of an integer. The program holds no host
+        callback, so the persistent compilation cache keeps it.
+
+        With ``on_schedule=False`` (``rewire=True`` may rewire at any step) an
+        off-schedule ``t`` goes to :meth:`drop_count` through a host callback.
         """
+        active = jnp.asarray(active, jnp.int32)
+        t = jnp.asarray(t, jnp.int32)
+        steps = range(self.delta_t, self.t_end, self.delta_t)
+        if len(steps) > _MAX_TABLE:  # a table this long would bloat the program; ask the host every time
+            return self._host_drop_count(t, active)
+        table = np.zeros((max(len(steps), 1), _LIMBS), np.uint32)
+        for k, step in enumerate(steps):
+            f = self._fixed_point(step)
+            table[k] = [(f >> (_LIMB_BITS * i)) & 0xFFFF for i in range(_LIMBS)]
+        k = jnp.clip(t // self.delta_t - 1, 0, table.shape[0] - 1)
+        on_grid = self.is_update_step(t)
+        counts = jnp.where(on_grid, _times_fixed_point(jnp.asarray(table)[k], active), 0)
+        if on_schedule:
+            return counts
+        off = (t > 0) & (t < self.t_end) & ~on_grid
+        return jax.lax.cond(off, lambda: self._host_drop_count(t, active), lambda: counts)
 
+    def _host_drop_count(self, t: jax.Array, active: jax.Array) -> jax.Array:
         def host(t, active):
             # Under vmap an unbatched t arrives with size-1 batch dims; the trailing axis of
             # `active` is the layer axis, so t broadcasts over it.
             return self.drop_count(np.asarray(t)[..., None], active).astype(np.int32)
 
-        active = jnp.asarray(active, jnp.int32)
         return jax.pure_callback(
-            host, jax.ShapeDtypeStruct(active.shape, jnp.int32), jnp.asarray(t, jnp.int32), active,
-            vmap_method="expand_dims",
-        )  # fmt: skip
+            host, jax.ShapeDtypeStruct(active.shape, jnp.int32), t, active, vmap_method="expand_dims"
+        )
 
     def is_update_step(self, t: jax.Array) -> jax.Array:
         """True after update ``t`` (1-based) when the mask changes."""
@@ -189,6 +231,33 @@ class DSTSchedule:
         t = jnp.asarray(t)
         nxt = jnp.maximum(-(-t // self.delta_t), 1) * self.delta_t
         return jnp.where(nxt < self.t_end, nxt, self.t_end).astype(t.dtype)
+
+
+_LIMB_BITS, _LIMBS, _FIXED_BITS = 16, 4, 62  # f(t) <= 1 in fixed point: 62 fraction bits in four 16-bit limbs
+_MAX_TABLE = 1 << 16  # update steps beyond which device_drop_count asks the host instead of holding a table
+
+
+def _times_fixed_point(limbs: jax.Array, active: jax.Array) -> jax.Array:
+    """``floor(F * active / 2**62)`` exactly, ``F`` given as four 16-bit limbs (uint32), ``active`` int32.
+
+    Schoolbook multiplication in base 2**16 on uint32: every partial product
+    fits 32 bits and every digit sum stays below 2**19, so nothing overflows
+    (x64 is off by default in JAX, so there is no 64-bit integer to use).
+    """
+    a = jnp.asarray(active).astype(jnp.uint32)
+    a_limbs = (a & 0xFFFF, a >> 16)
+    digits = [jnp.zeros_like(a) for _ in range(_LIMBS + 2)]
+    for i in range(_LIMBS):
+        for j, aj in enumerate(a_limbs):
+            p = limbs[..., i] * aj
+            digits[i + j] = digits[i + j] + (p & 0xFFFF)
+            digits[i + j + 1] = digits[i + j + 1] + (p >> 16)
+    carry = jnp.zeros_like(a)
+    for d in range(len(digits)):
+        total = digits[d] + carry
+        digits[d], carry = total & 0xFFFF, total >> 16
+    # Bits 62 and up: the top 2 bits of digit 3, then digits 4 and 5.
+    return ((digits[3] >> 14) + (digits[4] << 2) + (digits[5] << 18)).astype(jnp.int32)
 
 
 def _smallest(scores: jax.Array, n: jax.Array, bound: int) -> jax.Array:
@@ -229,6 +298,11 @@ def drop_and_grow(
     Returns:
       ``(new_mask, grown)`` where ``grown`` marks the newly active entries.
     """
+    if not jnp.issubdtype(jnp.result_type(n_drop), jnp.integer):
+        raise ValueError(
+            f"n_drop must be an integer count, got {n_drop!r}; for a fraction use DSTSchedule.drop_count or "
+            "floor(fraction * active)."
+        )
     m = mask.ravel()
     bound = m.size if max_n is None else min(int(max_n), m.size)
     n_active = jnp.sum(m, dtype=jnp.int32)
@@ -322,12 +396,14 @@ def sparse_transform(
         check_masks(params, masks)
         return SparseState(inner.init(params), masks, jnp.zeros([], jnp.int32), init_key)
 
-    def rewire_masks(masks, inner_state, params, inner_updates, grads, key, t):
+    def rewire_masks(masks, inner_state, params, inner_updates, grads, key, t, on_schedule):
         m_leaves, treedef = jax.tree.flatten(masks, is_leaf=is_none)
         w_leaves = jax.tree.leaves(optax.apply_updates(params, inner_updates))
         g_leaves = jax.tree.leaves(grads)
+        if all(m is None for m in m_leaves):
+            return masks, inner_state
         actives = jnp.stack([jnp.sum(m, dtype=jnp.int32) for m in m_leaves if m is not None])
-        n_drop = iter(schedule.device_drop_count(t, actives))
+        n_drop = iter(schedule.device_drop_count(t, actives, on_schedule))
         new, kept = [], []
         for i, (m, w, g) in enumerate(zip(m_leaves, w_leaves, g_leaves)):
             if m is None:
@@ -372,7 +448,8 @@ def sparse_transform(
             t = count if step is None else jnp.asarray(step, jnp.int32) + 1
             # Draws depend on (key, t) only, so they do not depend on which updates passed rewire=False.
             sub = jax.random.fold_in(state.key, t)
-            rewired = lambda ms, st: rewire_masks(ms, st, params, inner_updates, updates, sub, t)
+            # rewire=None rewires only on update steps, where the count table holds f(t); rewire=True may not.
+            rewired = lambda ms, st: rewire_masks(ms, st, params, inner_updates, updates, sub, t, not rewire)
             if rewire:
                 new_masks, inner_state = rewired(masks, inner_state)
             else:

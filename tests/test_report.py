@@ -250,8 +250,8 @@ def test_gain_against_a_near_zero_baseline_is_flagged_and_left_out_of_the_median
         {"env": "b", "algo": "sac", "sparsity": 0.9, "method": "static", "mean": 100.0},
     ]
     a, b = report.tar_gains(rows)
-    assert a["near_zero_baseline"] and a["gain_vs_static_pct"] == pytest.approx(9900.0)
-    assert not b["near_zero_baseline"]
+    assert a["static_near_zero"] and a["gain_vs_static_pct"] == pytest.approx(9900.0)
+    assert not b["static_near_zero"] and not a["dst_near_zero"]
     assert a["median_gain_vs_static_pct"] == b["median_gain_vs_static_pct"] == pytest.approx(10.0)
 
 
@@ -264,3 +264,16 @@ def test_summary_notes_that_random_revival_equals_static_in_distribution(tmp_pat
     md = (tmp_path / "summary.md").read_text()
     assert "with score=random, a random base plus random revival is a random mask" in md
     assert "## What revival changed (seed 0)" in md
+
+
+def test_a_nan_evaluation_midway_marks_the_run_diverged(tmp_path):
+    write_run(tmp_path, "hopper", "static", 0, 10.0)
+    write_run(tmp_path, "hopper", "static", 1, 20.0)
+    path = tmp_path / "runs" / run_id("hopper", "sac", 0.9, "static", 1) / "curve.jsonl"
+    curve = [json.loads(line) for line in path.read_text().splitlines()]
+    curve[5]["eval_return"] = math.nan
+    path.write_text("".join(json.dumps(c) + "\n" for c in curve))
+    (row,) = report.summarize(tmp_path)
+    seed0 = [*np.linspace(0.0, 9.0, N_EVALS - 1), 11.0]  # write_run's curve for a final return of 10
+    assert (row["n_diverged"], row["mean"]) == (1, 10.0)
+    assert row["curve_mean"] == pytest.approx(np.mean(seed0))

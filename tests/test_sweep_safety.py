@@ -249,3 +249,27 @@ def test_resume_refuses_a_changed_axis_and_keeps_the_stored_config(tmp_path, cap
     assert "scores: ['snip', 'magnitude'] -> ['snip']" in err
     err = _refused(capsys, ["sweep", "--resume", "--out", str(out), "--no-progress", "--config.batch-size", "7"])
     assert "train.batch_size: 128 -> 7" in err
+
+
+@pytest.mark.parametrize(
+    "flags, axis",
+    [
+        (["--config.env", "hopper"], "--envs"),
+        (["--config.algo", "td3"], "--algos"),
+        (["--config.sparse.method", "tar"], "--methods"),
+        (["--config.sparse.sparsity", "0.5"], "--sparsities"),
+    ],
+)
+def test_config_fields_that_the_grid_sets_are_refused_with_the_axis_flag(tmp_path, capsys, flags, axis):
+    out = tmp_path / "results"
+    err = _refused(capsys, ["sweep", *TINY, *flags, "--out", str(out)])
+    assert "is set per cell by the grid" in err and axis in err
+    assert not out.exists()
+
+
+def test_resume_hint_names_the_presets_directory():
+    from agents.cli import _resume_hint
+
+    assert _resume_hint(["sweep", "--preset", "evidence"]) == "sparse-rl sweep --resume --out results/evidence"
+    assert _resume_hint(["sweep", "--out", "my dir"]) == "sparse-rl sweep --resume --out 'my dir'"
+    assert _resume_hint(["train", "--seeds", "2", "--out", "x"]) == "sparse-rl train --seeds 2 --out x --resume"

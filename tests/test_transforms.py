@@ -442,11 +442,12 @@ def _exact_drop_count(schedule, t, active):
         sj.DSTSchedule(3000, delta_t=10),  # t_end = 2400: 800, 1200 and 1600 are update steps
         sj.DSTSchedule(900, delta_t=1, drop_fraction=0.3, end_fraction=1.0),  # f0 = 3/10, not a binary fraction
         sj.DSTSchedule(7777, delta_t=7, drop_fraction=0.75, end_fraction=0.6),
+        sj.DSTSchedule(1_000_000, drop_fraction=1 / 3),  # 16 decimal digits: Python ints, no int64 overflow
     ],
-    ids=["default", "thirds", "decimal_f0", "odd"],
+    ids=["default", "thirds", "decimal_f0", "odd", "one_third"],
 )
 def test_drop_count_is_exact_at_every_update_step_eager_and_jit(schedule):
-    actives = np.array([1, 4, 12, 40, 100, 999, 6553, 65536, 200_000])
+    actives = np.array([1, 4, 12, 40, 100, 999, 2767, 6553, 65536, 200_000, 10**8])
     steps = [t for t in range(1, schedule.t_end) if t % schedule.delta_t == 0]
     expected = np.array([[_exact_drop_count(schedule, t, a) for a in actives] for t in steps])
     np.testing.assert_array_equal(schedule.drop_count(np.array(steps)[:, None], actives), expected)
@@ -468,3 +469,23 @@ def test_rewiring_drops_the_exact_count_at_t_end_over_two_eager_and_jit():
         _, new = update(grads, state, params, step=399_999, rewire=True)
         assert int((mask & ~new.masks["w"]).sum()) == 3
         assert int(new.masks["w"].sum()) == 12
+
+
+def test_off_schedule_counts_and_no_host_callback_on_the_schedule():
+    schedule = sj.DSTSchedule(1_000_000)
+    actives = jnp.array([12, 6553, 200_000])
+    # Off the update steps (rewire=True may rewire anywhere) the host computes the count.
+    for t in (1, 999, 400_001, 799_999):
+        expected = [_exact_drop_count(schedule, t, int(a)) for a in actives]
+        got = jax.jit(lambda t: schedule.device_drop_count(t, actives, on_schedule=False))(t)
+        np.testing.assert_array_equal(got, expected)
+    assert schedule.device_drop_count(800_000, actives, on_schedule=False).tolist() == [0, 0, 0]
+    # The schedule's own path holds no callback, so the persistent compilation cache can store the program.
+    jaxpr = str(jax.make_jaxpr(lambda t: schedule.device_drop_count(t, actives))(1000))
+    assert "callback" not in jaxpr
+    params, masks = _setup()
+    tx = sj.set_sparse(optax.adam(1e-2), masks, jax.random.key(0), sj.DSTSchedule(100, delta_t=10))
+    update = lambda p, s: tx.update(p, s, p)
+    assert "callback" not in str(jax.make_jaxpr(update)(params, tx.init(params)))
+    with pytest.raises(ValueError, match="n_drop must be an integer count"):
+        sj.drop_and_grow(jnp.ones(4, bool), jnp.ones(4), jnp.ones(4), 0.5)
