@@ -774,6 +774,13 @@ def _summary_md(
     return "\n".join(lines) + "\n"
 
 
+def _wrap(title: str, width: int = 38) -> str:
+    """A subplot title broken into lines that fit the panel."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(title, width))
+
+
 def _color(method: str) -> str:
     return f"C{_method_key(method)[0] % 10}"
 
@@ -816,7 +823,8 @@ def _plot_curves(runs: Sequence[dict], env: str, path: Path) -> None:
                 ax.plot(steps, seed_curve, color=_color(method), alpha=0.25, linewidth=0.6)
             ax.plot(steps, y.mean(axis=0), color=_color(method), label=f"{method} ({len(curves)})")
             ax.fill_between(steps, lo, hi, color=_color(method), alpha=0.2, linewidth=0)
-        ax.set(title=_cell_name(dict(zip(CELL_KEYS, cell))), xlabel="env steps", ylabel="eval return")
+        ax.set(xlabel="env steps", ylabel="eval return")
+        ax.set_title(_wrap(_cell_name(dict(zip(CELL_KEYS, cell)))), fontsize="small")
         ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3))  # step counts overlap as plain integers
         ax.legend(fontsize="small")
     _save(fig, path)
@@ -845,7 +853,8 @@ def _plot_final_returns(rows: Sequence[dict], runs: Sequence[dict], path: Path) 
             jitter = np.linspace(-0.15, 0.15, len(seeds)) if len(seeds) > 1 else np.zeros(len(seeds))
             ax.scatter(i + jitter, seeds, s=12, color=colors[i], alpha=0.6, zorder=2)
         ax.set_xticks(x, [r["method"] for r in members], rotation=30, ha="right")
-        ax.set(title=_cell_name(dict(zip(CELL_KEYS, cell))), ylabel="final return")
+        ax.set(ylabel="final return")
+        ax.set_title(_wrap(_cell_name(dict(zip(CELL_KEYS, cell)))), fontsize="small")
     _save(fig, path)
 
 
@@ -882,8 +891,10 @@ def _plot_topology(runs: Sequence[dict], env: str, path: Path) -> None:
             for ax in (ax_density, ax_dead):
                 ax.set_xticks(np.arange(len(names)), names, rotation=30, ha="right", fontsize="small")
             title = f"{_cell_name(dict(zip(CELL_KEYS[1:], cell[1:])))} {network}"
-            ax_density.set(title=f"{title}: density", ylabel="active / size")
-            ax_dead.set(title=f"{title}: dead units", ylabel="units")
+            ax_density.set(ylabel="active / size")
+            ax_density.set_title(_wrap(f"{title}: density"), fontsize="small")
+            ax_dead.set(ylabel="units")
+            ax_dead.set_title(_wrap(f"{title}: dead units"), fontsize="small")
             ax_density.legend(fontsize="small")
             ax_dead.legend(fontsize="x-small")
     fig.suptitle(f"{env}: mask topology, seed 0")
