@@ -195,25 +195,34 @@ def test_sigterm_stops_with_one_line_and_resume_matches(straight, tmp_path):
     assert _curves(out) == _curves(straight)
 
 
-def test_ctrl_c_while_a_checkpoint_is_written_waits_for_it(straight, tmp_path, capsys, monkeypatch):
-    """Ctrl-C in the middle of writing chunk 1's files takes effect once they are all written."""
-    out = tmp_path / "interrupted"
-    real = results.atomic_write_bytes
+def test_ctrl_c_inside_a_checkpoint_write_waits_for_it_then_stops():
+    """SIGINT inside the critical section (checkpoint and curve writes) is deferred to its end."""
+    from agents.sweep import SweepInterrupted, _SafePoints
 
-    def interrupt_midway(path, data):
-        if Path(path).name == "curve.jsonl" and data.count(b"\n") == 2 and "static-seed0" in str(path):
-            signal.raise_signal(signal.SIGINT)  # the handler defers it: the other runs' files are still to come
-        real(path, data)
+    safe_points, written = _SafePoints(), []
+    with pytest.raises(SweepInterrupted) as stopped, safe_points.installed():
+        with safe_points.critical():
+            signal.raise_signal(signal.SIGINT)
+            written.append("checkpoint")  # still runs: the handler only took note
+        written.append("next chunk")  # never runs
+    assert written == ["checkpoint"] and stopped.value.signum == signal.SIGINT
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the previous handler is back
+    with pytest.raises(SweepInterrupted), safe_points.installed():
+        signal.raise_signal(signal.SIGTERM)  # outside a critical section: at once
 
-    monkeypatch.setattr(results, "atomic_write_bytes", interrupt_midway)
+
+def test_ctrl_c_gives_one_line_and_the_resume_command(tmp_path, capsys, monkeypatch):
+    from agents import sweep as sweep_lib
+
+    def interrupted(*args, **kwargs):
+        raise sweep_lib.SweepInterrupted(signal.SIGINT)
+
+    monkeypatch.setattr(sweep_lib, "run_sweep", interrupted)
     with pytest.raises(SystemExit) as exit_info:
-        main(["sweep", *TINY, "--methods", "static", "tar", "--total-steps", "4000", "--out", str(out)])
+        main(["sweep", *TINY, "--out", str(tmp_path / "x")])
     assert exit_info.value.code == 128 + signal.SIGINT
     err = capsys.readouterr().err.strip()
-    assert err.startswith("sparse-rl: stopped by SIGINT; every checkpoint is complete") and "\n" not in err
-    assert err.endswith(f"continue with: sparse-rl sweep --resume --out {out}")
-    for run in ("static-seed1", "tar-seed0", "tar-seed1"):  # written after the signal, before stopping
-        assert len(results.read_jsonl(out / "runs" / f"probe_bandit-sac-s0.9-{run}" / "curve.jsonl")) == 2
-    monkeypatch.setattr(results, "atomic_write_bytes", real)
-    main(["sweep", "--out", str(out), "--resume", "--no-progress"])
-    assert _curves(out) == _curves(straight)
+    assert err == (
+        f"sparse-rl: stopped by SIGINT; every checkpoint is complete, continue with: "
+        f"sparse-rl sweep --resume --out {tmp_path / 'x'}"
+    )
