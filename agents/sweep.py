@@ -202,41 +202,35 @@ _CPU_TRAIN = dict(
     alpha_lr=1e-3,
     eval_episodes=4,
 )
+
+
+def _cpu_preset(env: str, seeds: int, total_steps: int, chunk_steps: int) -> SweepConfig:
+    """Every method at sparsity 0.9 with SAC, 128-128 networks and a SNIP base under the uniform distribution."""
+    return SweepConfig(
+        envs=(env,),
+        algos=("sac",),
+        sparsities=(0.9,),
+        methods=METHODS,
+        seeds=seeds,
+        train=TrainConfig(
+            env=env,
+            total_steps=total_steps,
+            chunk_steps=chunk_steps,
+            **_CPU_TRAIN,
+            sparse=SparsityConfig(score="snip", distribution="uniform", delta_t=1000),
+        ),
+    )
+
+
 PRESETS: dict[str, SweepConfig] = {
     # The few-minute demo. inverted_pendulum is the cheapest brax task on which dense SAC visibly learns
     # (eval return from ~100 to 1000 within ~15k env steps here); its outcome per run is bimodal (solved
     # or not), so with 3 seeds it shows the pipeline, not a direction.
-    "quick": SweepConfig(
-        envs=("inverted_pendulum",),
-        algos=("sac",),
-        sparsities=(0.9,),
-        methods=METHODS,
-        seeds=3,
-        train=TrainConfig(
-            env="inverted_pendulum",
-            total_steps=14_000,
-            chunk_steps=1_000,
-            **_CPU_TRAIN,
-            sparse=SparsityConfig(score="snip", distribution="uniform", delta_t=1000),
-        ),
-    ),
+    "quick": _cpu_preset("inverted_pendulum", seeds=3, total_steps=14_000, chunk_steps=1_000),
     # A CPU experiment that can show a direction (under an hour on 2 cores): 8 seeds of every method on
     # inverted_double_pendulum, whose returns are graded (from ~300 untrained to several thousand), at a
     # setting where TAR's masks differ from static's in every layer count.
-    "evidence": SweepConfig(
-        envs=("inverted_double_pendulum",),
-        algos=("sac",),
-        sparsities=(0.9,),
-        methods=METHODS,
-        seeds=8,
-        train=TrainConfig(
-            env="inverted_double_pendulum",
-            total_steps=25_000,
-            chunk_steps=2_000,
-            **_CPU_TRAIN,
-            sparse=SparsityConfig(score="snip", distribution="uniform", delta_t=1000),
-        ),
-    ),
+    "evidence": _cpu_preset("inverted_double_pendulum", seeds=8, total_steps=25_000, chunk_steps=2_000),
     # The accelerator preset of the specification: Graesser et al.'s protocol (256-256, batch 256, lr 3e-4,
     # RigL/SET every 1000 steps, drop 0.5 cosine to 0 at 80%), 1M steps, 5 seeds, with a SNIP base, ERK
     # (their distribution) and global (where the metric decides, and layers can fall short of E), and the
@@ -621,35 +615,38 @@ def run_group(
         first = step + 1
         progress(len(ids) * first * train_cfg.chunk_steps, {})
 
+    # What run.json says of each run's config and masks does not change from chunk to chunk: build it once.
+    actor, critic = prepared.masks
+    sp = train_cfg.sparse
+    fixed = []
+    for r, rid in enumerate(ids if writer else ()):
+        method, seed = prepared.labels[r]
+        fixed.append({
+            "run_id": rid, "env": env, "algo": algo, "sparsity": sparsity, "method": method, "seed": seed,
+            "hidden": list(train_cfg.hidden), "score": sp.score, "distribution": sp.distribution, "rho": sp.rho,
+            "total_steps": train_cfg.total_steps,
+            "config": json.loads(json.dumps(dataclasses.asdict(
+                dataclasses.replace(train_cfg, sparse=dataclasses.replace(sp, method=method))))),
+            "total_chunks": train_cfg.num_chunks, "delta_t": sp.delta_t, "end_fraction": sp.end_fraction,
+            "total_updates": train_cfg.total_updates,
+            "params": {"actor": _params_info(actor, r), "critic": _params_info(critic, r)},
+            "topology": {"actor": _topology(actor.masks, r), "critic": _topology(critic.masks, r)},
+            "base_topology": {"actor": _topology(actor.base_masks, r), "critic": _topology(critic.base_masks, r)},
+            "reachability": {"actor": _reachability(actor.masks, r), "critic": _reachability(critic.masks, r)},
+            "base_reachability": {
+                "actor": _reachability(actor.base_masks, r), "critic": _reachability(critic.base_masks, r)
+            },
+        })  # fmt: skip
+
     def write_runs(finished: bool) -> None:
         if not writer:
             return
         for r, rid in enumerate(ids):
-            method, seed = prepared.labels[r]
             curve = _curve_rows(history, r)
             diverged = any(not _finite([row.get(k, 0.0) for k in ("critic_loss", "actor_loss")]) for row in curve)
             folder = out / "runs" / rid
             results.atomic_write_text(folder / "curve.jsonl", "".join(json.dumps(row) + "\n" for row in curve))
-            actor, critic = prepared.masks
-            sp = train_cfg.sparse
-            info = {
-                "run_id": rid, "env": env, "algo": algo, "sparsity": sparsity, "method": method, "seed": seed,
-                "hidden": list(train_cfg.hidden), "score": sp.score, "distribution": sp.distribution, "rho": sp.rho,
-                "total_steps": train_cfg.total_steps,
-                "config": json.loads(json.dumps(dataclasses.asdict(
-                    dataclasses.replace(train_cfg, sparse=dataclasses.replace(sp, method=method))))),
-                "diverged": diverged, "finished": finished,
-                "chunks_done": len(history), "total_chunks": train_cfg.num_chunks,
-                "delta_t": train_cfg.sparse.delta_t, "end_fraction": train_cfg.sparse.end_fraction,
-                "total_updates": train_cfg.total_updates,
-                "params": {"actor": _params_info(actor, r), "critic": _params_info(critic, r)},
-                "topology": {"actor": _topology(actor.masks, r), "critic": _topology(critic.masks, r)},
-                "base_topology": {"actor": _topology(actor.base_masks, r), "critic": _topology(critic.base_masks, r)},
-                "reachability": {"actor": _reachability(actor.masks, r), "critic": _reachability(critic.masks, r)},
-                "base_reachability": {
-                    "actor": _reachability(actor.base_masks, r), "critic": _reachability(critic.base_masks, r)
-                },
-            }  # fmt: skip
+            info = {**fixed[r], "diverged": diverged, "finished": finished, "chunks_done": len(history)}
             results.atomic_write_json(folder / "run.json", info)
 
     def on_chunk(c: int, metrics: dict[str, np.ndarray], state: TrainState) -> None:

@@ -61,15 +61,21 @@ def test_sweep_writes_every_file_and_report_rebuilds_them(straight, capsys):
     assert not list(straight.rglob("*.tmp"))
 
 
-def test_kill_after_first_checkpoint_and_resume_matches_straight_run(straight, tmp_path):
-    out = tmp_path / "killed"
+def _sweep_until_first_checkpoint(out: Path, **popen) -> subprocess.Popen:
+    """Start the straight fixture's sweep in a subprocess into ``out``; return once its first checkpoint exists."""
     cmd = [sys.executable, "-m", "agents.cli", "sweep", *TINY, "--methods", "static", "tar", "--total-steps", "4000",
            "--out", str(out)]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, **popen)
     ckpt = out / "checkpoints" / "probe_bandit-sac-s0.9-static+tar" / "0"
     deadline = time.time() + 300
     while not ckpt.is_dir() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
+    return proc
+
+
+def test_kill_after_first_checkpoint_and_resume_matches_straight_run(straight, tmp_path):
+    out = tmp_path / "killed"
+    proc = _sweep_until_first_checkpoint(out, stderr=subprocess.DEVNULL, start_new_session=True)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     info = results.read_json(out / "runs" / "probe_bandit-sac-s0.9-tar-seed0" / "run.json")
@@ -176,13 +182,7 @@ def test_full_disk_midway_gives_one_line_keeps_what_was_written_and_resume_finis
 def test_sigterm_stops_with_one_line_and_resume_matches(straight, tmp_path):
     """SIGTERM from outside, as SLURM sends it before a kill."""
     out = tmp_path / "stopped"
-    cmd = [sys.executable, "-m", "agents.cli", "sweep", *TINY, "--methods", "static", "tar", "--total-steps", "4000",
-           "--out", str(out)]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    ckpt = out / "checkpoints" / "probe_bandit-sac-s0.9-static+tar" / "0"
-    deadline = time.time() + 300
-    while not ckpt.is_dir() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
+    proc = _sweep_until_first_checkpoint(out, stderr=subprocess.PIPE, text=True)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 128 + signal.SIGTERM, err
