@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import tyro
 
 from agents.config import TrainConfig
+from sparse_jax.validation import fail
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,7 +149,7 @@ def resolve_sweep(args: SweepArgs, base=None):
     from agents.sweep import PRESETS
 
     if args.preset is not None and args.preset not in PRESETS:
-        raise ValueError(f"unknown preset {args.preset!r}; allowed: {', '.join(PRESETS)}.")
+        fail("preset", args.preset, ", ".join(PRESETS))
     cfg = PRESETS[args.preset or "quick"] if args.preset is not None or base is None else base
     overrides = {k: getattr(args, k) for k in (*AXES, "seeds", "checkpoint_every") if getattr(args, k) is not None}
     train = args.config
@@ -223,7 +224,7 @@ def compile_cache_dir(value: str, environ: dict[str, str]) -> Path | None:
         return None
     if value != "auto":
         if not value.strip():
-            raise ValueError(f"compile_cache={value!r} is not allowed; give a directory, 'auto' or 'off'.")
+            fail("compile_cache", value, "a directory, 'auto' or 'off'")
         return Path(value)
     if environ.get("JAX_COMPILATION_CACHE_DIR"):
         return Path(environ["JAX_COMPILATION_CACHE_DIR"])

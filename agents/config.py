@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import sparse_jax as sj
+from agents.algorithms import ALGORITHMS
 from envs import resolve_backend
+from sparse_jax.validation import check_choice, check_int, check_number, fail
 
-METHODS = ("dense", "static", "uniform_revival", "tar", "set", "rigl")
-ALGOS = ("sac", "td3")
-# Methods that differ only by their initial mask: they share one compiled training function.
-MASK_ONLY_METHODS = ("dense", "static", "uniform_revival", "tar")
+METHODS = tuple(sj.METHODS)
+ALGOS = tuple(ALGORITHMS)
+
+
+def _check_exact_int(name: str, value: object, minimum: int) -> None:
+    """A config count must be a Python int (not 2.0, not True), at least ``minimum``."""
+    if not isinstance(value, int):
+        fail(name, value, f"an integer >= {minimum}")
+    check_int(name, value, minimum=minimum)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,12 +55,11 @@ class SparsityConfig:
     end_fraction: float = 0.8
 
     def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; allowed: {', '.join(METHODS)}.")
+        check_choice("method", self.method, METHODS)
         for name in ("sparsity", "actor_sparsity", "critic_sparsity"):
             value = getattr(self, name)
-            if value is not None and not 0.0 <= value < 1.0:
-                raise ValueError(f"{name}={value!r} is outside the allowed range [0, 1).")
+            if value is not None:
+                check_number(name, value, lo=0.0, hi=1.0, hi_open=True)
         sj.scores.check_score(self.score)
         sj.distributions.check_distribution(self.distribution)
         _ = self.revival  # validates rho, phi and revival_init
@@ -62,13 +67,8 @@ class SparsityConfig:
 
     @property
     def mask_method(self) -> str:
-        """The ``sparse_jax.sparse_init`` method that makes the initial masks."""
-        return self.method if self.method in MASK_ONLY_METHODS else "static"
-
-    @property
-    def dst_method(self) -> str:
-        """The ``sparse_jax.sparse_optimizer`` method: ``static``, ``set`` or ``rigl``."""
-        return self.method if self.method in ("set", "rigl") else "static"
+        """The ``sparse_jax.sparse_init`` method that makes the initial masks (``static`` for SET and RigL)."""
+        return sj.METHODS[self.method].mask
 
     @property
     def revival(self) -> sj.RevivalConfig:
@@ -148,40 +148,29 @@ class TrainConfig:
     sparse: SparsityConfig = SparsityConfig()
 
     def __post_init__(self):
-        if self.algo not in ALGOS:
-            raise ValueError(f"unknown algo {self.algo!r}; allowed: {', '.join(ALGOS)}.")
+        check_choice("algo", self.algo, ALGOS)
         positive = (
             "num_envs", "total_steps", "chunk_steps", "updates_per_step", "batch_size", "episode_length",
             "action_repeat", "buffer_capacity", "eval_episodes", "policy_delay",
         )  # fmt: skip
         for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r} must be a positive int.")
-        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps={self.warmup_steps!r} must be a non-negative int.")
+            _check_exact_int(name, getattr(self, name), 1)
+        _check_exact_int("warmup_steps", self.warmup_steps, 0)
         if self.warmup_steps >= self.total_steps:
-            raise ValueError(f"warmup_steps={self.warmup_steps} must be smaller than total_steps={self.total_steps}.")
+            fail("warmup_steps", self.warmup_steps, f"an integer below total_steps={self.total_steps}")
         if self.chunk_steps > self.total_steps - self.warmup_steps:
-            raise ValueError(
-                f"chunk_steps={self.chunk_steps} is larger than the training part of the run "
-                f"(total_steps - warmup_steps = {self.total_steps - self.warmup_steps})."
-            )
+            training = self.total_steps - self.warmup_steps
+            fail("chunk_steps", self.chunk_steps, f"at most the training part, total_steps - warmup_steps = {training}")
         if self.chunk_steps < self.num_envs:
-            raise ValueError(f"chunk_steps={self.chunk_steps} must be at least num_envs={self.num_envs}.")
-        if not self.hidden or any(w < 1 for w in self.hidden):
-            raise ValueError(f"hidden={self.hidden!r} must be a non-empty tuple of positive widths.")
-        if not 0.0 <= self.gamma < 1.0 or not 0.0 < self.tau <= 1.0:
-            raise ValueError(f"gamma={self.gamma} must be in [0, 1) and tau={self.tau} in (0, 1].")
-        # Written as `not (v > 0)` so that NaN fails too.
+            fail("chunk_steps", self.chunk_steps, f"an integer >= num_envs={self.num_envs}")
+        if not self.hidden or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in self.hidden):
+            fail("hidden", self.hidden, "a non-empty tuple of positive int widths")
+        check_number("gamma", self.gamma, lo=0.0, hi=1.0, hi_open=True)
+        check_number("tau", self.tau, lo=0.0, hi=1.0, lo_open=True)
         for name in ("actor_lr", "critic_lr", "alpha_lr", "init_alpha"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name}={value!r} must be a positive finite number.")
+            check_number(name, getattr(self, name), lo=0.0, lo_open=True)
         for name in ("target_noise", "noise_clip", "expl_noise"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name}={value!r} must be a non-negative finite number.")
+            check_number(name, getattr(self, name), lo=0.0)
         resolve_backend(self.env, self.backend)  # unknown env or backend fails here, before anything is written
 
     @property

@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from sparse_jax.validation import check_int
+
 
 @struct.dataclass
 class Transition:
@@ -45,8 +47,7 @@ class ReplayBuffer:
 
 def buffer_init(capacity: int, obs_size: int, action_size: int) -> ReplayBuffer:
     """An empty float32 buffer; ``4 * (2 * obs_size + action_size + 3)`` bytes per transition."""
-    if capacity < 1:
-        raise ValueError(f"capacity={capacity} must be a positive int.")
+    check_int("capacity", capacity, minimum=1)
     z = lambda *shape: jnp.zeros((capacity, *shape), jnp.float32)
     data = Transition(z(obs_size), z(action_size), z(), z(), z(), z(obs_size))
     return ReplayBuffer(data, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))

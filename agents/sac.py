@@ -2,25 +2,52 @@
 
 Losses are top-level pure functions of apply functions, so they can be
 checked on hand-made networks; :func:`make_sac` binds them to the flax
-networks and sparse optimizers.
+networks and sparse optimizers and returns the :class:`~agents.types.Algorithm`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import optax
+from flax import struct
 
-from agents.config import TrainConfig
 from agents.networks import GaussianActor, TwinCritic, init_actor_critic, tanh_gaussian_sample
 from agents.replay import Transition
-from agents.types import AgentState, Algorithm, Params, polyak
+from agents.types import Algorithm, MakeTx, NetworkMasks, Params, polyak, sparse_opt_state
+
+if TYPE_CHECKING:
+    from agents.config import TrainConfig
 
 # policy_fn(params, obs, key) -> (action, log_prob); q_fn(params, obs, action) -> (2, batch)
 PolicyFn = Callable[[Params, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 QFn = Callable[[Params, jax.Array, jax.Array], jax.Array]
+
+
+@struct.dataclass
+class SACState(NetworkMasks):
+    """Parameters and optimizer states of one SAC agent.
+
+    Attributes:
+      actor: actor params (pruned entries exactly 0).
+      critic: twin-critic params.
+      target_critic: target twin critic, exactly as sparse as ``critic``.
+      actor_opt: actor optimizer state (a ``sparse_jax`` transform's: holds the actor masks).
+      critic_opt: critic optimizer state (holds the critic masks).
+      log_alpha: log of the temperature ``alpha``.
+      alpha_opt: the temperature's Adam state.
+    """
+
+    actor: Params
+    critic: Params
+    target_critic: Params
+    actor_opt: optax.OptState
+    critic_opt: optax.OptState
+    log_alpha: jax.Array
+    alpha_opt: optax.OptState
 
 
 def critic_loss(
@@ -62,15 +89,19 @@ def alpha_loss(log_alpha: jax.Array, log_prob: jax.Array, target_entropy: float)
     return -jnp.mean(log_alpha * jax.lax.stop_gradient(log_prob + target_entropy))
 
 
-def make_sac(config: TrainConfig, obs_size: int, action_size: int, make_tx: Callable) -> Algorithm:
-    """Bind the SAC losses to flax networks and ``make_tx(network, masks) -> optax transform``.
+def make_sac(config: TrainConfig, obs_size: int, action_size: int, make_tx: MakeTx) -> Algorithm:
+    """Bind the SAC losses to flax networks and sparse optimizers (``make_tx``, called once per network).
 
-    The target entropy is ``-action_size``.
+    The target entropy is ``-action_size``; the temperature starts at
+    ``config.init_alpha`` (stored as its log).
     """
     actor_net = GaussianActor(config.hidden, action_size)
     critic_net = TwinCritic(config.hidden)
     target_entropy = -float(action_size)
     alpha_tx = optax.adam(config.alpha_lr)
+    init_log_alpha = float(jnp.log(config.init_alpha))  # float32 log, as the temperature is stored
+    schedule = config.sparse.schedule(config.total_updates)
+    schedules = {"actor": (schedule, 1), "critic": (schedule, 1)}
 
     def policy_fn(params, obs, key):
         mean, log_std = actor_net.apply({"params": params}, obs)
@@ -82,20 +113,35 @@ def make_sac(config: TrainConfig, obs_size: int, action_size: int, make_tx: Call
     def init_params(key):
         return init_actor_critic(key, actor_net, critic_net, obs_size, action_size)
 
+    actor_shapes, critic_shapes = jax.eval_shape(init_params, jax.random.key(0))
+    actor_tx = make_tx("actor", actor_shapes, schedule)
+    critic_tx = make_tx("critic", critic_shapes, schedule)
+
+    def init_state(actor_init, critic_init, key) -> SACState:
+        k_actor, k_critic = jax.random.split(key)
+        log_alpha = jnp.asarray(init_log_alpha, jnp.float32)
+        return SACState(
+            actor=actor_init.params,
+            critic=critic_init.params,
+            target_critic=critic_init.params,
+            actor_opt=sparse_opt_state(actor_tx, actor_init, k_actor),
+            critic_opt=sparse_opt_state(critic_tx, critic_init, k_critic),
+            log_alpha=log_alpha,
+            alpha_opt=alpha_tx.init(log_alpha),
+        )
+
     def act(params, obs, key, deterministic):
         if deterministic:
             return jnp.tanh(actor_net.apply({"params": params}, obs)[0])
         return policy_fn(params, obs, key)[0]
 
-    def update(state: AgentState, batch: Transition, key: jax.Array, step: jax.Array, rewire: bool | None = None):
+    def update(state: SACState, batch: Transition, key: jax.Array, step: jax.Array, rewire: bool | None = None):
         k_critic, k_actor = jax.random.split(key)
         alpha = jnp.exp(state.log_alpha)
         c_loss, c_grads = jax.value_and_grad(critic_loss)(
             state.critic, state.target_critic, state.actor, alpha, batch, k_critic, policy_fn, q_fn, config.gamma
         )
-        c_updates, critic_opt = make_tx("critic", state.critic_masks).update(
-            c_grads, state.critic_opt, state.critic, step=step, rewire=rewire
-        )
+        c_updates, critic_opt = critic_tx.update(c_grads, state.critic_opt, state.critic, step=step, rewire=rewire)
         critic = optax.apply_updates(state.critic, c_updates)
         # The actor loss reads the critic from before this update (as brax's and Acme's SAC do), so
         # the critic and actor gradients do not depend on each other and XLA can schedule them freely:
@@ -103,9 +149,7 @@ def make_sac(config: TrainConfig, obs_size: int, action_size: int, make_tx: Call
         (a_loss, log_prob), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(
             state.actor, state.critic, alpha, batch.obs, k_actor, policy_fn, q_fn
         )
-        a_updates, actor_opt = make_tx("actor", state.actor_masks).update(
-            a_grads, state.actor_opt, state.actor, step=step, rewire=rewire
-        )
+        a_updates, actor_opt = actor_tx.update(a_grads, state.actor_opt, state.actor, step=step, rewire=rewire)
         t_loss, t_grad = jax.value_and_grad(alpha_loss)(state.log_alpha, log_prob, target_entropy)
         t_update, alpha_opt = alpha_tx.update(t_grad, state.alpha_opt)
         new = state.replace(
@@ -126,7 +170,7 @@ def make_sac(config: TrainConfig, obs_size: int, action_size: int, make_tx: Call
         }
         return new, metrics
 
-    def snip_losses(state: AgentState, batch: Transition, key: jax.Array):
+    def snip_losses(state: SACState, batch: Transition, key: jax.Array):
         alpha = jnp.exp(state.log_alpha)
         k_critic, k_actor = jax.random.split(key)
         actor_fn = lambda p, b: actor_loss(p, state.critic, alpha, b.obs, k_actor, policy_fn, q_fn)[0]
@@ -135,4 +179,11 @@ def make_sac(config: TrainConfig, obs_size: int, action_size: int, make_tx: Call
         )
         return actor_fn, critic_fn
 
-    return Algorithm(init_params, act, update, snip_losses, float(jnp.log(config.init_alpha)))
+    def sparse_params(state: SACState):
+        return [
+            (state.actor, state.actor_masks),
+            (state.critic, state.critic_masks),
+            (state.target_critic, state.critic_masks),
+        ]
+
+    return Algorithm(init_params, init_state, act, update, snip_losses, schedules, sparse_params)

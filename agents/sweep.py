@@ -32,16 +32,17 @@ from typing import Any, NamedTuple
 import filelock
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
-from jax.sharding import NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 import sparse_jax as sj
+from agents import checkpoint, results
 from agents import report as report_lib
-from agents import results
-from agents.config import ALGOS, MASK_ONLY_METHODS, METHODS, SparsityConfig, TrainConfig
-from agents.train import TrainState, prepare, runs_mesh, state_template, train_chunks
+from agents.config import ALGOS, METHODS, SparsityConfig, TrainConfig
+from agents.runner import Prepared, prepare, state_template, train_chunks
+from agents.sharding import runs_mesh
+from agents.train import TrainState
 from envs import ENV_NAMES
+from sparse_jax.validation import check_choice, check_int, check_number, fail
 
 
 class Cell(NamedTuple):
@@ -100,26 +101,24 @@ class SweepConfig:
         _check_names("algo", self.algos, ALGOS)
         _check_names("method", self.methods, METHODS)
         for s in self.sparsities:
-            if not 0.0 <= s < 1.0:
-                raise ValueError(f"sparsity {s!r} is outside the allowed range [0, 1).")
+            check_number("sparsity", s, lo=0.0, hi=1.0, hi_open=True)
         if not self.sparsities:
-            raise ValueError("sparsities must not be empty.")
+            fail("sparsities", self.sparsities, "one or more sparsities in [0, 1)")
         for kind, values in (("env", self.envs), ("algo", self.algos), ("method", self.methods)):
             _check_unique(kind, values)
         _check_unique("sparsity", tuple(results.sparsity_label(s) for s in self.sparsities))
-        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
-            raise ValueError(f"seeds={self.seeds!r} must be a positive int (the number of seeds).")
-        if self.checkpoint_every < 0:
-            raise ValueError(f"checkpoint_every={self.checkpoint_every!r} must be >= 0.")
+        check_int("seeds", self.seeds, minimum=1)
+        check_int("checkpoint_every", self.checkpoint_every, minimum=0)
         for name in ("scores", "distributions", "widths", "rhos"):
             values = getattr(self, name)
             if values is not None:
                 if not values:
-                    raise ValueError(f"{name} must not be empty (leave it unset to use the train config's value).")
+                    fail(name, values, "one or more values (or leave it unset for the train config's value)")
                 _check_unique(name.removesuffix("s"), tuple(values))
         for w in self.widths or ():
-            if isinstance(w, bool) or not isinstance(w, int) or w < 1:
-                raise ValueError(f"width {w!r} must be a positive int.")
+            if not isinstance(w, int):
+                fail("width", w, "an integer >= 1")
+            check_int("width", w, minimum=1)
         for cell in self.cells():  # every cell's config validates itself (backends, scores, rho, ...) first
             self.cell_config(cell)
 
@@ -165,8 +164,8 @@ class SweepConfig:
 
     def groups(self) -> list[tuple[Cell, tuple[str, ...]]]:
         """``(cell, methods)`` for every compiled group, in run order: mask-only methods together, SET/RigL alone."""
-        mask_only = tuple(m for m in self.methods if m in MASK_ONLY_METHODS)
-        dynamic = [(m,) for m in self.methods if m not in MASK_ONLY_METHODS]
+        mask_only = tuple(m for m in self.methods if m in sj.MASK_METHODS)
+        dynamic = [(m,) for m in self.methods if m not in sj.MASK_METHODS]
         return [(cell, ms) for cell in self.cells() for ms in ([mask_only] if mask_only else []) + dynamic]
 
 
@@ -174,16 +173,15 @@ def _check_unique(kind: str, values: tuple) -> None:
     seen = set()
     for v in values:
         if v in seen:
-            raise ValueError(f"{kind} {v!r} is given twice; list each {kind} once.")
+            fail(kind, v, f"each {kind} once (it is given twice)")
         seen.add(v)
 
 
 def _check_names(kind: str, names: tuple[str, ...], allowed: tuple[str, ...]) -> None:
     if not names:
-        raise ValueError(f"at least one {kind} is needed; allowed: {', '.join(allowed)}.")
+        fail(f"{kind}s", names, f"one or more of {', '.join(allowed)}")
     for n in names:
-        if n not in allowed:
-            raise ValueError(f"unknown {kind} {n!r}; allowed: {', '.join(allowed)}.")
+        check_choice(kind, n, allowed)
 
 
 # Presets. Each compares TAR where it acts: a metric base score (SNIP on a warm-up replay batch), so that
@@ -498,10 +496,10 @@ def _topology(masks: Any, run: int) -> list[dict]:
 
 def _reachability(masks: Any, run: int) -> dict[str, dict]:
     """Input-to-output reachability of each chain of kernels (the actor's MLP, each twin critic)."""
-    leaves = sj.masks.prunable_leaves(jax.tree.map(lambda m: np.asarray(m[run]), masks))
+    leaves = sj.utils.prunable_leaves(jax.tree.map(lambda m: np.asarray(m[run]), masks))
     chains: dict[str, list] = {}
     for path, m in leaves:
-        name = sj.masks.path_name(path).split("/")
+        name = sj.path_name(path).split("/")
         chains.setdefault("/".join(name[:-2]) or name[0], []).append(m)
     out = {}
     for name, kernels in chains.items():
@@ -524,49 +522,41 @@ def _curve_rows(history: list[dict], run: int) -> list[dict]:
     return rows
 
 
-def _history_to_json(history: list[dict]) -> list[dict]:
-    return [{k: np.asarray(v).tolist() for k, v in m.items()} for m in history]
+def _run_records(cfg: SweepConfig, cell: Cell, ids: list[str], prepared: Prepared) -> list[dict]:
+    """What run.json says of each run's config and masks; it does not change from chunk to chunk."""
+    train_cfg, sp = cfg.cell_config(cell), cfg.cell_config(cell).sparse
+    actor, critic = prepared.masks
+    records = []
+    for r, rid in enumerate(ids):
+        method, seed = prepared.labels[r]
+        records.append({
+            "run_id": rid, "env": cell.env, "algo": cell.algo, "sparsity": cell.sparsity, "method": method,
+            "seed": seed, "hidden": list(train_cfg.hidden), "score": sp.score, "distribution": sp.distribution,
+            "rho": sp.rho, "total_steps": train_cfg.total_steps,
+            "config": json.loads(json.dumps(dataclasses.asdict(
+                dataclasses.replace(train_cfg, sparse=dataclasses.replace(sp, method=method))))),
+            "total_chunks": train_cfg.num_chunks, "delta_t": sp.delta_t, "end_fraction": sp.end_fraction,
+            "total_updates": train_cfg.total_updates,
+            "params": {"actor": _params_info(actor, r), "critic": _params_info(critic, r)},
+            "topology": {"actor": _topology(actor.masks, r), "critic": _topology(critic.masks, r)},
+            "base_topology": {"actor": _topology(actor.base_masks, r), "critic": _topology(critic.base_masks, r)},
+            "reachability": {"actor": _reachability(actor.masks, r), "critic": _reachability(critic.masks, r)},
+            "base_reachability": {
+                "actor": _reachability(actor.base_masks, r), "critic": _reachability(critic.base_masks, r)
+            },
+        })  # fmt: skip
+    return records
 
 
-def _history_from_json(data: list[dict]) -> list[dict]:
-    return [{k: np.asarray(v) for k, v in m.items()} for m in data]
-
-
-def _saveable(state: TrainState) -> dict[str, np.ndarray]:
-    """Flat leaves, PRNG keys as their raw data (orbax stores plain arrays).
-
-    Zero-size leaves (some Brax pipeline states have them, e.g. halfcheetah's)
-    are left out: orbax refuses them, and they hold no data to restore.
-    """
-    out = {}
-    for i, x in enumerate(jax.tree.leaves(state)):
-        if x.size == 0:
-            continue
-        if jax.numpy.issubdtype(x.dtype, jax.dtypes.prng_key):
-            x = jax.random.key_data(x)
-        out[f"{i:05d}"] = x
-    return out
-
-
-def _restore_leaves(saved: dict[str, Any], template: TrainState) -> TrainState:
-    leaves, treedef = jax.tree.flatten(template)
-    restored = []
-    for i, t in enumerate(leaves):
-        if t.size == 0:
-            restored.append(t)
-            continue
-        x = saved[f"{i:05d}"]
-        restored.append(jax.random.wrap_key_data(x) if jax.numpy.issubdtype(t.dtype, jax.dtypes.prng_key) else x)
-    return jax.tree.unflatten(treedef, restored)
-
-
-def _abstract_saveable(template: TrainState, mesh: Any) -> dict[str, jax.ShapeDtypeStruct]:
-    """What a checkpoint of ``template`` holds; sharded over the runs axis when there is a mesh."""
-    shapes = jax.eval_shape(_saveable, template)
-    if mesh is None:
-        return shapes
-    sharding = NamedSharding(mesh, PartitionSpec("runs"))
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
+def _write_runs(out: Path, records: list[dict], history: list[dict], finished: bool) -> None:
+    """Each run's ``curve.jsonl`` and ``run.json`` from the group's history so far (atomic writes)."""
+    for r, record in enumerate(records):
+        curve = _curve_rows(history, r)
+        diverged = any(not _finite([row.get(k, 0.0) for k in ("critic_loss", "actor_loss")]) for row in curve)
+        folder = out / "runs" / record["run_id"]
+        results.atomic_write_text(folder / "curve.jsonl", "".join(json.dumps(row) + "\n" for row in curve))
+        info = {**record, "diverged": diverged, "finished": finished, "chunks_done": len(history)}
+        results.atomic_write_json(folder / "run.json", info)
 
 
 def run_group(
@@ -587,82 +577,33 @@ def run_group(
     """
     safe_points = safe_points or _SafePoints()
     train_cfg = cfg.cell_config(cell)
-    env, algo, sparsity = cell.env, cell.algo, cell.sparsity
     seeds = list(range(cfg.seeds))
-    ids = [results.run_id(env, algo, sparsity, m, s, cfg.cell_tags(cell)) for m in methods for s in seeds]
+    ids = [
+        results.run_id(cell.env, cell.algo, cell.sparsity, m, s, cfg.cell_tags(cell)) for m in methods for s in seeds
+    ]
     group = cfg.group_name(cell, methods)
-    ckpt_dir = (out / "checkpoints" / group).absolute()
     if resume and all(_run_finished(out / "runs" / i) for i in ids):
         progress(len(ids) * train_cfg.num_chunks * train_cfg.chunk_steps, {})
         return
 
     prepared = prepare(train_cfg, seeds, methods, num_devices)
-    trainer, state, mesh = prepared.trainer, prepared.state, prepared.mesh
-    writer = jax.process_index() == 0
-    history: list[dict] = []
-    first = 0
-    manager = (
-        ocp.CheckpointManager(ckpt_dir, options=ocp.CheckpointManagerOptions(max_to_keep=2))
-        if cfg.checkpoint_every
-        else None
-    )
+    state, history, first = prepared.state, [], 0
+    manager = checkpoint.open_manager((out / "checkpoints" / group).absolute()) if cfg.checkpoint_every else None
     if resume and manager is not None and manager.all_steps():
         num_slots = jax.tree.leaves(state.env_steps)[0].shape[0]  # real runs plus padding
-        template = _abstract_saveable(state_template(trainer, num_slots), mesh)
-        step, restored = _restore_latest(manager, template, group)
-        state = _restore_leaves(restored["state"], state)
-        history = _history_from_json(restored["meta"]["history"])
+        template = state_template(prepared.trainer, num_slots)
+        step, state, history = checkpoint.restore(manager, state, template, prepared.mesh, group, _say)
         first = step + 1
         progress(len(ids) * first * train_cfg.chunk_steps, {})
-
-    # What run.json says of each run's config and masks does not change from chunk to chunk: build it once.
-    actor, critic = prepared.masks
-    sp = train_cfg.sparse
-    fixed = []
-    for r, rid in enumerate(ids if writer else ()):
-        method, seed = prepared.labels[r]
-        fixed.append({
-            "run_id": rid, "env": env, "algo": algo, "sparsity": sparsity, "method": method, "seed": seed,
-            "hidden": list(train_cfg.hidden), "score": sp.score, "distribution": sp.distribution, "rho": sp.rho,
-            "total_steps": train_cfg.total_steps,
-            "config": json.loads(json.dumps(dataclasses.asdict(
-                dataclasses.replace(train_cfg, sparse=dataclasses.replace(sp, method=method))))),
-            "total_chunks": train_cfg.num_chunks, "delta_t": sp.delta_t, "end_fraction": sp.end_fraction,
-            "total_updates": train_cfg.total_updates,
-            "params": {"actor": _params_info(actor, r), "critic": _params_info(critic, r)},
-            "topology": {"actor": _topology(actor.masks, r), "critic": _topology(critic.masks, r)},
-            "base_topology": {"actor": _topology(actor.base_masks, r), "critic": _topology(critic.base_masks, r)},
-            "reachability": {"actor": _reachability(actor.masks, r), "critic": _reachability(critic.masks, r)},
-            "base_reachability": {
-                "actor": _reachability(actor.base_masks, r), "critic": _reachability(critic.base_masks, r)
-            },
-        })  # fmt: skip
-
-    def write_runs(finished: bool) -> None:
-        if not writer:
-            return
-        for r, rid in enumerate(ids):
-            curve = _curve_rows(history, r)
-            diverged = any(not _finite([row.get(k, 0.0) for k in ("critic_loss", "actor_loss")]) for row in curve)
-            folder = out / "runs" / rid
-            results.atomic_write_text(folder / "curve.jsonl", "".join(json.dumps(row) + "\n" for row in curve))
-            info = {**fixed[r], "diverged": diverged, "finished": finished, "chunks_done": len(history)}
-            results.atomic_write_json(folder / "run.json", info)
+    records = _run_records(cfg, cell, ids, prepared) if jax.process_index() == 0 else []
 
     def on_chunk(c: int, metrics: dict[str, np.ndarray], state: TrainState) -> None:
         # A signal that arrives while the checkpoint and curves are written takes effect after them.
         with safe_points.critical():
             history.append(metrics)
             if manager is not None and ((c + 1) % cfg.checkpoint_every == 0 or c + 1 == train_cfg.num_chunks):
-                manager.save(
-                    c,
-                    args=ocp.args.Composite(
-                        state=ocp.args.StandardSave(_saveable(state)),
-                        meta=ocp.args.JsonSave({"history": _history_to_json(history)}),
-                    ),
-                )
-                manager.wait_until_finished()
-            write_runs(finished=c + 1 == train_cfg.num_chunks)
+                checkpoint.save(manager, c, state, history)
+            _write_runs(out, records, history, finished=c + 1 == train_cfg.num_chunks)
         returns = {
             m: float(np.nanmean(metrics["eval_return"][i * len(seeds) : (i + 1) * len(seeds)]))
             for i, m in enumerate(methods)
@@ -671,8 +612,8 @@ def run_group(
 
     try:
         with safe_points.critical():
-            write_runs(finished=first == train_cfg.num_chunks)
-        train_chunks(trainer, state, first, on_chunk, len(ids), mesh, prepared.chunk)
+            _write_runs(out, records, history, finished=first == train_cfg.num_chunks)
+        train_chunks(prepared.trainer, state, first, on_chunk, len(ids), prepared.mesh, prepared.chunk)
     finally:
         if manager is not None:
             manager.close()
@@ -694,33 +635,6 @@ def _run_finished(folder: Path) -> bool:
         _say(f"warning: {e} It is rewritten from the group's last checkpoint.")
         return False
     return bool(info.get("finished")) if isinstance(info, dict) else False
-
-
-def _restore_latest(manager: ocp.CheckpointManager, template: Any, group: str) -> tuple[int, dict]:
-    """Restore the newest checkpoint of ``group`` that restores, deleting the damaged ones after it."""
-    steps = sorted(manager.all_steps(), reverse=True)
-    errors = []
-    for i, step in enumerate(steps):
-        try:
-            restored = manager.restore(
-                step, args=ocp.args.Composite(state=ocp.args.StandardRestore(template), meta=ocp.args.JsonRestore())
-            )
-            if not isinstance(restored["meta"], dict) or "history" not in restored["meta"]:
-                raise ValueError("its metric history is missing")
-        except Exception as e:  # orbax and tensorstore raise many kinds on damaged files
-            reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-            errors.append(f"checkpoint {step}: {reason}")
-            if i + 1 < len(steps):
-                _say(f"warning: checkpoint {step} of {group} does not restore ({reason}); "
-                     f"falling back to checkpoint {steps[i + 1]}.")  # fmt: skip
-            continue
-        for bad in steps[:i]:  # so that training can save those steps again
-            manager.delete(bad)
-        return step, restored
-    raise ValueError(
-        f"no checkpoint of {group} restores ({'; '.join(errors)}); delete {str(manager.directory)!r} to rerun that "
-        "group from the start."
-    )
 
 
 def run_sweep(

@@ -1,21 +1,53 @@
-"""TD3 (Fujimoto et al. 2018): twin critics, target policy smoothing, delayed actor and target updates."""
+"""TD3 (Fujimoto et al. 2018): twin critics, target policy smoothing, delayed actor and target updates.
+
+Losses are top-level pure functions; :func:`make_td3` binds them to the flax
+networks and sparse optimizers. TD3's quirks live here: the actor and both
+targets update on every ``policy_delay``-th critic update, so the actor's
+sparse schedule counts fewer steps, and a target actor is kept as sparse as
+the actor.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import optax
+from flax import struct
 
-from agents.config import TrainConfig
 from agents.networks import DeterministicActor, TwinCritic, init_actor_critic
 from agents.replay import Transition
-from agents.types import AgentState, Algorithm, Params, polyak
+from agents.types import Algorithm, MakeTx, NetworkMasks, Params, polyak, sparse_opt_state
+
+if TYPE_CHECKING:
+    from agents.config import TrainConfig
 
 # policy_fn(params, obs) -> action; q_fn(params, obs, action) -> (2, batch)
 PolicyFn = Callable[[Params, jax.Array], jax.Array]
 QFn = Callable[[Params, jax.Array, jax.Array], jax.Array]
+
+
+@struct.dataclass
+class TD3State(NetworkMasks):
+    """Parameters and optimizer states of one TD3 agent.
+
+    Attributes:
+      actor: actor params (pruned entries exactly 0).
+      critic: twin-critic params.
+      target_actor: target actor, exactly as sparse as ``actor``.
+      target_critic: target twin critic, exactly as sparse as ``critic``.
+      actor_opt: actor optimizer state (a ``sparse_jax`` transform's: holds the actor masks).
+      critic_opt: critic optimizer state (holds the critic masks).
+    """
+
+    actor: Params
+    critic: Params
+    target_actor: Params
+    target_critic: Params
+    actor_opt: optax.OptState
+    critic_opt: optax.OptState
 
 
 def critic_loss(
@@ -48,8 +80,17 @@ def actor_loss(actor: Params, critic: Params, obs: jax.Array, policy_fn: PolicyF
     return -jnp.mean(q_fn(critic, obs, policy_fn(actor, obs))[0])
 
 
-def make_td3(config: TrainConfig, obs_size: int, action_size: int, make_tx: Callable) -> Algorithm:
-    """Bind the TD3 losses to flax networks and ``make_tx(network, masks) -> optax transform``.
+def network_schedules(config: TrainConfig) -> dict:
+    """The actor's schedule counts its own updates: one per ``policy_delay`` critic updates."""
+    d = config.policy_delay
+    return {
+        "actor": (config.sparse.schedule(config.total_updates // d), d),
+        "critic": (config.sparse.schedule(config.total_updates), 1),
+    }
+
+
+def make_td3(config: TrainConfig, obs_size: int, action_size: int, make_tx: MakeTx) -> Algorithm:
+    """Bind the TD3 losses to flax networks and sparse optimizers (``make_tx``, called once per network).
 
     The actor and both targets are updated on every ``policy_delay``-th
     critic update, chosen by ``lax.cond`` on the unbatched update index; the
@@ -57,6 +98,7 @@ def make_td3(config: TrainConfig, obs_size: int, action_size: int, make_tx: Call
     """
     actor_net = DeterministicActor(config.hidden, action_size)
     critic_net = TwinCritic(config.hidden)
+    schedules = network_schedules(config)
 
     def policy_fn(params, obs):
         return actor_net.apply({"params": params}, obs)
@@ -67,25 +109,38 @@ def make_td3(config: TrainConfig, obs_size: int, action_size: int, make_tx: Call
     def init_params(key):
         return init_actor_critic(key, actor_net, critic_net, obs_size, action_size)
 
+    actor_shapes, critic_shapes = jax.eval_shape(init_params, jax.random.key(0))
+    actor_tx = make_tx("actor", actor_shapes, schedules["actor"][0])
+    critic_tx = make_tx("critic", critic_shapes, schedules["critic"][0])
+
+    def init_state(actor_init, critic_init, key) -> TD3State:
+        k_actor, k_critic = jax.random.split(key)
+        return TD3State(
+            actor=actor_init.params,
+            critic=critic_init.params,
+            target_actor=actor_init.params,
+            target_critic=critic_init.params,
+            actor_opt=sparse_opt_state(actor_tx, actor_init, k_actor),
+            critic_opt=sparse_opt_state(critic_tx, critic_init, k_critic),
+        )
+
     def act(params, obs, key, deterministic):
         action = policy_fn(params, obs)
         if deterministic:
             return action
         return jnp.clip(action + config.expl_noise * jax.random.normal(key, action.shape), -1.0, 1.0)
 
-    def update(state: AgentState, batch: Transition, key: jax.Array, step: jax.Array, rewire: bool | None = None):
+    def update(state: TD3State, batch: Transition, key: jax.Array, step: jax.Array, rewire: bool | None = None):
         c_loss, c_grads = jax.value_and_grad(critic_loss)(
             state.critic, state.target_critic, state.target_actor, batch, key, policy_fn, q_fn,
             config.gamma, config.target_noise, config.noise_clip,
         )  # fmt: skip
-        c_updates, critic_opt = make_tx("critic", state.critic_masks).update(
-            c_grads, state.critic_opt, state.critic, step=step, rewire=rewire
-        )
+        c_updates, critic_opt = critic_tx.update(c_grads, state.critic_opt, state.critic, step=step, rewire=rewire)
         state = state.replace(critic=optax.apply_updates(state.critic, c_updates), critic_opt=critic_opt)
 
         def delayed(state):
             a_loss, a_grads = jax.value_and_grad(actor_loss)(state.actor, state.critic, batch.obs, policy_fn, q_fn)
-            a_updates, actor_opt = make_tx("actor", state.actor_masks).update(
+            a_updates, actor_opt = actor_tx.update(
                 a_grads, state.actor_opt, state.actor, step=step // config.policy_delay, rewire=rewire
             )
             state = state.replace(actor=optax.apply_updates(state.actor, a_updates), actor_opt=actor_opt)
@@ -100,7 +155,7 @@ def make_td3(config: TrainConfig, obs_size: int, action_size: int, make_tx: Call
         )
         return state, {"critic_loss": c_loss, "actor_loss": a_loss}
 
-    def snip_losses(state: AgentState, batch: Transition, key: jax.Array):
+    def snip_losses(state: TD3State, batch: Transition, key: jax.Array):
         actor_fn = lambda p, b: actor_loss(p, state.critic, b.obs, policy_fn, q_fn)
         critic_fn = lambda p, b: critic_loss(
             p, state.target_critic, state.target_actor, b, key, policy_fn, q_fn,
@@ -108,4 +163,12 @@ def make_td3(config: TrainConfig, obs_size: int, action_size: int, make_tx: Call
         )  # fmt: skip
         return actor_fn, critic_fn
 
-    return Algorithm(init_params, act, update, snip_losses, 0.0)
+    def sparse_params(state: TD3State):
+        return [
+            (state.actor, state.actor_masks),
+            (state.critic, state.critic_masks),
+            (state.target_critic, state.critic_masks),
+            (state.target_actor, state.actor_masks),
+        ]
+
+    return Algorithm(init_params, init_state, act, update, snip_losses, schedules, sparse_params)

@@ -1,4 +1,10 @@
-"""Types shared by the agents: the agent state and the algorithm interface."""
+"""The algorithm interface the training loop needs, and what every algorithm's state shares.
+
+An algorithm lives in one file (``agents/sac.py``, ``agents/td3.py``): its
+losses, its own state type and a ``make_*`` factory returning an
+:class:`Algorithm`. ``agents/algorithms.py`` maps names to factories, so a
+new algorithm is one new file plus one line there.
+"""
 
 from __future__ import annotations
 
@@ -7,37 +13,17 @@ from typing import Any, NamedTuple
 
 import jax
 import optax
-from flax import struct
 
 import sparse_jax as sj
 
 Params = Any
 Metrics = dict[str, jax.Array]
+# make_tx(network, param_shapes, schedule) -> the network's sparse optimizer, built once per network.
+MakeTx = Callable[[str, Params, sj.DSTSchedule], optax.GradientTransformationExtraArgs]
 
 
-@struct.dataclass
-class AgentState:
-    """Parameters and optimizer states of one agent (one run).
-
-    Attributes:
-      actor: actor params (pruned entries exactly 0).
-      critic: twin-critic params.
-      target_actor: TD3's target actor (``None`` for SAC).
-      target_critic: target twin critic, exactly as sparse as ``critic``.
-      actor_opt: actor optimizer state (a ``sparse_jax`` transform: holds the actor masks).
-      critic_opt: critic optimizer state (holds the critic masks).
-      log_alpha: SAC log-temperature (unused by TD3).
-      alpha_opt: temperature optimizer state.
-    """
-
-    actor: Params
-    critic: Params
-    target_actor: Params | None
-    target_critic: Params
-    actor_opt: optax.OptState
-    critic_opt: optax.OptState
-    log_alpha: jax.Array
-    alpha_opt: optax.OptState
+class NetworkMasks:
+    """Mixin for agent states with ``actor_opt`` and ``critic_opt`` fields holding sparse transforms' states."""
 
     @property
     def actor_masks(self) -> sj.masks.Masks:
@@ -51,23 +37,39 @@ class AgentState:
 
 
 class Algorithm(NamedTuple):
-    """The pure functions the training loop needs from an algorithm.
+    """The pure functions and static facts the training loop needs from an algorithm.
+
+    The state is the algorithm's own pytree (e.g. :class:`agents.sac.SACState`);
+    the loop reads only its ``actor`` params (to act and evaluate) and, through
+    ``sparse_params``, the masks of its networks.
 
     Attributes:
       init_params: ``key -> (actor_params, critic_params)``, dense.
+      init_state: ``(actor_init, critic_init, key) -> state`` from two
+        ``sparse_jax.SparseInit`` (masked params and masks); ``key`` seeds the
+        sparse optimizers' regrowth draws.
       act: ``(actor_params, obs, key, deterministic) -> actions`` in ``[-1, 1]``.
-      update: ``(state, batch, key, step) -> (state, metrics)``, one gradient
-        update; ``step`` is the unbatched global update index.
+      update: ``(state, batch, key, step, rewire=None) -> (state, metrics)``, one
+        gradient update. ``step`` is the unbatched, 0-based global update index
+        that drives the sparse schedules; ``rewire`` is passed on to the sparse
+        optimizers (``None``: their schedule decides; ``False``: no mask update
+        in this program).
       snip_losses: ``(state, batch, key) -> (actor_loss_fn, critic_loss_fn)``,
         each ``loss_fn(params, batch) -> scalar`` for SNIP scores.
-      init_alpha: initial log-temperature value.
+      schedules: ``{network: (DSTSchedule, stride)}``: update ``u`` reaches the
+        network's optimizer as step ``u // stride``, on the updates with
+        ``u % stride == 0``.
+      sparse_params: ``state -> [(params, masks), ...]`` for every network that
+        must stay exactly sparse (online and target).
     """
 
     init_params: Callable
+    init_state: Callable
     act: Callable
     update: Callable
     snip_losses: Callable
-    init_alpha: float
+    schedules: dict[str, tuple[sj.DSTSchedule, int]]
+    sparse_params: Callable
 
 
 def polyak(target: Params, online: Params, tau: float, masks: sj.masks.Masks) -> Params:
@@ -81,5 +83,10 @@ def polyak(target: Params, online: Params, tau: float, masks: sj.masks.Masks) ->
         masks,
         target,
         online,
-        is_leaf=lambda x: x is None,
+        is_leaf=sj.is_none,
     )
+
+
+def sparse_opt_state(tx: optax.GradientTransformation, init: sj.SparseInit, key: jax.Array) -> optax.OptState:
+    """``tx``'s state for ``init.params``, holding ``init.masks`` and ``key``."""
+    return sj.with_masks(tx.init(init.params), init.masks, key=key)

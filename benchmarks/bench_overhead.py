@@ -1,7 +1,7 @@
 """Benchmark: cost of each sparse method's training chunk relative to dense, and TAR's one-shot revival.
 
 1. The jitted, vmapped training chunk (``Prepared.chunk``, what
-   ``agents.train.run`` trains with) after ``agents.train.prepare``, for
+   ``agents.runner.run`` trains with) after ``agents.runner.prepare``, for
    dense, static, uniform_revival, tar, set and rigl: SAC, 256-256 actor and
    critics, batch 256, sparsity 0.9 (ERK, random scores), one seed, on
    ``probe_bandit`` (one-step episodes, so the chunk is almost all learner:
@@ -43,10 +43,11 @@ import optax
 
 import sparse_jax as sj
 from agents.config import SparsityConfig, TrainConfig
-from agents.train import make_train, prepare
+from agents.runner import prepare
+from agents.train import make_train
 from benchmarks.common import fmt, interleaved, part_main, ratio_summary, summary
 
-METHODS = ("dense", "static", "uniform_revival", "tar", "set", "rigl")
+METHODS = tuple(sj.METHODS)
 TARGETS = {"static": 1.05, "uniform_revival": 1.05, "tar": 1.05, "set": 1.10, "rigl": 1.10}
 SPARSITY = 0.9
 
@@ -114,21 +115,17 @@ def bench_transform_only(quick: bool, repeats: int) -> dict[str, Any]:
     params = {"actor": state.agent.actor, "critic": state.agent.critic}
     masks = sj.sparse_init(jax.random.key(1), params, SPARSITY, method="static", score="random", distribution="erk")
     counts = sj.layer_counts(
-        "erk", sj.magnitude(params), sj.target_active(sum(x.size for x in jax.tree.leaves(params)), SPARSITY)
+        "erk", sj.scores.magnitude(params), sj.target_active(sum(x.size for x in jax.tree.leaves(params)), SPARSITY)
     )
     steps = 99 if quick else 999
     schedule = sj.DSTSchedule(100 * steps, steps + 1, 0.3, 0.8)  # first mask update after the timed steps
     grads = jax.tree.map(lambda x: jnp.full_like(x, 1e-3), params)
 
     def make_tx(method):
-        return sj.sparse_optimizer(
-            method,
-            optax.adam(3e-4),
-            masks.masks,
-            key=jax.random.key(2),
-            schedule=schedule,
-            max_active=None if method == "static" else counts,
-        )
+        return sj.sparse_optimizer(method, optax.adam(3e-4), schedule=schedule, max_active=counts)
+
+    def init(tx, p):
+        return sj.with_masks(tx.init(p), masks.masks, key=jax.random.key(2))
 
     def make(method, rewire):
         tx = make_tx(method)
@@ -139,14 +136,14 @@ def bench_transform_only(quick: bool, repeats: int) -> dict[str, Any]:
                 u, s = tx.update(jax.tree.map(lambda g: g * (1 + 1e-3 * i), grads), s, p, step=i, rewire=rewire)
                 return (optax.apply_updates(p, u), s), None
 
-            return jax.lax.scan(body, (p, tx.init(p)), jnp.arange(steps))[0]
+            return jax.lax.scan(body, (p, init(tx, p)), jnp.arange(steps))[0]
 
         return functools.partial(jax.jit(run), masks.params)
 
     def one_rewire(method):
         tx = make_tx(method)
         update = jax.jit(lambda g, s, p: tx.update(g, s, p, step=jnp.int32(steps), rewire=True))
-        return functools.partial(update, grads, tx.init(masks.params), masks.params)
+        return functools.partial(update, grads, init(tx, masks.params), masks.params)
 
     times = interleaved({name: make(*v) for name, v in VARIANTS.items()}, repeats)
     rewires = interleaved({m: one_rewire(m) for m in ("set", "rigl")}, max(repeats, 10) * 3)

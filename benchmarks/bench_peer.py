@@ -1,4 +1,4 @@
-"""Benchmark: dense SAC end to end, ours (``agents.train.run``) vs brax's own SAC trainer.
+"""Benchmark: dense SAC end to end, ours (``agents.runner.run``) vs brax's own SAC trainer.
 
 Same env (inverted_pendulum on its default backend from ``envs.DEFAULT_BACKENDS``),
 episode length, one env stepped per iteration, batch 256, 256-256 actor and
@@ -48,7 +48,7 @@ import jax
 import numpy as np
 
 from agents.config import TrainConfig
-from agents.train import run as train_run
+from agents.runner import run as train_run
 from benchmarks.common import CompileCounter, fmt, install_device_put_replicated, part_main, summary
 from envs import DEFAULT_BACKENDS
 
@@ -96,7 +96,7 @@ def _curve_stats(times: list[float], steps: list[int], returns: list[float], wal
 
 
 def run_ours(config: TrainConfig, seeds: Sequence[int]) -> list[dict[str, Any]]:
-    """``agents.train.run`` over ``seeds`` in one call; one result dict per seed (wall and compiles shared)."""
+    """``agents.runner.run`` over ``seeds`` in one call; one result dict per seed (wall and compiles shared)."""
     times: list[float] = []
     steps: list[int] = []
     returns: list[np.ndarray] = []

@@ -1,4 +1,4 @@
-"""Benchmark: N seeds vmapped in one ``agents.train.run`` call vs the same N seeds one call after another.
+"""Benchmark: N seeds vmapped in one ``agents.runner.run`` call vs the same N seeds one call after another.
 
 SAC, ``probe_bandit`` (one-step episodes), 256-256 networks, batch 256, dense,
 1000 gradient updates per seed in 2 chunks after a 500-step warm-up. Each call
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agents.config import TrainConfig
-from agents.train import run as train_run
+from agents.runner import run as train_run
 from benchmarks.common import CompileCounter, fmt, part_main, summary
 
 

@@ -196,9 +196,12 @@ def bench_masked_step(settings: Settings, key: jax.Array) -> dict[str, Any]:
     grads = jax.grad(lambda p: mse(model, p, x, y))(params)
     txs = {
         "unmasked": optax.adam(LEARNING_RATE),
-        "masked": sparse_jax.static_sparse(optax.adam(LEARNING_RATE), init.masks),
+        "masked": sparse_jax.static_sparse(optax.adam(LEARNING_RATE)),
     }
-    states = {name: tx.init(params) for name, tx in txs.items()}
+    states = {
+        "unmasked": txs["unmasked"].init(params),
+        "masked": sparse_jax.with_masks(txs["masked"].init(params), init.masks),
+    }
     n = settings.scan_steps
 
     out: dict[str, Any] = {
@@ -291,9 +294,10 @@ def bench_mask_update(settings: Settings, key: jax.Array) -> dict[str, Any]:
         dense[name] = model.init(jax.random.fold_in(k_init, i), x)
     init = sparse_jax.sparse_init(k_mask, dense, SPARSITY, method="static", score="random", distribution="erk")
     params, masks = init.params, init.masks
+    counts = sparse_jax.active_counts(masks)  # tight top-k bounds for the rewiring
     txs = {
-        "set": sparse_jax.set_sparse(optax.adam(LEARNING_RATE), masks, k_set, SCHEDULE),
-        "rigl": sparse_jax.rigl_sparse(optax.adam(LEARNING_RATE), masks, SCHEDULE),
+        "set": sparse_jax.set_sparse(optax.adam(LEARNING_RATE), schedule=SCHEDULE, max_active=counts),
+        "rigl": sparse_jax.rigl_sparse(optax.adam(LEARNING_RATE), schedule=SCHEDULE, max_active=counts),
     }
     k = settings.rewire_steps
     step_values = {
@@ -309,7 +313,7 @@ def bench_mask_update(settings: Settings, key: jax.Array) -> dict[str, Any]:
     }
     for method, tx in txs.items():
         run = make_dst_scan(models, tx)
-        state = tx.init(params)
+        state = sparse_jax.with_masks(tx.init(params), masks, key=k_set)
         # Check that step=delta_t-1 rewires and step=0 does not.
         rewired = {
             name: changed_fraction(masks, sparse_jax.get_masks(run(params, state, batch, steps[:1])[1]))

@@ -66,6 +66,7 @@ from brax.envs.base import Env, State
 from brax.envs.wrappers import training
 
 from envs.probe import ProbeBandit, ProbeConstant
+from sparse_jax.validation import check_choice, check_int, fail
 
 BACKENDS: tuple[str, ...] = ("generalized", "positional", "spring", "mjx")
 """brax's physics pipelines; every one of them constructs and steps in brax 0.14.2."""
@@ -171,8 +172,9 @@ def make_env(
     """
     backend = resolve_backend(name, backend)
     for arg, value in (("episode_length", episode_length), ("action_repeat", action_repeat), ("num_envs", num_envs)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{arg}={value!r} is not allowed; it must be an integer >= 1.")
+        if not isinstance(value, int):
+            fail(arg, value, "an integer >= 1")
+        check_int(arg, value, minimum=1)
 
     env = PROBE_ENVS[name]() if name in PROBE_ENVS else brax.envs.get_environment(name, backend=backend)
     # brax.envs.create's order: the episode counter sits inside the vmap, so its
@@ -245,20 +247,17 @@ def resolve_backend(name: str, backend: str | None) -> str | None:
     """
     _check_name(name)
     if backend is not None and backend not in BACKENDS:
-        raise ValueError(
-            f"unknown backend {backend!r}; choose one of {', '.join(map(repr, BACKENDS))} "
-            "(or None for the env's default in DEFAULT_BACKENDS)."
-        )
+        fail("backend", backend, f"{', '.join(BACKENDS)} (or None for the env's default in DEFAULT_BACKENDS)")
     if name in PROBE_ENVS:
         return None
     if backend is None:
         return DEFAULT_BACKENDS[name]
     allowed = _ONLY_BACKENDS.get(name, BACKENDS)
     if backend not in allowed:
-        raise ValueError(f"brax's {name!r} does not support backend {backend!r}; choose one of {allowed}.")
+        fail("backend", backend, f"{', '.join(allowed)} (what brax's {name!r} supports)")
     return backend
 
 
 def _check_name(name: str) -> None:
     if name not in ENV_NAMES:
-        raise ValueError(f"unknown env {name!r}; choose one of {', '.join(map(repr, ENV_NAMES))}.")
+        check_choice("env", name, ENV_NAMES)

@@ -1,10 +1,10 @@
 """Probe environments with analytic values, for fast agent tests.
 
 Each probe is a ``brax.envs.base.Env`` subclass, so :func:`envs.make_env`
-wraps it with the same brax training wrappers (episode, vmap, auto-reset) as a
-physics environment. Probes have no physics: their states carry
-``pipeline_state=None`` (brax's ``AutoResetWrapper`` maps over it as an empty
-pytree) and their ``backend`` is ``"none"``.
+wraps it with the same wrappers (brax's episode and vmap wrappers, and
+:class:`envs.brax_envs.AutoResetWrapper`) as a physics environment. Probes have
+no physics: their states carry ``pipeline_state=None`` (the auto-reset maps
+over it as an empty pytree) and their ``backend`` is ``"none"``.
 
 - :class:`ProbeBandit` (``"probe_bandit"``): one-step episodes; the critic's
   target is the reward itself, ``Q(s, a) = -sum((a - t)^2) / d``, and the
@@ -22,10 +22,13 @@ import jax
 import jax.numpy as jnp
 from brax.envs.base import Env, State
 
+from sparse_jax.validation import check_int, fail
+
 
 def _check_dim(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} is not allowed; it must be an integer >= 1.")
+    if not isinstance(value, int):
+        fail(name, value, "an integer >= 1")
+    check_int(name, value, minimum=1)
 
 
 def _raw_key(rng: jax.Array) -> jax.Array:
@@ -52,10 +55,11 @@ class ProbeBandit(Env):
       action earns ``E[reward] = -2/3`` on average over ``t``.
 
     Each step draws the next target from a key carried in ``state.info["rng"]``.
-    brax's ``AutoResetWrapper`` replaces the observation of a done environment
-    with the observation cached at ``reset`` (``state.info["first_obs"]``); the
-    step therefore also writes the new target there, otherwise every episode of
-    an environment would show the same target. Inside an ``action_repeat``
+    ``make_env``'s :class:`~envs.brax_envs.AutoResetWrapper` restarts a done
+    environment with a fresh ``reset`` from its own key, so every episode
+    shows a new target. (brax's own ``AutoResetWrapper`` would instead restore
+    the observation cached in ``state.info["first_obs"]``; when that key is
+    present the step writes the new target there too.) Inside an ``action_repeat``
     loop, steps after the terminal one are no-ops with zero reward, so the
     episode reward is the single bandit reward for any ``action_repeat``.
 

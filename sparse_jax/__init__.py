@@ -1,121 +1,118 @@
 """sparse_jax: masks, static pruning, Topology-Aware Revival and dynamic sparse training.
 
 Masks are pytrees shaped like the params (a boolean array per prunable leaf,
-``None`` per dense leaf); every transform is a pure function or an optax
-``GradientTransformationExtraArgs``.
+``None`` per dense leaf). The top level holds the verbs a training script
+needs; the submodules (``masks``, ``scores``, ``distributions``, ``revival``,
+``topology``, ``transforms``, ``utils``, ``validation``) hold the rest.
+
+A typical use: prune (or revive) once, then train with a sparse optax
+transform whose state carries the masks::
+
+    init = sj.sparse_init(key, params, 0.9, method="tar", score="snip", loss_fn=loss, batch=batch)
+    tx = sj.sparse_optimizer("tar", optax.adam(3e-4))
+    opt_state = sj.with_masks(tx.init(init.params), init.masks)
 """
 
-from sparse_jax import distributions, masks, pruning, revival, scores, topology, transforms
-from sparse_jax.distributions import (
-    DISTRIBUTIONS,
-    apportion,
-    distribution_masks,
-    erk,
-    global_,
-    global_masks,
-    layer_counts,
-    masks_and_counts,
-    uniform,
+# The submodules stay reachable as sj.masks, sj.scores, ... for what the top level leaves out.
+from sparse_jax import (  # noqa: F401
+    distributions,
+    masks,
+    methods,
+    pruning,
+    revival,
+    scores,
+    topology,
+    transforms,
+    utils,
+    validation,
 )
+from sparse_jax.distributions import DISTRIBUTIONS, distribution_masks, layer_counts
 from sparse_jax.masks import (
     active_counts,
     apply_mask,
     check_masks,
-    check_sparsity,
     default_filter,
     dense_masks,
     density_summary,
     target_active,
     topk_mask,
 )
-from sparse_jax.pruning import MASK_METHODS, SparseInit, prune, reinit_kept, sparse_init
+from sparse_jax.methods import MASK_METHODS, METHODS, Method
+from sparse_jax.pruning import SparseInit, prune, reinit_kept, sparse_init
 from sparse_jax.revival import (
     RevivalConfig,
     revival_budget,
     revive,
-    revived_params,
     tar,
     tar_allocation,
     topology_proxy,
     uniform_allocation,
     uniform_revival,
 )
-from sparse_jax.scores import SCORES, compute_scores, magnitude, snip
-from sparse_jax.scores import random as random_scores
-from sparse_jax.topology import LayerTopology, Reachability, layer_topology, reachability, topology_table
+from sparse_jax.scores import SCORES, compute_scores
+from sparse_jax.topology import Reachability, layer_topology, reachability, topology_table
 from sparse_jax.transforms import (
-    DST_METHODS,
     DSTSchedule,
     SparseState,
     drop_and_grow,
     get_masks,
     rigl_sparse,
-    set_key,
     set_sparse,
     sparse_optimizer,
     sparse_transform,
     static_sparse,
+    with_masks,
 )
+from sparse_jax.utils import is_none, path_name
 
 __all__ = [
-    "DISTRIBUTIONS",
-    "DST_METHODS",
-    "DSTSchedule",
-    "LayerTopology",
+    # methods and masks
+    "METHODS",
     "MASK_METHODS",
-    "Reachability",
-    "RevivalConfig",
+    "Method",
     "SCORES",
-    "SparseInit",
-    "SparseState",
-    "active_counts",
-    "apply_mask",
-    "apportion",
-    "check_masks",
-    "check_sparsity",
-    "compute_scores",
-    "default_filter",
-    "dense_masks",
-    "density_summary",
-    "distribution_masks",
-    "distributions",
-    "drop_and_grow",
-    "erk",
-    "get_masks",
-    "global_",
-    "global_masks",
-    "layer_counts",
-    "masks_and_counts",
-    "layer_topology",
-    "magnitude",
-    "masks",
-    "prune",
-    "pruning",
-    "random_scores",
-    "reachability",
-    "reinit_kept",
-    "revival",
-    "revival_budget",
-    "revive",
-    "revived_params",
-    "rigl_sparse",
-    "scores",
-    "set_key",
-    "set_sparse",
-    "snip",
+    "DISTRIBUTIONS",
     "sparse_init",
-    "sparse_optimizer",
-    "sparse_transform",
-    "static_sparse",
-    "tar",
-    "tar_allocation",
+    "SparseInit",
+    "prune",
+    "reinit_kept",
+    "compute_scores",
+    "layer_counts",
+    "distribution_masks",
+    "dense_masks",
+    "apply_mask",
+    "check_masks",
+    "default_filter",
+    "active_counts",
+    "density_summary",
     "target_active",
     "topk_mask",
-    "topology",
-    "topology_proxy",
-    "topology_table",
-    "transforms",
-    "uniform",
-    "uniform_allocation",
+    # revival
+    "RevivalConfig",
+    "revival_budget",
+    "revive",
+    "tar",
     "uniform_revival",
+    "tar_allocation",
+    "uniform_allocation",
+    "topology_proxy",
+    # topology
+    "Reachability",
+    "layer_topology",
+    "reachability",
+    "topology_table",
+    # training transforms
+    "DSTSchedule",
+    "SparseState",
+    "sparse_transform",
+    "sparse_optimizer",
+    "static_sparse",
+    "set_sparse",
+    "rigl_sparse",
+    "with_masks",
+    "get_masks",
+    "drop_and_grow",
+    # tree helpers
+    "is_none",
+    "path_name",
 ]

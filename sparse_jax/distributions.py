@@ -27,13 +27,13 @@ import numpy as np
 from sparse_jax.masks import (
     Counts,
     Masks,
-    as_int,
     check_sparsity,
     prunable_leaves,
     target_active,
     topk_mask,
     unflatten_like,
 )
+from sparse_jax.validation import check_choice, check_int, fail
 
 DISTRIBUTIONS = ("uniform", "erk", "global")
 
@@ -104,9 +104,9 @@ def _sizes_and_shapes(scores: Masks) -> tuple[list[int], list[tuple[int, ...]]]:
 
 
 def _check_num_active(num_active: int, sizes: list[int]) -> int:
-    k, n = as_int("num_active", num_active), sum(sizes)
+    k, n = check_int("num_active", num_active), sum(sizes)
     if not 0 <= k <= n:
-        raise ValueError(f"num_active={num_active} is outside the allowed range [0, {n}].")
+        fail("num_active", num_active, f"[0, {n}]")
     return k
 
 
@@ -176,9 +176,7 @@ _COUNT_FNS = {"uniform": uniform, "erk": erk, "global": global_}
 
 def check_distribution(name: str) -> str:
     """Return ``name`` or raise ``ValueError`` listing the known distributions."""
-    if name not in _COUNT_FNS:
-        raise ValueError(f"unknown distribution {name!r}; allowed: {', '.join(DISTRIBUTIONS)}.")
-    return name
+    return check_choice("distribution", name, DISTRIBUTIONS)
 
 
 def layer_counts(distribution: str, scores: Masks, num_active: int) -> Counts:

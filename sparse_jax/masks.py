@@ -3,8 +3,9 @@
 A mask has the params' pytree structure. Each prunable leaf holds a boolean
 array of the leaf's shape (``True`` = active connection); each dense leaf
 (biases, norms) holds ``None``. Which leaves are prunable is decided by a
-``filter_fn(path, leaf) -> bool``; the default prunes every array with
-``ndim >= 2`` (dense and convolution kernels).
+``filter_fn(path, leaf) -> bool``, where ``path`` is the leaf's path as a
+string (``"Dense_0/kernel"``, see :func:`path_name`); the default prunes every
+array with ``ndim >= 2`` (dense and convolution kernels).
 
 Counts are Python ints: a "counts" pytree has an ``int`` where the mask has an
 array and ``None`` where it has ``None``. Counts are static, so a function that
@@ -14,7 +15,6 @@ takes counts can be jitted with them closed over.
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -22,33 +22,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sparse_jax.utils import default_filter, is_none, path_name, prunable_leaves, unflatten_like  # noqa: F401
+from sparse_jax.validation import check_int, check_number, fail
+
 Params = Any
 Masks = Any
 Counts = Any
-FilterFn = Callable[[tuple, Any], bool]
-
-
-def is_none(x: Any) -> bool:
-    """``is_leaf`` predicate that makes ``None`` (a dense leaf) a leaf."""
-    return x is None
-
-
-def default_filter(path: tuple, leaf: Any) -> bool:
-    """Prune every array leaf with ``ndim >= 2`` (kernels); keep the rest dense."""
-    del path
-    return getattr(leaf, "ndim", 0) >= 2
-
-
-def path_name(path: tuple) -> str:
-    """A readable name for a pytree path, e.g. ``"Dense_0/kernel"``."""
-    return "/".join(_key_str(k) for k in path)
-
-
-def _key_str(k: Any) -> str:
-    for attr in ("key", "name", "idx"):
-        if hasattr(k, attr):
-            return str(getattr(k, attr))
-    return str(k)
+FilterFn = Callable[[str, Any], bool]
 
 
 def dense_masks(params: Params, filter_fn: FilterFn = default_filter) -> Masks:
@@ -56,7 +36,8 @@ def dense_masks(params: Params, filter_fn: FilterFn = default_filter) -> Masks:
 
     Args:
       params: a pytree of arrays.
-      filter_fn: ``filter_fn(path, leaf) -> bool`` selects the prunable leaves.
+      filter_fn: ``filter_fn(path, leaf) -> bool`` selects the prunable leaves;
+        ``path`` is a string such as ``"Dense_0/kernel"``.
 
     Returns:
       A mask pytree: ``jnp.ones(leaf.shape, bool)`` for prunable leaves and
@@ -67,7 +48,9 @@ def dense_masks(params: Params, filter_fn: FilterFn = default_filter) -> Masks:
     >>> m["b"] is None, m["w"].shape, bool(m["w"].all())
     (True, (2, 3), True)
     """
-    return jax.tree.map_with_path(lambda p, x: jnp.ones(jnp.shape(x), bool) if filter_fn(p, x) else None, params)
+    return jax.tree.map_with_path(
+        lambda p, x: jnp.ones(jnp.shape(x), bool) if filter_fn(path_name(p), x) else None, params
+    )
 
 
 def check_masks(params: Params, masks: Masks) -> None:
@@ -113,18 +96,24 @@ def apply_mask(params: Params, masks: Masks) -> Params:
     )
 
 
-def prunable_leaves(tree: Any) -> list[tuple[tuple, Any]]:
-    """``(path, leaf)`` for each non-``None`` leaf, in pytree order."""
-    return jax.tree.leaves_with_path(tree)
-
-
-def unflatten_like(tree: Any, values: list) -> Any:
-    """Put ``values`` (one per non-``None`` leaf of ``tree``) into its structure."""
-    return jax.tree.unflatten(jax.tree.structure(tree), values)
+def _check_boolean(masks: Masks, what: str) -> None:
+    """Refuse a tree that is not masks (e.g. params passed by mistake), naming the first bad leaf."""
+    for path, m in jax.tree.leaves_with_path(masks):
+        if jnp.result_type(m) != jnp.bool_:
+            raise ValueError(
+                f"{what} expects masks (boolean arrays or None), but the leaf at {path_name(path)!r} has dtype "
+                f"{jnp.result_type(m)}; pass masks such as sparse_jax.get_masks(opt_state), not params."
+            )
 
 
 def active_counts(masks: Masks) -> Counts:
-    """Number of active entries per prunable leaf, as Python ints (host sync)."""
+    """Number of active entries per prunable leaf, as Python ints (host sync).
+
+    >>> import jax.numpy as jnp
+    >>> active_counts({"w": jnp.array([[True, False], [True, True]]), "b": None})
+    {'b': None, 'w': 3}
+    """
+    _check_boolean(masks, "active_counts")
     return jax.tree.map(lambda m: int(np.count_nonzero(np.asarray(m))), masks)
 
 
@@ -140,6 +129,7 @@ def density_summary(masks: Masks) -> dict[str, dict[str, float]]:
     >>> s["w"]["active"], s["total"]["density"]
     (1, 0.25)
     """
+    _check_boolean(masks, "density_summary")
     out: dict[str, dict[str, float]] = {}
     total_active = total_size = 0
     for path, m in prunable_leaves(masks):
@@ -155,29 +145,9 @@ def density_summary(masks: Masks) -> dict[str, dict[str, float]]:
     return out
 
 
-def as_int(name: str, value: Any) -> int:
-    """``value`` as an int, or ``ValueError`` if it is not integral (2.0 is fine, 2.5 and True are not)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name}={value!r} must be an integer.")
-    try:
-        i = operator.index(value)
-    except TypeError:
-        try:
-            f = float(value)
-        except (TypeError, jax.errors.ConcretizationTypeError) as e:
-            raise ValueError(f"{name}={value!r} must be a concrete integer.") from e
-        if not f.is_integer():
-            raise ValueError(f"{name}={value!r} must be an integer.") from None
-        i = int(f)
-    return int(i)
-
-
 def check_sparsity(sparsity: float) -> float:
     """Return ``sparsity`` as a float, or raise if it is outside ``[0, 1)``."""
-    s = float(sparsity)
-    if not (0.0 <= s < 1.0) or math.isnan(s):
-        raise ValueError(f"sparsity={sparsity!r} is outside the allowed range [0, 1).")
-    return s
+    return check_number("sparsity", sparsity, lo=0.0, hi=1.0, hi_open=True)
 
 
 def target_active(size: int, sparsity: float) -> int:
@@ -196,9 +166,9 @@ def target_active(size: int, sparsity: float) -> int:
 
 def _topk_leaf(scores: jax.Array, k: Any) -> jax.Array:
     size = int(np.size(scores))
-    k = as_int("count", k)
+    k = check_int("count", k)
     if not 0 <= k <= size:
-        raise ValueError(f"count {k} is outside the allowed range [0, {size}] for a leaf of shape {jnp.shape(scores)}.")
+        fail("count", k, f"[0, {size}] for a leaf of shape {jnp.shape(scores)}")
     if k == size:
         return jnp.ones(jnp.shape(scores), bool)
     if k == 0:

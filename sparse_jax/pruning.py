@@ -21,9 +21,9 @@ from sparse_jax.masks import (
     is_none,
     prunable_leaves,
 )
+from sparse_jax.methods import METHODS
 from sparse_jax.scores import compute_scores
-
-MASK_METHODS = ("dense", "static", "uniform_revival", "tar")
+from sparse_jax.validation import check_choice
 
 
 def prune(
@@ -101,20 +101,13 @@ class SparseInit(NamedTuple):
     base_masks: Masks
 
 
-def check_method(method: str) -> str:
-    """Return ``method`` or raise ``ValueError`` listing the mask methods."""
-    if method not in MASK_METHODS:
-        raise ValueError(f"unknown mask method {method!r}; allowed: {', '.join(MASK_METHODS)}.")
-    return method
-
-
 def sparse_init(
     key: jax.Array,
     params: Params,
     sparsity: float,
     *,
     method: str = "static",
-    score: str = "random",
+    score: str = "magnitude",
     distribution: str = "erk",
     revival: _revival.RevivalConfig = _revival.RevivalConfig(),
     reinit: bool = False,
@@ -136,7 +129,8 @@ def sparse_init(
       key: PRNG key; split for the score, the revival draw and the re-init.
       params: dense initial params.
       sparsity: target sparsity of the prunable leaves, in ``[0, 1)``.
-      method: one of :data:`MASK_METHODS`.
+      method: a name of :data:`sparse_jax.METHODS`; ``set`` and ``rigl``
+        start from the ``static`` masks.
       score, distribution, loss_fn, batch, filter_fn: as in :func:`prune`.
       revival: revival knobs (``rho``, ``phi``, ``additive``, ``init``).
       reinit: re-draw kept weights with the mask's fan-in (:func:`reinit_kept`).
@@ -144,7 +138,7 @@ def sparse_init(
     Returns:
       A :class:`SparseInit` with masked params, final masks and base masks.
     """
-    check_method(method)
+    method = METHODS[check_choice("method", method, METHODS)].mask
     check_sparsity(sparsity)
     if method == "dense":
         masks = dense_masks(params, filter_fn)

@@ -57,21 +57,18 @@ from sparse_jax.masks import (
     Masks,
     Params,
     apply_mask,
-    as_int,
     prunable_leaves,
     target_active,
     topk_mask,
     unflatten_like,
 )
+from sparse_jax.validation import check_choice, check_int, check_number, fail
 
 REVIVAL_INITS = ("initial", "zero")
 
 
 def _check_unit(name: str, value: float) -> float:
-    v = float(value)
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"{name}={value!r} is outside the allowed range [0, 1].")
-    return v
+    return check_number(name, value, lo=0.0, hi=1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,8 +93,7 @@ class RevivalConfig:
     def __post_init__(self):
         _check_unit("rho", self.rho)
         _check_unit("phi", self.phi)
-        if self.init not in REVIVAL_INITS:
-            raise ValueError(f"unknown revival init {self.init!r}; allowed: {', '.join(REVIVAL_INITS)}.")
+        check_choice("init", self.init, REVIVAL_INITS)
 
 
 def revival_budget(num_prunable: int, sparsity: float, rho: float = 0.1, additive: bool = False) -> tuple[int, int]:
@@ -147,12 +143,12 @@ def _layer_stats(masks: Masks, active: Counts | None = None) -> tuple[list[int],
             )
         active = [int(np.count_nonzero(np.asarray(m))) for m in leaves]
     else:
-        active = [as_int("active count", a) for a in jax.tree.leaves(active)]
+        active = [check_int("active count", a) for a in jax.tree.leaves(active)]
         if len(active) != len(leaves):
             raise ValueError(f"active has {len(active)} counts but the masks have {len(leaves)} prunable leaves.")
         for a, m in zip(active, leaves):
             if not 0 <= a <= np.size(m):
-                raise ValueError(f"active count {a} is outside [0, {np.size(m)}] for a leaf of shape {np.shape(m)}.")
+                fail("active count", a, f"[0, {np.size(m)}] for a leaf of shape {np.shape(m)}")
             if not isinstance(m, jax.core.Tracer) and a != int(np.count_nonzero(np.asarray(m))):
                 raise ValueError(f"active count {a} does not match the mask's {int(np.count_nonzero(np.asarray(m)))}.")
     sizes = [int(np.size(m)) for m in leaves]
@@ -160,10 +156,7 @@ def _layer_stats(masks: Masks, active: Counts | None = None) -> tuple[list[int],
 
 
 def _check_budget(budget: int) -> int:
-    b = as_int("budget", budget)
-    if b < 0:
-        raise ValueError(f"budget={budget!r} must be a non-negative int.")
-    return b
+    return check_int("budget", budget, minimum=0)
 
 
 def tar_allocation(masks: Masks, budget: int, phi: float = 0.2, active: Counts | None = None) -> Counts:
@@ -265,6 +258,5 @@ def revived_params(params: Params, base_masks: Masks, masks: Masks, init: str = 
       masks: the masks after revival.
       init: ``"initial"`` or ``"zero"``.
     """
-    if init not in REVIVAL_INITS:
-        raise ValueError(f"unknown revival init {init!r}; allowed: {', '.join(REVIVAL_INITS)}.")
+    check_choice("init", init, REVIVAL_INITS)
     return apply_mask(params, masks if init == "initial" else base_masks)

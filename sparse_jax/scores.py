@@ -12,7 +12,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from sparse_jax.masks import FilterFn, Params, default_filter
+from sparse_jax.masks import FilterFn, Params, default_filter, path_name
+from sparse_jax.validation import check_choice
 
 SCORES = ("random", "magnitude", "snip")
 
@@ -20,7 +21,7 @@ SCORES = ("random", "magnitude", "snip")
 def _prunable_map(fn: Callable[[int, jax.Array], Any], params: Params, filter_fn: FilterFn) -> Any:
     """Apply ``fn(index, leaf)`` to prunable leaves, ``None`` elsewhere."""
     leaves_with_path, treedef = jax.tree.flatten_with_path(params)
-    out = [fn(i, x) if filter_fn(p, x) else None for i, (p, x) in enumerate(leaves_with_path)]
+    out = [fn(i, x) if filter_fn(path_name(p), x) else None for i, (p, x) in enumerate(leaves_with_path)]
     return jax.tree.unflatten(treedef, out)
 
 
@@ -62,9 +63,7 @@ def snip(
 
 def check_score(name: str) -> str:
     """Return ``name`` or raise ``ValueError`` listing the known scores."""
-    if name not in SCORES:
-        raise ValueError(f"unknown score {name!r}; allowed: {', '.join(SCORES)}.")
-    return name
+    return check_choice("score", name, SCORES)
 
 
 def compute_scores(

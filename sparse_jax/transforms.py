@@ -1,8 +1,10 @@
 """Sparse training as optax transforms: static masks, SET and RigL.
 
-:func:`sparse_transform` wraps any optax optimizer. Its state holds the inner
-optimizer's state, the masks, a step count and a PRNG key, so ``jax.vmap``
-over keys gives every seed its own regrowth draws. Each update:
+:func:`sparse_transform` wraps any optax optimizer. It is built once from
+static settings (regrowth rule, schedule, top-k bounds); its state holds the
+inner optimizer's state, the masks, a step count and a PRNG key, and
+:func:`with_masks` puts pruned masks and a key into a fresh state, so
+``jax.vmap`` over masks and keys gives every seed its own. Each update:
 
 1. masks the incoming gradient and runs the inner optimizer on it (so global
    norm clipping and moments see only active weights);
@@ -37,8 +39,8 @@ Example:
   >>> import jax, jax.numpy as jnp, optax
   >>> params = {"w": jnp.ones((2, 2)), "b": jnp.zeros(2)}
   >>> masks = {"w": jnp.array([[True, False], [False, True]]), "b": None}
-  >>> tx = static_sparse(optax.adam(0.1), masks)
-  >>> state = tx.init(params)
+  >>> tx = static_sparse(optax.adam(0.1))  # static settings only
+  >>> state = with_masks(tx.init(params), masks)  # the masks live in the state
   >>> grads = {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}
   >>> updates, state = tx.update(grads, state, params)
   >>> w = optax.apply_updates(params, updates)["w"]
@@ -58,10 +60,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sparse_jax.masks import Masks, as_int, check_masks, is_none
+from sparse_jax.masks import Counts, FilterFn, Masks, default_filter, dense_masks, is_none, path_name
+from sparse_jax.methods import METHODS
+from sparse_jax.validation import check_choice, check_int, check_number, fail
 
 REGROW = ("none", "random", "gradient")
-DST_METHODS = {"static": "none", "set": "random", "rigl": "gradient"}
 
 
 class SparseState(NamedTuple):
@@ -71,15 +74,16 @@ class SparseState(NamedTuple):
       inner_state: the wrapped optimizer's state.
       masks: current masks (boolean arrays, ``None`` for dense leaves).
       count: number of updates applied so far (int32).
-      key: PRNG key for SET's random regrowth; the mask update after update
-        ``t`` draws from ``fold_in(key, t)``, so its draws do not depend on
-        which earlier updates ran with ``rewire=False``.
+      key: PRNG key for SET's random regrowth (``None`` until :func:`with_masks`
+        sets one); the mask update after update ``t`` draws from
+        ``fold_in(key, t)``, so its draws do not depend on which earlier
+        updates ran with ``rewire=False``.
     """
 
     inner_state: optax.OptState
     masks: Masks
     count: jax.Array
-    key: jax.Array
+    key: jax.Array | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,14 +103,10 @@ class DSTSchedule:
     end_fraction: float = 0.8
 
     def __post_init__(self):
-        if as_int("total_steps", self.total_steps) < 1:
-            raise ValueError(f"total_steps={self.total_steps!r} must be a positive int.")
-        if as_int("delta_t", self.delta_t) < 1:
-            raise ValueError(f"delta_t={self.delta_t!r} must be a positive int.")
+        check_int("total_steps", self.total_steps, minimum=1)
+        check_int("delta_t", self.delta_t, minimum=1)
         for name in ("drop_fraction", "end_fraction"):
-            v = getattr(self, name)
-            if not 0.0 <= float(v) <= 1.0:
-                raise ValueError(f"{name}={v!r} is outside the allowed range [0, 1].")
+            check_number(name, getattr(self, name), lo=0.0, hi=1.0)
 
     @property
     def t_end(self) -> int:
@@ -318,51 +318,61 @@ def drop_and_grow(
     return ((m & ~drop) | grow).reshape(mask.shape), grow.reshape(mask.shape)
 
 
-def _drop_bounds(masks: Masks, max_active: Any, drop_fraction: float) -> list[int | None]:
-    """Static per-leaf bounds on how many weights one rewiring can drop.
+def _drop_bounds(masks: Masks, max_active: Counts | None, drop_fraction: float) -> list[int | None]:
+    """Static per-leaf bounds on how many weights one rewiring can drop (``None`` for dense leaves).
 
-    From ``max_active`` if given, else from the masks when they are concrete,
-    else the leaf size (``f(t) < f0`` for ``t > 0``, so ``floor(f0 * active)`` bounds every count).
+    ``f(t) < f0`` for ``t > 0``, so ``floor(f0 * active)`` bounds every count;
+    ``active`` comes from ``max_active`` if given, else it is the leaf size.
     """
     leaves = jax.tree.leaves(masks, is_leaf=is_none)
+    actives = [None if m is None else m.size for m in leaves]
     if max_active is not None:
         actives = jax.tree.leaves(max_active, is_leaf=is_none)
-        if len(actives) != len(leaves):
-            raise ValueError(
-                f"max_active has {len(actives)} leaves but masks have {len(leaves)}; structures must match."
-            )
-    else:
-        actives = [
-            None if m is None else m.size if isinstance(m, jax.core.Tracer) else int(np.count_nonzero(np.asarray(m)))
-            for m in leaves
-        ]
     f0 = Fraction(repr(float(drop_fraction)))
     return [None if m is None else min(math.floor(f0 * int(a)), m.size) for m, a in zip(leaves, actives)]
 
 
+def _check_max_active(max_active: Counts | None, masks: Masks) -> None:
+    if max_active is None:
+        return
+    n_counts = len(jax.tree.leaves(max_active, is_leaf=is_none))
+    n_masks = len(jax.tree.leaves(masks, is_leaf=is_none))
+    if n_counts != n_masks:
+        raise ValueError(
+            f"max_active has {n_counts} leaves but the masks have {n_masks}; give one count per mask leaf "
+            "(e.g. sparse_jax.active_counts(masks))."
+        )
+
+
 def sparse_transform(
     inner: optax.GradientTransformation,
-    masks: Masks,
     *,
     regrow: str = "none",
     schedule: DSTSchedule | None = None,
-    key: jax.Array | None = None,
-    max_active: Any = None,
+    max_active: Counts | None = None,
+    filter_fn: FilterFn = default_filter,
 ) -> optax.GradientTransformationExtraArgs:
-    """Wrap ``inner`` so that training keeps the params sparse under ``masks``.
+    """Wrap ``inner`` so that training keeps the params sparse under the masks in its state.
+
+    The transform holds static settings only. ``init(params)`` starts with
+    all-``True`` masks on the leaves ``filter_fn`` selects (``None`` on the
+    others) and no PRNG key; put the pruned masks, and for SET a key, into the
+    state with :func:`with_masks`::
+
+        tx = sparse_transform(optax.adam(3e-4), regrow="random", schedule=schedule)
+        state = with_masks(tx.init(params), masks, key=key)
 
     Args:
       inner: any optax optimizer (adam, adamw, chains, ``inject_hyperparams``).
-      masks: initial masks, boolean arrays shaped like the prunable params and
-        ``None`` for dense leaves.
       regrow: ``"none"`` (static sparse training), ``"random"`` (SET) or
         ``"gradient"`` (RigL).
       schedule: the rewiring schedule; required unless ``regrow="none"``.
-      key: PRNG key for random regrowth; required for ``"random"``.
-      max_active: optional counts pytree (ints) bounding each layer's active
-        count; it sizes the static ``top_k`` of the rewiring. Default: read
-        from ``masks`` when they are concrete, else the layer size (slower).
-        Pass it when the masks are traced (e.g. built inside ``jax.vmap``).
+      max_active: optional counts pytree (ints, ``None`` for dense leaves)
+        bounding each layer's active count; it sizes the static ``top_k`` of
+        the rewiring (default: the layer size, which is slower). Per-layer
+        counts never change, so ``active_counts(masks)`` is the tight bound.
+      filter_fn: ``filter_fn(path, leaf) -> bool`` picks the leaves ``init``
+        gives masks (as in :func:`sparse_jax.dense_masks`).
 
     Returns:
       A ``GradientTransformationExtraArgs``. Its ``update`` needs ``params``
@@ -379,22 +389,15 @@ def sparse_transform(
       - ``True``: rewire on this update, whatever ``delta_t`` says, dropping
         ``schedule.drop_count(t, active)`` per layer (0 from ``t_end`` on).
     """
-    if regrow not in REGROW:
-        raise ValueError(f"unknown regrow {regrow!r}; allowed: {', '.join(REGROW)}.")
-    if regrow != "none" and schedule is None:
-        raise ValueError(f"regrow={regrow!r} needs a DSTSchedule (schedule=...).")
-    if regrow == "random" and key is None:
-        raise ValueError("regrow='random' (SET) needs a PRNG key (key=...).")
-    for leaf in jax.tree.leaves(masks):
-        if jnp.result_type(leaf) != jnp.bool_:
-            raise ValueError(f"masks must be boolean arrays or None, got dtype {jnp.result_type(leaf)}.")
+    check_choice("regrow", regrow, REGROW)
+    if regrow != "none" and not isinstance(schedule, DSTSchedule):
+        raise ValueError(f"regrow={regrow!r} needs a DSTSchedule (schedule=...), got {schedule!r}.")
     inner = optax.with_extra_args_support(inner)
-    bounds = _drop_bounds(masks, max_active, schedule.drop_fraction) if regrow != "none" else None
-    init_key = jax.random.key(0) if key is None else key
 
     def init_fn(params):
-        check_masks(params, masks)
-        return SparseState(inner.init(params), masks, jnp.zeros([], jnp.int32), init_key)
+        masks = dense_masks(params, filter_fn)
+        _check_max_active(max_active, masks)
+        return SparseState(inner.init(params), masks, jnp.zeros([], jnp.int32), None)
 
     def rewire_masks(masks, inner_state, params, inner_updates, grads, key, t, on_schedule):
         m_leaves, treedef = jax.tree.flatten(masks, is_leaf=is_none)
@@ -402,6 +405,7 @@ def sparse_transform(
         g_leaves = jax.tree.leaves(grads)
         if all(m is None for m in m_leaves):
             return masks, inner_state
+        bounds = _drop_bounds(masks, max_active, schedule.drop_fraction)
         actives = jnp.stack([jnp.sum(m, dtype=jnp.int32) for m in m_leaves if m is not None])
         n_drop = iter(schedule.device_drop_count(t, actives, on_schedule))
         new, kept = [], []
@@ -429,13 +433,18 @@ def sparse_transform(
         if params is None:
             raise ValueError("sparse_transform.update needs params (call update(grads, state, params)).")
         if not (rewire is None or isinstance(rewire, bool)):
-            raise ValueError(
-                f"rewire={rewire!r} is not allowed; use None (the schedule decides on device), True or False "
-                "(Python bools, fixed when tracing)."
+            fail(
+                "rewire",
+                rewire,
+                "None (the schedule decides on device), True or False (Python bools, fixed when tracing)",
             )
         if rewire and regrow == "none":
             raise ValueError(
                 "rewire=True needs a SET or RigL transform (regrow 'random' or 'gradient'), not a static one."
+            )
+        if regrow == "random" and rewire is not False and state.key is None:
+            raise ValueError(
+                "SET's random regrowth needs a PRNG key in the state: state = sparse_jax.with_masks(state, key=key)."
             )
         masks = state.masks
         masked_grads = jax.tree.map(
@@ -447,7 +456,7 @@ def sparse_transform(
         if regrow != "none" and rewire is not False:
             t = count if step is None else jnp.asarray(step, jnp.int32) + 1
             # Draws depend on (key, t) only, so they do not depend on which updates passed rewire=False.
-            sub = jax.random.fold_in(state.key, t)
+            sub = None if state.key is None else jax.random.fold_in(state.key, t)
             # rewire=None rewires only on update steps, where the count table holds f(t); rewire=True may not.
             rewired = lambda ms, st: rewire_masks(ms, st, params, inner_updates, updates, sub, t, not rewire)
             if rewire:
@@ -470,57 +479,118 @@ def sparse_transform(
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def static_sparse(inner: optax.GradientTransformation, masks: Masks) -> optax.GradientTransformationExtraArgs:
-    """Static sparse training (including TAR masks): fixed masks, no rewiring."""
-    return sparse_transform(inner, masks)
+def static_sparse(
+    inner: optax.GradientTransformation, *, filter_fn: FilterFn = default_filter
+) -> optax.GradientTransformationExtraArgs:
+    """Static sparse training (including TAR masks): the masks put in the state stay fixed."""
+    return sparse_transform(inner, filter_fn=filter_fn)
 
 
 def set_sparse(
     inner: optax.GradientTransformation,
-    masks: Masks,
-    key: jax.Array,
+    *,
     schedule: DSTSchedule,
-    max_active: Any = None,
+    max_active: Counts | None = None,
+    filter_fn: FilterFn = default_filter,
 ) -> optax.GradientTransformationExtraArgs:
-    """SET: magnitude drop, uniformly random regrowth, on ``schedule``."""
-    return sparse_transform(inner, masks, regrow="random", schedule=schedule, key=key, max_active=max_active)
+    """SET: magnitude drop, uniformly random regrowth, on ``schedule`` (the state needs a key: :func:`with_masks`)."""
+    return sparse_transform(inner, regrow="random", schedule=schedule, max_active=max_active, filter_fn=filter_fn)
 
 
 def rigl_sparse(
     inner: optax.GradientTransformation,
-    masks: Masks,
+    *,
     schedule: DSTSchedule,
-    key: jax.Array | None = None,
-    max_active: Any = None,
+    max_active: Counts | None = None,
+    filter_fn: FilterFn = default_filter,
 ) -> optax.GradientTransformationExtraArgs:
     """RigL: magnitude drop, regrowth where the dense gradient is largest, on ``schedule``."""
-    return sparse_transform(inner, masks, regrow="gradient", schedule=schedule, key=key, max_active=max_active)
+    return sparse_transform(inner, regrow="gradient", schedule=schedule, max_active=max_active, filter_fn=filter_fn)
 
 
 def sparse_optimizer(
     method: str,
     inner: optax.GradientTransformation,
-    masks: Masks,
     *,
-    key: jax.Array | None = None,
     schedule: DSTSchedule | None = None,
-    max_active: Any = None,
+    max_active: Counts | None = None,
+    filter_fn: FilterFn = default_filter,
 ) -> optax.GradientTransformationExtraArgs:
-    """The transform for a training method by name: ``static``, ``set`` or ``rigl``."""
-    if method not in DST_METHODS:
-        raise ValueError(f"unknown sparse training method {method!r}; allowed: {', '.join(DST_METHODS)}.")
-    return sparse_transform(inner, masks, regrow=DST_METHODS[method], schedule=schedule, key=key, max_active=max_active)
+    """The transform that trains a method of :data:`sparse_jax.METHODS` by name.
 
-
-def set_key(opt_state: Any, key: jax.Array) -> Any:
-    """``opt_state`` with its :class:`SparseState`'s PRNG key replaced by ``key``.
-
-    The key is fixed when the transform is built. To give vmapped seeds their
-    own regrowth draws from one transform built outside ``jax.vmap``, use
-    ``jax.vmap(lambda k: set_key(tx.init(params), k))(keys)``.
+    ``dense``, ``static``, ``uniform_revival`` and ``tar`` train with fixed
+    masks (they differ by the masks put in the state); ``set`` and ``rigl``
+    rewire on ``schedule``.
     """
+    regrow = METHODS[check_choice("method", method, METHODS)].regrow
+    return sparse_transform(
+        inner,
+        regrow=regrow,
+        schedule=schedule if regrow != "none" else None,
+        max_active=max_active if regrow != "none" else None,
+        filter_fn=filter_fn,
+    )
+
+
+def _sparse_states(opt_state: Any) -> list[SparseState]:
     is_state = lambda x: isinstance(x, SparseState)
-    return jax.tree.map(lambda s: s._replace(key=key) if is_state(s) else s, opt_state, is_leaf=is_state)
+    return [s for s in jax.tree.leaves(opt_state, is_leaf=is_state) if is_state(s)]
+
+
+def _one_state(opt_state: Any) -> SparseState:
+    found = _sparse_states(opt_state)
+    if len(found) != 1:
+        raise ValueError(f"expected exactly one sparse_jax SparseState in the optimizer state, found {len(found)}.")
+    return found[0]
+
+
+def _check_new_masks(old: Masks, new: Masks) -> None:
+    """``new`` must put a boolean array of the same shape wherever ``old`` has one, and ``None`` elsewhere."""
+    o_def, n_def = jax.tree.structure(old, is_leaf=is_none), jax.tree.structure(new, is_leaf=is_none)
+    if o_def != n_def:
+        raise ValueError(f"masks structure {n_def} does not match the state's masks {o_def}.")
+    for (path, o), n in zip(jax.tree.leaves_with_path(old, is_leaf=is_none), jax.tree.leaves(new, is_leaf=is_none)):
+        where = path_name(path)
+        if (o is None) != (n is None):
+            raise ValueError(
+                f"mask at {where!r} is {'None' if n is None else 'an array'} where the transform's filter_fn "
+                f"{'prunes' if n is None else 'keeps the leaf dense'}; build the transform with the filter_fn "
+                "that made the masks."
+            )
+        if n is None:
+            continue
+        if jnp.shape(n) != jnp.shape(o):
+            raise ValueError(f"mask at {where!r} has shape {jnp.shape(n)}, but the param has shape {jnp.shape(o)}.")
+        if jnp.result_type(n) != jnp.bool_:
+            raise ValueError(f"mask at {where!r} has dtype {jnp.result_type(n)}; masks must be boolean.")
+
+
+def with_masks(opt_state: Any, masks: Masks | None = None, *, key: jax.Array | None = None) -> Any:
+    """``opt_state`` with the masks and/or PRNG key of its :class:`SparseState` replaced.
+
+    The one way to put pruned masks or a key into a sparse transform's state.
+    Works through any nesting (``optax.chain``, ``named_chain``,
+    ``inject_hyperparams``) and under ``jax.vmap``: to give vmapped seeds
+    their own masks and regrowth draws from one transform, use
+    ``jax.vmap(lambda m, k: with_masks(tx.init(params), m, key=k))(masks, keys)``.
+
+    Args:
+      opt_state: a state holding exactly one :class:`SparseState`.
+      masks: new masks, shaped like the state's (``None`` keeps them).
+      key: new PRNG key for SET's regrowth (``None`` keeps the state's).
+
+    >>> import jax.numpy as jnp, optax
+    >>> params = {"w": jnp.ones((2, 2)), "b": jnp.zeros(2)}
+    >>> state = with_masks(static_sparse(optax.sgd(0.1)).init(params), {"w": jnp.eye(2, dtype=bool), "b": None})
+    >>> get_masks(state)["w"].tolist()
+    [[True, False], [False, True]]
+    """
+    old = _one_state(opt_state)
+    if masks is not None:
+        _check_new_masks(old.masks, masks)
+    new = old._replace(masks=old.masks if masks is None else masks, key=old.key if key is None else key)
+    is_state = lambda x: isinstance(x, SparseState)
+    return jax.tree.map(lambda s: new if s is old else s, opt_state, is_leaf=is_state)
 
 
 def get_masks(opt_state: Any) -> Masks:
@@ -529,11 +599,4 @@ def get_masks(opt_state: Any) -> Masks:
     Works on any nesting: ``optax.chain``, ``named_chain``, ``inject_hyperparams``,
     and batched (vmapped) states.
     """
-    found = [
-        s
-        for s in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, SparseState))
-        if isinstance(s, SparseState)
-    ]
-    if len(found) != 1:
-        raise ValueError(f"expected exactly one sparse_jax SparseState in the optimizer state, found {len(found)}.")
-    return found[0].masks
+    return _one_state(opt_state).masks

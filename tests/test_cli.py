@@ -8,13 +8,13 @@ from agents.cli import main
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["sweep", "--preset", "huge"], "unknown preset 'huge'; allowed: quick, evidence, paper."),
-        (["sweep", "--envs", "cartpole"], "unknown env 'cartpole'; allowed: "),
-        (["sweep", "--methods", "tar", "lottery"], "unknown method 'lottery'; allowed: dense, static"),
-        (["sweep", "--algos", "ppo"], "unknown algo 'ppo'; allowed: sac, td3."),
-        (["sweep", "--sparsities", "1.5"], "sparsity 1.5 is outside the allowed range [0, 1)."),
-        (["sweep", "--seeds", "0"], "seeds=0 must be a positive int"),
-        (["sweep", "--compile-cache", " "], "compile_cache=' ' is not allowed; give a directory, 'auto' or 'off'."),
+        (["sweep", "--preset", "huge"], "preset='huge' is not allowed; allowed: quick, evidence, paper."),
+        (["sweep", "--envs", "cartpole"], "env='cartpole' is not allowed; allowed: "),
+        (["sweep", "--methods", "tar", "lottery"], "method='lottery' is not allowed; allowed: dense, static"),
+        (["sweep", "--algos", "ppo"], "algo='ppo' is not allowed; allowed: sac, td3."),
+        (["sweep", "--sparsities", "1.5"], "sparsity=1.5 is not allowed; allowed: [0, 1)."),
+        (["sweep", "--seeds", "0"], "seeds=0 is not allowed; allowed: an integer >= 1"),
+        (["sweep", "--compile-cache", " "], "compile_cache=' ' is not allowed; allowed: a directory, 'auto' or 'off'."),
     ],
 )
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, args, message):
@@ -51,9 +51,9 @@ def test_refuses_non_empty_directory_without_resume_or_overwrite(tmp_path, capsy
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--config.sparse.sparsity", "1.2"], "sparsity=1.2 is outside the allowed range [0, 1)."),
-        (["--config.num-envs", "0"], "num_envs=0 must be a positive int."),
-        (["--seeds", "0"], "seeds=0 must be a positive int"),
+        (["--config.sparse.sparsity", "1.2"], "sparsity=1.2 is not allowed; allowed: [0, 1)."),
+        (["--config.num-envs", "0"], "num_envs=0 is not allowed; allowed: an integer >= 1."),
+        (["--seeds", "0"], "seeds=0 is not allowed; allowed: an integer >= 1"),
     ],
 )
 def test_train_bad_config_exit_2_nothing_written(tmp_path, capsys, args, message):

@@ -39,12 +39,12 @@ def test_erk_hand_worked_23_256_256_1():
     # Dense_1 8.7383 * 512 = 4474.01; floors 2437 + 4474 = 6911, the last unit goes to the
     # larger remainder (0.99, Dense_0).
     params = mlp_params(jax.random.key(0), (23, 256, 256, 1))
-    scores = sj.magnitude(params)
+    scores = sj.scores.magnitude(params)
     k = sj.target_active(71680, 0.9)
     assert k == 7168
     eps = (k - 256) / (279 + 512)
     assert eps * 279 == pytest.approx(2437.99, abs=0.01)
-    counts = sj.erk(scores, k)
+    counts = sj.distributions.erk(scores, k)
     assert counts["Dense_2"]["kernel"] == 256
     assert counts["Dense_0"]["kernel"] == 2438
     assert counts["Dense_1"]["kernel"] == 4474
@@ -53,7 +53,7 @@ def test_erk_hand_worked_23_256_256_1():
 def test_uniform_hand_worked():
     scores = {"a": jnp.zeros((10, 10)), "b": jnp.zeros((3, 3)), "c": None}
     # density 55/109: a gets 50.46 -> 50, b gets 4.54 -> 4; the leftover unit goes to b (0.54 > 0.46).
-    assert sj.uniform(scores, 55) == {"a": 50, "b": 5, "c": None}
+    assert sj.distributions.uniform(scores, 55) == {"a": 50, "b": 5, "c": None}
 
 
 def test_global_matches_a_reference_top_k():
@@ -61,9 +61,9 @@ def test_global_matches_a_reference_top_k():
     flat = np.concatenate([np.ravel(scores["a"]), np.ravel(scores["b"])])
     keep = np.zeros(flat.size, bool)
     keep[np.argsort(-flat, kind="stable")[:100]] = True
-    m = sj.global_masks(scores, 100)
+    m = sj.distributions.global_masks(scores, 100)
     np.testing.assert_array_equal(np.concatenate([np.ravel(m["a"]), np.ravel(m["b"])]), keep)
-    counts = sj.global_(scores, 100)
+    counts = sj.distributions.global_(scores, 100)
     assert counts == {"a": int(keep[:600].sum()), "b": int(keep[600:].sum())}
     same = sj.topk_mask(scores, counts)
     assert all(bool((same[k] == m[k]).all()) for k in ("a", "b"))
@@ -71,23 +71,24 @@ def test_global_matches_a_reference_top_k():
 
 def test_global_tie_break_prefers_earlier_leaf():
     scores = {"a": jnp.ones((2, 2)), "b": jnp.ones((2, 2))}
-    m = sj.global_masks(scores, 5)
+    m = sj.distributions.global_masks(scores, 5)
     assert int(m["a"].sum()) == 4 and m["b"].tolist() == [[True, False], [False, False]]
 
 
 def test_apportion_caps_and_overflow():
-    assert sj.apportion([1, 1, 2], [10, 10, 1], 9) == [4, 4, 1]
-    assert sj.apportion([0, 0], [3, 5], 4) == [2, 2]  # zero weights: split by spare capacity (4*3/8, 4*5/8)
-    assert sj.apportion([1, 1], [2, 2], 10) == [2, 2]  # more than fits: everything
-    assert sj.apportion([1, 1, 1], [5, 5, 5], 2) == [1, 1, 0]  # equal remainders: lower index first
+    assert sj.distributions.apportion([1, 1, 2], [10, 10, 1], 9) == [4, 4, 1]
+    # Zero weights: split by spare capacity (4*3/8, 4*5/8).
+    assert sj.distributions.apportion([0, 0], [3, 5], 4) == [2, 2]
+    assert sj.distributions.apportion([1, 1], [2, 2], 10) == [2, 2]  # more than fits: everything
+    assert sj.distributions.apportion([1, 1, 1], [5, 5, 5], 2) == [1, 1, 0]  # equal remainders: lower index first
 
 
 def test_bad_distribution_and_num_active():
     scores = {"a": jnp.zeros((4, 4))}
-    with pytest.raises(ValueError, match=r"unknown distribution 'erdos'.*uniform, erk, global"):
+    with pytest.raises(ValueError, match=r"distribution='erdos' is not allowed; allowed: uniform, erk, global"):
         sj.layer_counts("erdos", scores, 3)
     with pytest.raises(ValueError, match=r"num_active=17 .*\[0, 16\]"):
-        sj.erk(scores, 17)
+        sj.distributions.erk(scores, 17)
     with pytest.raises(ValueError, match="sparsity=1.5"):
         sj.distribution_masks("erk", scores, 1.5)
 
@@ -123,7 +124,7 @@ def test_property_erk_density_order(shapes, sparsity):
     # ERK: a layer with a larger sum(shape)/prod(shape) never gets a lower density (up to rounding).
     scores = {f"l{i}": np.zeros(s) for i, s in enumerate(shapes)}
     n = sum(math.prod(s) for s in shapes)
-    counts = sj.erk(scores, sj.target_active(n, sparsity))
+    counts = sj.distributions.erk(scores, sj.target_active(n, sparsity))
     layers = [(sum(s) / math.prod(s), counts[f"l{i}"], math.prod(s)) for i, s in enumerate(shapes)]
     for ra, ca, na in layers:
         for rb, cb, nb in layers:

@@ -39,10 +39,13 @@ def test_names_and_defaults():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"name": "cheetah"}, r"unknown env 'cheetah'; choose one of .*'halfcheetah'.*'probe_bandit'"),
-        ({"name": "hopper", "backend": "mujoco"}, r"unknown backend 'mujoco'; choose one of 'generalized'.*'mjx'"),
-        ({"name": "probe_bandit", "backend": "mujoco"}, r"unknown backend 'mujoco'"),
-        ({"name": "swimmer", "backend": "positional"}, r"does not support backend 'positional'.*generalized"),
+        ({"name": "cheetah"}, r"env='cheetah' is not allowed; allowed: .*halfcheetah.*probe_bandit"),
+        ({"name": "hopper", "backend": "mujoco"}, r"backend='mujoco' is not allowed; allowed: generalized.*mjx"),
+        ({"name": "probe_bandit", "backend": "mujoco"}, r"backend='mujoco' is not allowed"),
+        (
+            {"name": "swimmer", "backend": "positional"},
+            r"backend='positional' is not allowed; allowed: generalized \(what brax's 'swimmer' supports\)",
+        ),
         ({"name": "hopper", "num_envs": 0}, r"num_envs=0 .* integer >= 1"),
         ({"name": "hopper", "num_envs": 2.0}, r"num_envs=2.0 .* integer >= 1"),
         ({"name": "hopper", "episode_length": 0}, r"episode_length=0 .* integer >= 1"),

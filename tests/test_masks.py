@@ -16,7 +16,7 @@ def test_dense_masks_selects_kernels_only(small_params):
 
 
 def test_custom_filter_keeps_output_layer_dense(small_params):
-    m = sj.dense_masks(small_params, filter_fn=lambda path, x: x.ndim >= 2 and path[0].key != "Dense_2")
+    m = sj.dense_masks(small_params, filter_fn=lambda path, x: x.ndim >= 2 and not path.startswith("Dense_2/"))
     assert m["Dense_2"]["kernel"] is None
     assert m["Dense_0"]["kernel"] is not None
 
@@ -64,9 +64,9 @@ def test_topk_mask_exact_counts(k):
 
 
 def test_topk_mask_rejects_bad_counts():
-    with pytest.raises(ValueError, match=r"count 13 .*\[0, 12\]"):
+    with pytest.raises(ValueError, match=r"count=13 is not allowed; allowed: \[0, 12\]"):
         sj.topk_mask({"a": jnp.zeros((3, 4))}, {"a": 13})
-    with pytest.raises(ValueError, match="count -1"):
+    with pytest.raises(ValueError, match="count=-1"):
         sj.topk_mask({"a": jnp.zeros((3, 4))}, {"a": -1})
 
 
@@ -96,3 +96,12 @@ def test_density_summary_counts():
     assert s["c"]["active"] == 0
     assert s["total"] == {"active": 3, "size": 10, "density": 0.3}
     assert sj.active_counts(m) == {"a": 3, "b": None, "c": 0}
+
+
+def test_summaries_refuse_params(small_params):
+    # Params passed where masks belong used to give a "density" of 0.948 for a dense network.
+    with pytest.raises(ValueError, match=r"density_summary expects masks .*'Dense_0/bias'.*float32"):
+        sj.density_summary(small_params)
+    with pytest.raises(ValueError, match="active_counts expects masks"):
+        sj.active_counts(small_params)
+    assert sj.density_summary(sj.dense_masks(small_params))["total"]["density"] == 1.0

@@ -66,7 +66,9 @@ def test_reinit_kept_uses_sparse_fan_in():
 
 
 def test_sparse_init_errors(small_params):
-    with pytest.raises(ValueError, match=r"unknown mask method 'lottery'.*dense, static, uniform_revival, tar"):
+    with pytest.raises(
+        ValueError, match=r"method='lottery' is not allowed; allowed: dense, static, uniform_revival, tar, set, rigl"
+    ):
         sj.sparse_init(jax.random.key(0), small_params, 0.9, method="lottery")
     with pytest.raises(ValueError, match="sparsity=1.2"):
         sj.sparse_init(jax.random.key(0), small_params, 1.2)
@@ -74,7 +76,7 @@ def test_sparse_init_errors(small_params):
         sj.RevivalConfig(rho=1.5)
     with pytest.raises(ValueError, match=r"phi=-0.1 .*\[0, 1\]"):
         sj.RevivalConfig(phi=-0.1)
-    with pytest.raises(ValueError, match="unknown revival init"):
+    with pytest.raises(ValueError, match="init='random' is not allowed; allowed: initial, zero"):
         sj.RevivalConfig(init="random")
 
 

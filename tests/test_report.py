@@ -1,4 +1,4 @@
-"""agents.report on a hand-made results directory: final returns, seed statistics, TAR gains, FLOPs, files."""
+"""agents.report, stats and tables on a hand-made results directory: returns, seed statistics, gains, FLOPs, files."""
 
 import json
 import math
@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from agents import report
+from agents import report, stats, tables
 from agents.results import run_id
 
 N_EVALS = 20  # last 10% = the last 2 evaluations
@@ -93,47 +93,47 @@ def _row(rows, env, method):
 
 def test_final_return_is_mean_of_last_tenth():
     curve = lambda n: [{"eval_return": float(i)} for i in range(n)]
-    assert report.final_return(curve(1)) == 0.0
-    assert report.final_return(curve(5)) == 4.0  # ceil(0.5) = 1
-    assert report.final_return(curve(10)) == 9.0
-    assert report.final_return(curve(11)) == 9.5  # ceil(1.1) = 2
-    assert report.final_return(curve(20)) == 18.5
-    assert math.isnan(report.final_return([{"eval_return": 1.0}, {"eval_return": math.nan}]))
+    assert stats.final_return(curve(1)) == 0.0
+    assert stats.final_return(curve(5)) == 4.0  # ceil(0.5) = 1
+    assert stats.final_return(curve(10)) == 9.0
+    assert stats.final_return(curve(11)) == 9.5  # ceil(1.1) = 2
+    assert stats.final_return(curve(20)) == 18.5
+    assert math.isnan(stats.final_return([{"eval_return": 1.0}, {"eval_return": math.nan}]))
     with pytest.raises(ValueError, match="empty"):
-        report.final_return([])
+        stats.final_return([])
 
 
 def test_seed_stats_iqm_and_ci():
-    s = report.seed_stats([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 100.0])
+    s = stats.seed_stats([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 100.0])
     assert s["iqm"] == pytest.approx(4.5)  # 25% trimmed each side: mean(3, 4, 5, 6)
     assert s["mean"] == pytest.approx(16.0)
     assert s["ci_low"] <= s["mean"] <= s["ci_high"]
-    assert report.seed_stats([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 100.0]) == s  # fixed bootstrap generator
-    assert report.seed_stats([5.0]) == {"mean": 5.0, "iqm": 5.0, "ci_low": 5.0, "ci_high": 5.0}
-    assert report.seed_stats([0.1, 0.1, 0.1])["ci_low"] == report.seed_stats([0.1, 0.1, 0.1])["mean"]
-    assert report.seed_stats([])["mean"] is None
+    assert stats.seed_stats([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 100.0]) == s  # fixed bootstrap generator
+    assert stats.seed_stats([5.0]) == {"mean": 5.0, "iqm": 5.0, "ci_low": 5.0, "ci_high": 5.0}
+    assert stats.seed_stats([0.1, 0.1, 0.1])["ci_low"] == stats.seed_stats([0.1, 0.1, 0.1])["mean"]
+    assert stats.seed_stats([])["mean"] is None
     with pytest.raises(ValueError, match="finite"):
-        report.seed_stats([1.0, math.nan])
+        stats.seed_stats([1.0, math.nan])
 
 
 def test_relative_flops_hand_computed():
     net = lambda active, prunable, total: {"active": active, "prunable": prunable, "total": total}
     # No non-prunable params: static at density d costs exactly d.
     pure = {"actor": net(10, 100, 100), "critic": net(20, 200, 200)}
-    assert report.relative_flops(pure, "static") == pytest.approx((0.1, 0.1))
-    assert report.relative_flops(pure, "set", 1000, 100, 0.8) == pytest.approx((0.1, 0.1))
+    assert stats.relative_flops(pure, "static") == pytest.approx((0.1, 0.1))
+    assert stats.relative_flops(pure, "set", 1000, 100, 0.8) == pytest.approx((0.1, 0.1))
     # With biases: N_actor = 110 - 100 + 10 = 20, N_critic = 40; train = (3*20 + 4*40) / (3*110 + 4*220).
-    train, infer = report.relative_flops(PARAMS, "static")
+    train, infer = stats.relative_flops(PARAMS, "static")
     assert train == pytest.approx(220 / 1210)
     assert infer == pytest.approx(20 / 110)
     # RigL: t_end = 800, mask updates at t = 100..700 (7), each (110-20) + (220-40) = 270 extra.
-    rigl_train, rigl_infer = report.relative_flops(PARAMS, "rigl", 1000, 100, 0.8)
+    rigl_train, rigl_infer = stats.relative_flops(PARAMS, "rigl", 1000, 100, 0.8)
     assert rigl_train == pytest.approx((1000 * 220 + 7 * 270) / (1000 * 1210))
     assert train < rigl_train < 1.01 * train
     assert rigl_infer == infer
-    assert report.relative_flops({"actor": net(5, 5, 7), "critic": net(9, 9, 9)}, "dense") == (1.0, 1.0)
+    assert stats.relative_flops({"actor": net(5, 5, 7), "critic": net(9, 9, 9)}, "dense") == (1.0, 1.0)
     with pytest.raises(ValueError, match="active <= prunable"):
-        report.relative_flops({"actor": net(50, 10, 100), "critic": net(1, 1, 1)}, "static")
+        stats.relative_flops({"actor": net(50, 10, 100), "critic": net(1, 1, 1)}, "static")
 
 
 def test_summarize(results):
@@ -171,7 +171,7 @@ def test_tar_gains_missing_baseline():
         {"env": "e", "algo": "sac", "sparsity": 0.9, "method": "tar", "mean": 10.0},
         {"env": "e", "algo": "sac", "sparsity": 0.9, "method": "static", "mean": 0.0},
     ]
-    (g,) = report.tar_gains(rows)
+    (g,) = stats.tar_gains(rows)
     assert g["gain_vs_static_pct"] is None and g["gain_vs_dst_pct"] is None and g["dst_baseline"] is None
     assert g["median_gain_vs_static_pct"] is None
 
@@ -179,7 +179,7 @@ def test_tar_gains_missing_baseline():
 def test_write_report_files(results):
     rows = report.write_report(results)
     csv_text, md_text = (results / "summary.csv").read_bytes(), (results / "summary.md").read_bytes()
-    assert csv_text.decode().splitlines()[0] == ",".join(report.COLUMNS)
+    assert csv_text.decode().splitlines()[0] == ",".join(tables.COLUMNS)
     assert len(csv_text.decode().splitlines()) == 1 + len(rows) == 9
     assert b"## TAR gains" in md_text and b"**median**" in md_text and b"+27.3%" in md_text
     assert report.write_report(results) == rows
@@ -212,20 +212,20 @@ def test_empty_dir_raises(tmp_path):
 
 
 def test_curve_mean_and_probability_of_improvement_hand_worked(results):
-    assert report.curve_mean([{"eval_return": 1.0}, {"eval_return": 5.0}]) == 3.0
+    assert stats.curve_mean([{"eval_return": 1.0}, {"eval_return": 5.0}]) == 3.0
     # walker2d: TAR (-30, -20, -10) vs SET (-45, -35, -25): 8 of 9 pairs favour TAR.
-    comps = {(c["env"], c["baseline"]): c for c in report.comparisons(report.load_runs(results))}
+    comps = {(c["env"], c["baseline"]): c for c in stats.comparisons(report.load_runs(results))}
     w = comps[("walker2d", "set")]
     assert w["poi_final"] == pytest.approx(8 / 9) and (w["n_tar"], w["n_baseline"]) == (3, 3)
     assert w["poi_final_low"] <= w["poi_final"] <= w["poi_final_high"] <= 1.0
     # hopper: TAR (130, 140, 150; the diverged seed left out) beats static (100, 110, 120) in every pair.
     h = comps[("hopper", "static")]
     assert h["poi_final"] == 1.0 and h["n_tar"] == 3
-    assert report.probability_of_improvement([1.0, 1.0], [1.0, 1.0])[0] == 0.5  # ties count half
+    assert stats.probability_of_improvement([1.0, 1.0], [1.0, 1.0])[0] == 0.5  # ties count half
     md = (report.write_report(results), (results / "summary.md").read_text())[1]
     assert "## Probability that TAR improves on each baseline" in md and "0.89 [" in md
     assert "whole curve mean" in md
-    assert (results / "comparisons.csv").read_text().splitlines()[0] == ",".join(report.COMPARISON_COLUMNS)
+    assert (results / "comparisons.csv").read_text().splitlines()[0] == ",".join(tables.COMPARISON_COLUMNS)
 
 
 def test_aggregate_normalises_by_untrained_and_dense(tmp_path):
@@ -233,13 +233,13 @@ def test_aggregate_normalises_by_untrained_and_dense(tmp_path):
     for method, final in (("dense", 200.0), ("static", 100.0), ("tar", 150.0)):
         for seed in range(3):
             write_run(tmp_path, "hopper", method, seed, final)
-    rows, skipped = report.aggregate(report.load_runs(tmp_path))
+    rows, skipped = stats.aggregate(report.load_runs(tmp_path))
     by = {r["method"]: r for r in rows}
     assert not skipped
     assert by["dense"]["iqm"] == pytest.approx(1.0) and by["static"]["mean"] == pytest.approx(0.5)
     assert by["tar"]["iqm"] == pytest.approx(0.75) and by["tar"]["n_runs"] == 3
     write_run(tmp_path, "walker2d", "static", 0, 5.0)  # a cell without dense is left out and named
-    assert report.aggregate(report.load_runs(tmp_path))[1] == ["walker2d sac s0.9"]
+    assert stats.aggregate(report.load_runs(tmp_path))[1] == ["walker2d sac s0.9"]
 
 
 def test_gain_against_a_near_zero_baseline_is_flagged_and_left_out_of_the_median():
@@ -249,7 +249,7 @@ def test_gain_against_a_near_zero_baseline_is_flagged_and_left_out_of_the_median
         {"env": "b", "algo": "sac", "sparsity": 0.9, "method": "tar", "mean": 110.0},
         {"env": "b", "algo": "sac", "sparsity": 0.9, "method": "static", "mean": 100.0},
     ]
-    a, b = report.tar_gains(rows)
+    a, b = stats.tar_gains(rows)
     assert a["static_near_zero"] and a["gain_vs_static_pct"] == pytest.approx(9900.0)
     assert not b["static_near_zero"] and not a["dst_near_zero"]
     assert a["median_gain_vs_static_pct"] == b["median_gain_vs_static_pct"] == pytest.approx(10.0)

@@ -200,5 +200,5 @@ def test_static_active_counts_are_checked():
         sj.tar_allocation(HAND, 10, active={"A": 5})
     with pytest.raises(ValueError, match="does not match the mask's 150"):
         sj.tar_allocation(HAND, 10, active={"A": 5, "B": 90, "C": 0, "bias": None})
-    with pytest.raises(ValueError, match="budget=2.5 must be an integer"):
+    with pytest.raises(ValueError, match="budget=2.5 is not allowed; allowed: an integer >= 0"):
         sj.tar_allocation(HAND, 2.5)

@@ -59,7 +59,7 @@ def test_dense_sac_learns_inverted_pendulum():
     suite needs 2 of 3. The earlier criterion (seeds 0 and 1 averaging >= 500 at 13k) held under
     one of the three instruction sets: at 13k only 11 of the 24 runs were at >= 500.
     """
-    from agents.train import run
+    from agents.runner import run
     from tests.conftest import pendulum_config, solved_seeds
 
     result = run(pendulum_config("sac", 21_000), seeds=[0, 1, 2])

@@ -92,7 +92,8 @@ def test_checkpoint_leaves_round_trip_with_zero_size_leaves(tmp_path):
     import numpy as np
     import orbax.checkpoint as ocp
 
-    from agents.sweep import _restore_leaves, _saveable
+    from agents.checkpoint import restore_leaves as _restore_leaves
+    from agents.checkpoint import saveable as _saveable
 
     tree = {"w": jnp.arange(6.0).reshape(2, 3), "contacts": jnp.zeros((2, 0, 3)), "key": jax.random.key(7)}
     saved = _saveable(tree)

@@ -49,7 +49,7 @@ def test_dense_td3_learns_inverted_pendulum():
     needs 2 of 4. The earlier criterion (seeds 0 and 1 averaging >= 500 at 33k) passed under
     SSE4_2 only by 555 (seed 0 at 111).
     """
-    from agents.train import run
+    from agents.runner import run
     from tests.conftest import pendulum_config, solved_seeds
 
     result = run(pendulum_config("td3", 35_000), seeds=[0, 1, 2, 3])

@@ -15,7 +15,8 @@ import sparse_jax as sj
 from agents import results
 from agents.config import SparsityConfig, TrainConfig
 from agents.networks import TwinCritic
-from agents.train import make_train, network_schedules, next_rewire_iteration, run
+from agents.runner import run
+from agents.train import make_algorithm, make_train, next_rewire_iteration
 
 # One-step bandit (Q(s, a) = -(a - s)^2 exactly), tiny networks, 4 chunks of 500 env steps.
 BANDIT = dict(
@@ -84,12 +85,10 @@ def test_exact_density_and_zero_pruned_weights(sac_group):
         target = sj.target_active(n, cfg.sparse.network_sparsity(net))
         active = sum(np.asarray(m).reshape(m.shape[0], -1).sum(1) for m in jax.tree.leaves(masks))
         assert active.tolist() == [n] * 2 + [target] * 6, net
-        for p, m in zip(jax.tree.leaves(params), jax.tree.leaves(masks, is_leaf=sj.masks.is_none)):
+        for p, m in zip(jax.tree.leaves(params), jax.tree.leaves(masks, is_leaf=sj.is_none)):
             if m is not None:
                 assert not np.asarray(p)[~np.asarray(m)].any()
-    for p, m in zip(
-        jax.tree.leaves(agent.target_critic), jax.tree.leaves(agent.critic_masks, is_leaf=sj.masks.is_none)
-    ):
+    for p, m in zip(jax.tree.leaves(agent.target_critic), jax.tree.leaves(agent.critic_masks, is_leaf=sj.is_none)):
         if m is not None:
             assert not np.asarray(p)[~np.asarray(m)].any()
     for h in result.history:
@@ -179,7 +178,8 @@ def test_next_rewire_iteration_finds_every_mask_update(algo, ups, delta_t):
     )
     # Brute force: the iterations holding an update at which some network's optimizer rewires.
     hits = set()
-    for schedule, d in network_schedules(cfg).values():
+    schedules = make_algorithm(cfg, obs_size=1, action_size=1).schedules
+    for schedule, d in schedules.values():
         for u in range(cfg.total_updates):
             if u % d == 0 and bool(schedule.is_update_step(u // d + 1)):
                 hits.add(u // ups)
@@ -187,7 +187,7 @@ def test_next_rewire_iteration_finds_every_mask_update(algo, ups, delta_t):
     assert hits and max(hits) < iters
     its = jnp.arange(iters)
     for end in (iters, iters // 2):
-        got = jax.jit(jax.vmap(lambda it, end=end: next_rewire_iteration(cfg, it, end)))(its)
+        got = jax.jit(jax.vmap(lambda it, end=end: next_rewire_iteration(schedules, ups, it, end)))(its)
         expected = [min([h for h in hits if it <= h < end], default=end) for it in range(iters)]
         np.testing.assert_array_equal(got, expected)
 
@@ -209,7 +209,7 @@ def test_bad_methods_fail_before_compiling():
     cfg = TrainConfig(**BANDIT)
     with pytest.raises(ValueError, match="cannot share one compiled function"):
         run(cfg, seeds=[0], methods=("static", "set"))
-    with pytest.raises(ValueError, match="unknown method 'prune'"):
+    with pytest.raises(ValueError, match="method='prune' is not allowed"):
         run(cfg, seeds=[0], methods=("static", "prune"))
 
 
@@ -235,7 +235,7 @@ from pathlib import Path
 import jax
 from agents import sweep as sweep_lib
 from agents.config import SparsityConfig, TrainConfig
-from agents.train import run
+from agents.runner import run
 from tests.test_train import BANDIT
 
 cfg = TrainConfig(**{**BANDIT, "total_steps": 1500}, sparse=SparsityConfig(sparsity=0.8))

@@ -30,6 +30,11 @@ def _loss(params, x):
     return jnp.mean((y - jnp.sin(x[:, :3])) ** 2)
 
 
+def _bound(tx, masks, key=None):
+    """``tx`` whose ``init`` also puts ``masks`` (and ``key``) into the state, as ``with_masks`` does."""
+    return optax.GradientTransformationExtraArgs(lambda p: sj.with_masks(tx.init(p), masks, key=key), tx.update)
+
+
 def _counts(masks):
     return jax.tree.map(lambda m: int(m.sum()), masks)
 
@@ -61,7 +66,7 @@ def _pruned_are_zero(params, masks):
 def test_counts_constant_and_pruned_exactly_zero(inner, method):
     params, masks = _setup()
     sched = sj.DSTSchedule(total_steps=40, delta_t=4, drop_fraction=0.5)
-    tx = sj.sparse_optimizer(method, INNERS[inner](), masks, key=jax.random.key(3), schedule=sched)
+    tx = _bound(sj.sparse_optimizer(method, INNERS[inner](), schedule=sched), masks, jax.random.key(3))
     counts0 = _counts(masks)
     changes = 0
     prev = masks
@@ -77,7 +82,7 @@ def test_counts_constant_and_pruned_exactly_zero(inner, method):
 def test_grown_weights_and_moments_start_at_zero(method):
     params, masks = _setup()
     sched = sj.DSTSchedule(total_steps=100, delta_t=5, drop_fraction=0.5)
-    tx = sj.sparse_optimizer(method, optax.adam(1e-2), masks, key=jax.random.key(0), schedule=sched)
+    tx = _bound(sj.sparse_optimizer(method, optax.adam(1e-2), schedule=sched), masks, jax.random.key(0))
     history = _run(tx, params, 5)
     p4, m4, _ = history[3]
     p5, m5, s5 = history[4]
@@ -101,7 +106,7 @@ def test_rigl_hand_worked():
     sched = sj.DSTSchedule(total_steps=10, delta_t=1, drop_fraction=0.6, end_fraction=1.0)
     # f(1) = 0.3 * (1 + cos(pi / 10)) = 0.585, n = floor(0.585 * 4) = 2.
     assert int(sched.drop_count(1, 4)) == 2
-    tx = sj.rigl_sparse(optax.sgd(0.0), {"w": mask}, sched)
+    tx = _bound(sj.rigl_sparse(optax.sgd(0.0), schedule=sched), {"w": mask})
     updates, state = tx.update({"w": grads}, tx.init({"w": w}), {"w": w})
     # Drop the two smallest |w| among active: 0.1 (1,1) and 0.5 (0,0).
     # Grow the two largest |grad| among previously inactive: 8.0 (2,1) and -7.0 (1,0).
@@ -115,7 +120,7 @@ def test_rigl_hand_worked():
 def test_zero_drop_fraction_leaves_mask_bit_identical(method):
     params, masks = _setup()
     sched = sj.DSTSchedule(total_steps=40, delta_t=2, drop_fraction=0.0)
-    tx = sj.sparse_optimizer(method, optax.adam(1e-2), masks, key=jax.random.key(0), schedule=sched)
+    tx = _bound(sj.sparse_optimizer(method, optax.adam(1e-2), schedule=sched), masks, jax.random.key(0))
     for _, m, _ in _run(tx, params, 6, scale=5e3):
         for a, b in zip(jax.tree.leaves(m), jax.tree.leaves(masks)):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -131,7 +136,7 @@ def test_schedule_updates_only_at_multiples_and_before_t_end():
     assert float(sched.fraction(30)) == 0.0 and float(sched.fraction(45)) == 0.0
     # The transform follows it: the mask changes exactly after updates 5, 10, ..., 25.
     params, masks = _setup()
-    tx = sj.set_sparse(optax.adam(1e-2), masks, jax.random.key(0), sched)
+    tx = _bound(sj.set_sparse(optax.adam(1e-2), schedule=sched), masks, jax.random.key(0))
     changed, prev = [], masks
     for t, (_, m, _) in enumerate(_run(tx, params, 40), start=1):
         if any(bool((a != b).any()) for a, b in zip(jax.tree.leaves(m), jax.tree.leaves(prev))):
@@ -143,7 +148,7 @@ def test_schedule_updates_only_at_multiples_and_before_t_end():
 def test_step_extra_arg_drives_schedule():
     params, masks = _setup()
     sched = sj.DSTSchedule(total_steps=100, delta_t=10)
-    tx = sj.set_sparse(optax.adam(1e-2), masks, jax.random.key(0), sched)
+    tx = _bound(sj.set_sparse(optax.adam(1e-2), schedule=sched), masks, jax.random.key(0))
     state = tx.init(params)
     grads = jax.tree.map(jnp.ones_like, params)
     _, s0 = tx.update(grads, state, params, step=jnp.int32(0))
@@ -171,7 +176,7 @@ def test_rewire_false_between_update_steps_matches_the_schedule(method):
     """A loop that passes rewire=False off the schedule and True on it trains exactly like rewire=None."""
     params0, masks = _setup()
     sched = sj.DSTSchedule(total_steps=30, delta_t=4, drop_fraction=0.5, end_fraction=0.8)
-    tx = sj.sparse_optimizer(method, optax.adam(1e-2), masks, key=jax.random.key(3), schedule=sched)
+    tx = _bound(sj.sparse_optimizer(method, optax.adam(1e-2), schedule=sched), masks, jax.random.key(3))
     grad = jax.jit(jax.grad(_loss))
     step_fns = {r: jax.jit(lambda g, s, p, t, r=r: tx.update(g, s, p, step=t, rewire=r)) for r in (None, True, False)}
     runs = {}
@@ -201,7 +206,7 @@ def test_rewire_false_between_update_steps_matches_the_schedule(method):
 def test_rewire_true_rewires_off_schedule():
     params, masks = _setup()
     sched = sj.DSTSchedule(total_steps=100, delta_t=10)
-    tx = sj.rigl_sparse(optax.adam(1e-2), masks, sched)
+    tx = _bound(sj.rigl_sparse(optax.adam(1e-2), schedule=sched), masks)
     grads = jax.tree.map(jnp.ones_like, params)
     _, state = tx.update(grads, tx.init(params), params, step=jnp.int32(2), rewire=True)  # t = 3: off delta_t
     assert any(bool((a != b).any()) for a, b in zip(jax.tree.leaves(state.masks), jax.tree.leaves(masks)))
@@ -218,7 +223,7 @@ def test_vmap_over_keys_set_regrows_differently():
     grads = jax.tree.map(jnp.ones_like, params)
 
     def one(key):
-        tx = sj.set_sparse(optax.adam(1e-2), masks, key, sched)
+        tx = _bound(sj.set_sparse(optax.adam(1e-2), schedule=sched), masks, key)
         _, state = tx.update(grads, tx.init(params), params)
         return state.masks
 
@@ -231,7 +236,7 @@ def test_vmap_over_keys_set_regrows_differently():
 def test_update_compiles_once_and_keeps_cond_under_vmap():
     params, masks = _setup()
     sched = sj.DSTSchedule(total_steps=100, delta_t=10)
-    tx = sj.rigl_sparse(optax.adam(1e-2), masks, sched)
+    tx = _bound(sj.rigl_sparse(optax.adam(1e-2), schedule=sched), masks)
     traces = []
 
     def update(g, s, p, step):
@@ -259,9 +264,9 @@ def test_get_masks_through_chains():
     params, masks = _setup()
     tx = optax.chain(
         optax.clip_by_global_norm(1.0),
-        optax.named_chain(("sparse", sj.static_sparse(optax.adam(1e-3), masks))),
+        optax.named_chain(("sparse", sj.static_sparse(optax.adam(1e-3)))),
     )
-    got = sj.get_masks(tx.init(params))
+    got = sj.get_masks(sj.with_masks(tx.init(params), masks))
     assert all(bool((a == b).all()) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(masks)))
     with pytest.raises(ValueError, match="found 0"):
         sj.get_masks(optax.adam(1e-3).init(params))
@@ -275,9 +280,9 @@ def test_static_sparse_learns_sparse_regression():
     x = jax.random.normal(jax.random.key(2), (256, 20))
     y = x @ w_true
     loss = lambda p: jnp.mean((x @ p["w"] - y) ** 2)
-    tx = sj.static_sparse(optax.adam(0.05), {"w": mask})
+    tx = sj.static_sparse(optax.adam(0.05))
     params = {"w": jnp.zeros((20, 1))}
-    state = tx.init(params)
+    state = sj.with_masks(tx.init(params), {"w": mask})
 
     def step(carry, _):
         p, s = carry
@@ -291,28 +296,39 @@ def test_static_sparse_learns_sparse_regression():
 
 def test_transform_errors():
     params, masks = _setup()
-    with pytest.raises(ValueError, match=r"unknown sparse training method 'prune'.*static, set, rigl"):
-        sj.sparse_optimizer("prune", optax.adam(1e-3), masks)
+    with pytest.raises(ValueError, match=r"method='prune' is not allowed; allowed: dense, static, .*set, rigl"):
+        sj.sparse_optimizer("prune", optax.adam(1e-3))
     with pytest.raises(ValueError, match="needs a DSTSchedule"):
-        sj.sparse_transform(optax.adam(1e-3), masks, regrow="gradient")
-    with pytest.raises(ValueError, match="needs a PRNG key"):
-        sj.sparse_transform(optax.adam(1e-3), masks, regrow="random", schedule=sj.DSTSchedule(10))
+        sj.sparse_transform(optax.adam(1e-3), regrow="gradient")
+    with pytest.raises(ValueError, match="regrow='grow' is not allowed; allowed: none, random, gradient"):
+        sj.sparse_transform(optax.adam(1e-3), regrow="grow")
+    with pytest.raises(TypeError):  # settings are keyword-only, so masks or a key in their place fail at once
+        sj.set_sparse(optax.adam(1e-3), masks, sj.DSTSchedule(10))
+    set_tx = sj.set_sparse(optax.adam(1e-3), schedule=sj.DSTSchedule(10))
+    with pytest.raises(ValueError, match="needs a PRNG key in the state"):
+        set_tx.update(params, sj.with_masks(set_tx.init(params), masks), params)
     with pytest.raises(ValueError, match=r"drop_fraction=1.5 .*\[0, 1\]"):
         sj.DSTSchedule(10, drop_fraction=1.5)
     with pytest.raises(ValueError, match="delta_t=0"):
         sj.DSTSchedule(10, delta_t=0)
     bad = dict(masks)
     bad["Dense_0"] = {"kernel": jnp.ones((2, 2), bool), "bias": None}
-    with pytest.raises(ValueError, match="Dense_0/kernel"):
-        sj.static_sparse(optax.adam(1e-3), bad).init(params)
-    tx = sj.static_sparse(optax.adam(1e-3), masks)
+    tx = sj.static_sparse(optax.adam(1e-3))
+    with pytest.raises(ValueError, match=r"Dense_0/kernel.*\(2, 2\)"):
+        sj.with_masks(tx.init(params), bad)
+    with pytest.raises(ValueError, match="Dense_0/kernel.*float32; masks must be boolean"):
+        sj.with_masks(tx.init(params), jax.tree.map(lambda m: m.astype(jnp.float32), masks))
+    dense_bias = jax.tree.map(lambda m: m, masks)
+    dense_bias["Dense_0"]["bias"] = jnp.ones(24, bool)
+    with pytest.raises(ValueError, match="Dense_0/bias.*filter_fn"):
+        sj.with_masks(tx.init(params), dense_bias)
     with pytest.raises(ValueError, match="needs params"):
         tx.update(params, tx.init(params))
     with pytest.raises(ValueError, match="rewire=True needs a SET or RigL transform"):
         tx.update(params, tx.init(params), params, rewire=True)
-    rigl = sj.rigl_sparse(optax.adam(1e-3), masks, sj.DSTSchedule(10))
+    rigl = sj.rigl_sparse(optax.adam(1e-3), schedule=sj.DSTSchedule(10))
     for bad_flag in (1, "yes", jnp.bool_(True)):
-        with pytest.raises(ValueError, match=r"rewire=.* is not allowed; use None .*True or False"):
+        with pytest.raises(ValueError, match=r"rewire=.* is not allowed; allowed: None .*True or False"):
             rigl.update(params, rigl.init(params), params, rewire=bad_flag)
 
 
@@ -336,35 +352,34 @@ def test_property_drop_and_grow(seed, density, fraction):
 
 
 def test_traced_masks_rewire_like_concrete_ones():
-    # Built inside jit the masks are tracers: the top-k bound then comes from max_active
-    # (or the layer size); every path must pick the same connections.
+    # The top-k bound comes from max_active or the layer size, and the masks may be tracers
+    # (put into the state inside jit); every path must pick the same connections.
     params, masks = _setup()
     sched = sj.DSTSchedule(total_steps=100, delta_t=1)
     grads = jax.tree.map(lambda p: jnp.cos(jnp.arange(p.size, dtype=jnp.float32)).reshape(p.shape), params)
 
     def rewired(ms, max_active=None):
-        tx = sj.rigl_sparse(optax.adam(1e-2), ms, sched, max_active=max_active)
-        return tx.update(grads, tx.init(params), params)[1].masks
+        tx = sj.rigl_sparse(optax.adam(1e-2), schedule=sched, max_active=max_active)
+        return tx.update(grads, sj.with_masks(tx.init(params), ms), params)[1].masks
 
     ref = rewired(masks)
     counts = sj.active_counts(masks)
-    for out in (jax.jit(rewired)(masks), jax.jit(lambda ms: rewired(ms, counts))(masks)):
+    for out in (rewired(masks, counts), jax.jit(rewired)(masks), jax.jit(lambda ms: rewired(ms, counts))(masks)):
         for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(ref)):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert any(bool((a != b).any()) for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(masks)))
     with pytest.raises(ValueError, match="max_active has 1 leaves"):
-        sj.rigl_sparse(optax.adam(1e-2), masks, sched, max_active={"a": 3})
+        sj.rigl_sparse(optax.adam(1e-2), schedule=sched, max_active={"a": 3}).init(params)
 
 
-def test_set_key_gives_seeds_their_own_draws_from_one_transform():
+def test_with_masks_gives_seeds_their_own_draws_from_one_transform():
     params, masks = _setup()
     sched = sj.DSTSchedule(total_steps=100, delta_t=1)
-    tx = sj.set_sparse(optax.adam(1e-2), masks, jax.random.key(0), sched)  # built once, outside vmap
+    tx = sj.set_sparse(optax.adam(1e-2), schedule=sched)  # built once, outside vmap
     grads = jax.tree.map(jnp.ones_like, params)
 
     def one(key, reseed):
-        state = tx.init(params)
-        state = sj.set_key(state, key) if reseed else state
+        state = sj.with_masks(tx.init(params), masks, key=key if reseed else jax.random.key(0))
         return tx.update(grads, state, params)[1].masks["Dense_1"]["kernel"]
 
     keys = jax.random.split(jax.random.key(1), 2)
@@ -389,7 +404,7 @@ def test_rewiring_keeps_counts_with_non_finite_weights(bad):
 def test_moments_of_grown_and_dropped_entries_are_zero(inner):
     params, masks = _setup()
     sched = sj.DSTSchedule(total_steps=100, delta_t=3, drop_fraction=0.5)
-    tx = sj.set_sparse(INNERS[inner](), masks, jax.random.key(0), sched)
+    tx = _bound(sj.set_sparse(INNERS[inner](), schedule=sched), masks, jax.random.key(0))
     history = _run(tx, params, 3)
     m_old, m_new, state = history[1][1], history[2][1], history[2][2]
     not_kept = jax.tree.map(lambda a, b: ~(a & b), m_new, m_old)
@@ -405,9 +420,9 @@ def test_moments_of_grown_and_dropped_entries_are_zero(inner):
 
 
 def test_non_integer_inputs_are_rejected():
-    with pytest.raises(ValueError, match="delta_t=2.5 must be an integer"):
+    with pytest.raises(ValueError, match="delta_t=2.5 is not allowed; allowed: an integer >= 1"):
         sj.DSTSchedule(10, delta_t=2.5)
-    with pytest.raises(ValueError, match="count=2.7 must be an integer"):
+    with pytest.raises(ValueError, match="count=2.7 is not allowed; allowed: an integer"):
         sj.topk_mask({"a": jnp.zeros((3, 3))}, {"a": 2.7})
     assert sj.DSTSchedule(100, end_fraction=0.57).t_end == 57
 
@@ -464,7 +479,8 @@ def test_rewiring_drops_the_exact_count_at_t_end_over_two_eager_and_jit():
     schedule = sj.DSTSchedule(1_000_000)
     mask = jnp.arange(20) < 12
     params = {"w": jnp.where(mask, jnp.arange(1.0, 21.0), 0.0)}
-    tx = sj.set_sparse(optax.sgd(0.0), {"w": mask}, jax.random.key(0), schedule)
+    prune_all = lambda path, leaf: True  # the one leaf is 1-D, which the default filter keeps dense
+    tx = _bound(sj.set_sparse(optax.sgd(0.0), schedule=schedule, filter_fn=prune_all), {"w": mask}, jax.random.key(0))
     state = tx.init(params)
     grads = {"w": jnp.ones(20)}
     for update in (tx.update, jax.jit(tx.update, static_argnames="rewire")):
@@ -486,7 +502,7 @@ def test_off_schedule_counts_and_no_host_callback_on_the_schedule():
     jaxpr = str(jax.make_jaxpr(lambda t: schedule.device_drop_count(t, actives))(1000))
     assert "callback" not in jaxpr
     params, masks = _setup()
-    tx = sj.set_sparse(optax.adam(1e-2), masks, jax.random.key(0), sj.DSTSchedule(100, delta_t=10))
+    tx = _bound(sj.set_sparse(optax.adam(1e-2), schedule=sj.DSTSchedule(100, delta_t=10)), masks, jax.random.key(0))
     update = lambda p, s: tx.update(p, s, p)
     assert "callback" not in str(jax.make_jaxpr(update)(params, tx.init(params)))
     with pytest.raises(ValueError, match="n_drop must be an integer count"):

@@ -1,0 +1,149 @@
+"""The matplotlib figures of a sweep's results directory.
+
+Learning curves per env, final returns per cell and the seed-0 mask topology
+of static against TAR, each drawn on a headless Agg canvas (no pyplot state)
+and written atomically as a PNG. The statistics behind them come from
+:mod:`agents.stats`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from agents import stats
+from agents.results import atomic_write_bytes
+
+
+def _wrap(title: str, width: int = 38) -> str:
+    """A subplot title broken into lines that fit the panel."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(title, width))
+
+
+def _color(method: str) -> str:
+    return f"C{stats.method_key(method)[0] % 10}"
+
+
+def _grid(n: int, max_cols: int, width: float, height: float) -> tuple[Figure, np.ndarray]:
+    """A figure with ``n`` subplots in rows of at most ``max_cols`` (unused ones hidden)."""
+    cols = min(n, max_cols)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel())
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def _save(fig: Figure, path: Path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_curves(runs: Sequence[dict], env: str, path: Path) -> None:
+    """Mean eval return vs env steps per method with 95% CI bands, one subplot per algo x sparsity."""
+    settings: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        if r["env"] == env and stats.status(r) == "ok":
+            settings[stats.cell_of(r)][r["method"]].append(r)
+    if not settings:
+        return
+    fig, axes = _grid(len(settings), 3, 4.5, 3.3)
+    for ax, (cell, methods) in zip(axes, sorted(settings.items(), key=lambda kv: tuple(map(stats.sortable, kv[0])))):
+        for method in sorted(methods, key=stats.method_key):
+            curves = [r["curve"] for r in sorted(methods[method], key=lambda r: r["seed"])]
+            n = min(len(c) for c in curves)  # seeds of one group share their evaluation steps
+            steps = [c["env_steps"] for c in curves[0][:n]]
+            y = np.array([[c["eval_return"] for c in curve[:n]] for curve in curves], float)
+            lo, hi = stats.bootstrap_ci(y)
+            for seed_curve in y:  # every seed, faintly, beside the mean and its CI
+                ax.plot(steps, seed_curve, color=_color(method), alpha=0.25, linewidth=0.6)
+            ax.plot(steps, y.mean(axis=0), color=_color(method), label=f"{method} ({len(curves)})")
+            ax.fill_between(steps, lo, hi, color=_color(method), alpha=0.2, linewidth=0)
+        ax.set(xlabel="env steps", ylabel="eval return")
+        ax.set_title(_wrap(stats.cell_name(dict(zip(stats.CELL_KEYS, cell)))), fontsize="small")
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3))  # step counts overlap as plain integers
+        ax.legend(fontsize="small")
+    _save(fig, path)
+
+
+def plot_final_returns(rows: Sequence[dict], runs: Sequence[dict], path: Path) -> None:
+    """Final return per method: every seed as a point, the mean with its 95% CI; one subplot per cell."""
+    settings: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        settings[stats.cell_of(r)].append(r)
+    finals: dict[tuple, list[float]] = defaultdict(list)
+    for cell, methods in stats.ok_runs_by_cell(runs).items():
+        for method, rs in methods.items():
+            finals[(cell, method)] = [stats.final_return(r["curve"]) for r in rs]
+    fig, axes = _grid(len(settings), 4, 3.8, 3.2)
+    for ax, (cell, members) in zip(axes, sorted(settings.items(), key=lambda kv: tuple(map(stats.sortable, kv[0])))):
+        members = [r for r in members if r["mean"] is not None]
+        x = np.arange(len(members))
+        means = np.array([r["mean"] for r in members])
+        err = np.array([[r["mean"] - r["ci_low"], r["ci_high"] - r["mean"]] for r in members]).reshape(-1, 2).T
+        colors = [_color(r["method"]) for r in members]
+        ax.errorbar(x, means, yerr=err, fmt="none", ecolor="black", capsize=4, zorder=3)
+        ax.scatter(x, means, marker="_", s=300, color=colors, zorder=3)
+        for i, r in enumerate(members):
+            seeds = finals.get((cell, r["method"]), [])
+            jitter = np.linspace(-0.15, 0.15, len(seeds)) if len(seeds) > 1 else np.zeros(len(seeds))
+            ax.scatter(i + jitter, seeds, s=12, color=colors[i], alpha=0.6, zorder=2)
+        ax.set_xticks(x, [r["method"] for r in members], rotation=30, ha="right")
+        ax.set(ylabel="final return")
+        ax.set_title(_wrap(stats.cell_name(dict(zip(stats.CELL_KEYS, cell)))), fontsize="small")
+    _save(fig, path)
+
+
+def plot_topology(runs: Sequence[dict], env: str, path: Path) -> None:
+    """Per-layer density and dead units (zero fan-in / fan-out) of seed-0 static vs TAR masks."""
+    seed0 = {
+        (stats.cell_of(r), r["method"]): r.get("topology")
+        for r in runs
+        if r["env"] == env and r["seed"] == 0 and r["method"] in ("static", "tar")
+    }
+    pairs = sorted(
+        (cell for cell, method in seed0 if method == "static" and seed0[(cell, "static")] and seed0.get((cell, "tar"))),
+        key=lambda c: tuple(map(stats.sortable, c)),
+    )
+    if not pairs:
+        return
+    fig, axes = _grid(4 * len(pairs), 4, 4.0, 3.2)
+    width = 0.4
+    for i, cell in enumerate(pairs):
+        for j, network in enumerate(stats.NETWORKS):
+            ax_density, ax_dead = axes[4 * i + 2 * j], axes[4 * i + 2 * j + 1]
+            for k, method in enumerate(("static", "tar")):
+                layers = seed0[(cell, method)][network]
+                x = np.arange(len(layers)) + (k - 0.5) * width
+                color = _color(method)
+                ax_density.bar(x, [t["density"] for t in layers], width, color=color, label=method)
+                fan_in = np.array([t["zero_fan_in"] for t in layers])
+                fan_out = np.array([t["zero_fan_out"] for t in layers])
+                ax_dead.bar(x, fan_in, width, color=color, label=f"{method} 0 fan-in")
+                ax_dead.bar(
+                    x, fan_out, width, bottom=fan_in, color=color, alpha=0.45, hatch="//", label=f"{method} 0 fan-out"
+                )
+            names = [t["name"].removesuffix("/kernel") for t in layers]
+            for ax in (ax_density, ax_dead):
+                ax.set_xticks(np.arange(len(names)), names, rotation=30, ha="right", fontsize="small")
+            title = f"{stats.cell_name(dict(zip(stats.CELL_KEYS[1:], cell[1:])))} {network}"
+            ax_density.set(ylabel="active / size")
+            ax_density.set_title(_wrap(f"{title}: density"), fontsize="small")
+            ax_dead.set(ylabel="units")
+            ax_dead.set_title(_wrap(f"{title}: dead units"), fontsize="small")
+            ax_density.legend(fontsize="small")
+            ax_dead.legend(fontsize="x-small")
+    fig.suptitle(f"{env}: mask topology, seed 0")
+    _save(fig, path)

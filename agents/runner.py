@@ -1,0 +1,230 @@
+"""The host runner: prepare a batch of runs (init, warm-up, masks), then drive its chunks.
+
+:func:`run` trains ``methods x seeds`` as one vmapped batch, chunk by chunk,
+with per-chunk metrics going to a callback (the sweep's progress bar and
+checkpoints). Methods that differ only by their initial mask share one
+compiled chunk; the chunk compiles on a second thread while the batch warms up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+import sparse_jax as sj
+from agents.config import TrainConfig
+from agents.sharding import gather_runs, pad_runs, runs_mesh, shard_runs
+from agents.train import Trainer, TrainState, make_train
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What :func:`run` returns.
+
+    Attributes:
+      labels: ``(method, seed)`` per run, in the order of the runs axis.
+      history: one dict of per-run metrics (numpy arrays of shape ``(runs,)``) per chunk,
+        plus ``wall_s`` and ``steps_per_s`` (host-measured, shared by the vmapped runs).
+      state: the final batched ``TrainState``.
+      masks: the initial ``(actor SparseInit, critic SparseInit)``, batched over runs.
+      traces: how many times each trainer function was traced.
+    """
+
+    labels: list[tuple[str, int]]
+    history: list[dict[str, np.ndarray]]
+    state: TrainState
+    masks: tuple[sj.SparseInit, sj.SparseInit]
+    traces: dict[str, int]
+
+
+def _stack_runs(trees: Sequence[Any]) -> Any:
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
+
+
+class Prepared(NamedTuple):
+    """Runs ready to train (see :func:`prepare`).
+
+    Attributes:
+      trainer: the pure functions of the group's configuration.
+      state: the batched ``TrainState`` after warm-up and masking.
+      masks: the initial ``(actor SparseInit, critic SparseInit)``, batched over runs.
+      labels: ``(method, seed)`` per run, in the order of the runs axis.
+      mesh: the device mesh the runs axis is sharded over (``None`` on one device).
+        ``state`` then has padding runs at the end, up to a multiple of the
+        mesh size; ``labels`` and ``masks`` cover the real runs only.
+      chunk: the vmapped chunk, compiled for ``state`` (see :func:`compile_chunk`).
+    """
+
+    trainer: Trainer
+    state: TrainState
+    masks: tuple[sj.SparseInit, sj.SparseInit]
+    labels: list[tuple[str, int]]
+    mesh: Mesh | None = None
+    chunk: Callable | None = None
+
+
+def check_group(config: TrainConfig, methods: Sequence[str] | None) -> tuple[TrainConfig, tuple[str, ...]]:
+    """Validate that ``methods`` can share one compiled function; return the group's config."""
+    methods = tuple(methods or (config.sparse.method,))
+    for m in methods:  # validates every name before anything compiles
+        dataclasses.replace(config.sparse, method=m)
+    if len(methods) > 1 and not all(m in sj.MASK_METHODS for m in methods):
+        raise ValueError(
+            f"methods {methods} cannot share one compiled function; only {', '.join(sj.MASK_METHODS)} can."
+        )
+    return dataclasses.replace(config, sparse=dataclasses.replace(config.sparse, method=methods[0])), methods
+
+
+def prepare(
+    config: TrainConfig, seeds: Sequence[int], methods: Sequence[str] | None = None, num_devices: int | None = None
+) -> Prepared:
+    """Init, warm up and mask ``methods x seeds`` runs as one batch (runs axis method-major).
+
+    Each seed's dense init and warm-up data are shared by every method, so
+    methods differ only by their masks. Several methods share one compiled
+    function only if they are all mask-only (dense, static, uniform_revival,
+    tar); ``set`` and ``rigl`` run alone. With several devices the runs axis
+    is sharded across them (see :func:`runs_mesh`, :func:`shard_runs`).
+
+    The chunk function is compiled on a second thread meanwhile: XLA compiles
+    without holding the GIL, so its compilation overlaps warm-up and masking.
+    """
+    config, methods = check_group(config, methods)
+    mesh = runs_mesh(num_devices)
+    trainer = make_train(config)
+    labels = [(m, s) for m in methods for s in seeds]
+    num_slots = len(labels) + (0 if mesh is None else -len(labels) % mesh.size)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        chunk = pool.submit(compile_chunk, trainer, num_slots, mesh)
+        state, masks = _init_and_mask(trainer, seeds, methods)
+        chunk = chunk.result()
+    if mesh is not None:
+        state = shard_runs(pad_runs(state, len(labels), mesh.size), mesh)
+    return Prepared(trainer, state, masks, labels, mesh, chunk)
+
+
+def _init_and_mask(
+    trainer: Trainer, seeds: Sequence[int], methods: Sequence[str]
+) -> tuple[TrainState, tuple[sj.SparseInit, sj.SparseInit]]:
+    """The batched state of ``methods x seeds`` after init, warm-up and masking (see :func:`prepare`)."""
+    config = trainer.config
+    keys = jnp.stack([jax.random.key(s) for s in seeds])
+    state = jax.jit(jax.vmap(trainer.warmup))(jax.jit(jax.vmap(trainer.init))(keys))
+    # "global" with revival needs concrete masks: make those run by run, eagerly.
+    eager = config.sparse.distribution == "global"
+    inits = []
+    for m in methods:
+        mask_method = sj.METHODS[m].mask
+        if eager:
+            per_run = [
+                trainer.make_masks(jax.tree.map(lambda x, i=i: x[i], state), mask_method) for i in range(len(seeds))
+            ]
+            inits.append(jax.tree.map(lambda *xs: jnp.stack(xs), *per_run))
+        else:
+            inits.append(jax.jit(jax.vmap(lambda s, m=mask_method: trainer.make_masks(s, m)))(state))
+    masks = _stack_runs(inits)
+    state = jax.jit(jax.vmap(trainer.apply_masks))(_stack_runs([state] * len(methods)), *masks)
+    return state, masks
+
+
+def state_template(trainer: Trainer, num_runs: int) -> TrainState:
+    """Shapes and dtypes of a batched ``TrainState`` of ``num_runs`` runs, without computing it.
+
+    Masking does not change the structure, so this is the template to restore
+    a checkpoint of :func:`prepare`'s state into.
+    """
+    keys = jnp.stack([jax.random.key(0)] * num_runs)
+    return jax.eval_shape(jax.vmap(trainer.init), keys)
+
+
+def _chunk_jit(trainer: Trainer, mesh: Mesh | None) -> Callable:
+    """The chunk, vmapped over runs (chunk index unbatched) and jitted; sharded output with a ``mesh``."""
+    vmapped = jax.vmap(trainer.chunk, in_axes=(0, None))
+    if mesh is None:
+        return jax.jit(vmapped)
+    sharding = NamedSharding(mesh, PartitionSpec("runs"))
+    return jax.jit(vmapped, out_shardings=(sharding, sharding))
+
+
+def compile_chunk(trainer: Trainer, num_slots: int, mesh: Mesh | None = None) -> Callable:
+    """The vmapped chunk compiled ahead of time for a batch of ``num_slots`` runs (padding included).
+
+    Needs only shapes (:func:`state_template`), so it can run before the
+    state exists. Returns ``(state, chunk_index) -> (state, metrics)``.
+    """
+    template = state_template(trainer, num_slots)
+    if mesh is not None:
+        sharding = NamedSharding(mesh, PartitionSpec("runs"))
+        template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), template)
+    return _chunk_jit(trainer, mesh).lower(template, jnp.int32(0)).compile()
+
+
+def train_chunks(
+    trainer: Trainer,
+    state: TrainState,
+    first_chunk: int = 0,
+    on_chunk: Callable[[int, dict[str, np.ndarray], TrainState], None] | None = None,
+    num_runs: int | None = None,
+    mesh: Mesh | None = None,
+    chunk_fn: Callable | None = None,
+) -> tuple[TrainState, list[dict[str, np.ndarray]]]:
+    """Run chunks ``first_chunk .. num_chunks - 1`` of a prepared batch from the host.
+
+    One compiled, vmapped chunk function; the chunk index is passed unbatched.
+    After each chunk the metrics of the first ``num_runs`` runs (numpy, one
+    value per run, plus host-measured ``wall_s`` and ``steps_per_s``) go to
+    ``on_chunk(chunk, metrics, state)``. With a ``mesh`` the state stays
+    sharded over the runs axis from chunk to chunk. ``chunk_fn`` is a
+    compiled chunk (:attr:`Prepared.chunk`); by default it is jitted here.
+    """
+    config = trainer.config
+    total_runs = jax.tree.leaves(state.env_steps)[0].shape[0]
+    num_runs = total_runs if num_runs is None else num_runs
+    chunk = _chunk_jit(trainer, mesh) if chunk_fn is None else chunk_fn
+    history = []
+    for c in range(first_chunk, config.num_chunks):
+        start = time.perf_counter()
+        state, metrics = chunk(state, jnp.int32(c))
+        metrics = {k: np.asarray(v)[:num_runs] for k, v in gather_runs(metrics).items()}
+        wall = time.perf_counter() - start
+        metrics["wall_s"] = np.float64(wall)
+        metrics["steps_per_s"] = np.float64(config.chunk_steps * num_runs / wall)
+        history.append(metrics)
+        if on_chunk is not None:
+            on_chunk(c, metrics, state)
+    return state, history
+
+
+def run(
+    config: TrainConfig,
+    seeds: Sequence[int],
+    methods: Sequence[str] | None = None,
+    on_chunk: Callable[[int, dict[str, np.ndarray], TrainState], None] | None = None,
+    num_devices: int | None = None,
+) -> RunResult:
+    """Train ``methods x seeds`` as one vmapped batch, chunk by chunk, from the host.
+
+    Args:
+      config: the configuration; its ``sparse.method`` is the default method.
+      seeds: integer seeds (see :func:`prepare`).
+      methods: the methods of the batch (see :func:`prepare`).
+      on_chunk: called after each chunk with ``(chunk_index, metrics, state)``,
+        e.g. to report or checkpoint.
+      num_devices: devices to shard the runs over (default: all).
+
+    Returns:
+      A :class:`RunResult` (its ``state`` keeps any padding runs at the end).
+    """
+    prepared = prepare(config, seeds, methods, num_devices)
+    state, history = train_chunks(
+        prepared.trainer, prepared.state, 0, on_chunk, len(prepared.labels), prepared.mesh, prepared.chunk
+    )
+    return RunResult(prepared.labels, history, state, prepared.masks, dict(prepared.trainer.traces))

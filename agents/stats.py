@@ -1,0 +1,457 @@
+"""The statistics of a sweep's runs: returns, seed statistics, FLOPs, TAR's gains and comparisons.
+
+Pure functions from runs (as :func:`agents.report.load_runs` gives them) or
+summary rows to numbers and dicts, with no drawing and no file writing, plus
+the helpers that group, sort and name runs by cell, which the table, figure and
+report modules share. Every bootstrap uses a fixed generator, so the same runs
+give the same statistics.
+
+Statistics follow Agarwal et al. 2021 (the ``rliable`` package). A *cell* is
+one point of the sweep's grid (env, algo, hidden sizes, sparsity, base score,
+distribution, rho); per cell and method, over seeds:
+
+- final return of a run: mean ``eval_return`` over its last 10% of evaluations
+  (at least one);
+- whole-curve return of a run: mean ``eval_return`` over all its evaluations
+  (the area under the learning curve divided by its length, evaluations being
+  evenly spaced), which separates runs that learn early from runs that learn
+  late when the final returns are bimodal;
+- a run is *diverged* if its ``diverged`` flag is set or its final return is not
+  finite, and *unfinished* if it has fewer chunks than planned; both are left
+  out of the mean, IQM and CI, and counted in ``n_diverged`` / ``n_unfinished``;
+- IQM: the 25%-trimmed mean (Agarwal et al. 2021);
+- 95% CI of the mean: percentile bootstrap over seeds with a fixed generator,
+  so a report is reproducible. Percentile rather than BCa because BCa is
+  undefined for the 2-5 seeds of a typical sweep whenever resamples tie;
+  with one seed, or all seeds equal, the CI is ``(mean, mean)``;
+- probability of improvement of TAR over each other method of the cell,
+  ``P(X > Y) + P(X = Y) / 2`` over pairs of seeds (Mann-Whitney), on the final
+  and the whole-curve return, with a 95% stratified-bootstrap CI;
+- TAR's gain over a baseline: ``100 * (tar - base) / |base|`` in %, against
+  ``static`` and against the better (higher mean) of ``set`` / ``rigl`` among
+  those present; ``None`` when a baseline is missing or zero, and flagged
+  (``static_near_zero``, ``dst_near_zero``) when ``|base|`` is under 5% of the largest ``|mean|``
+  of the cell (such gains are shown with a warning and left out of medians).
+  The median of the gains across envs is given per cell without its env;
+- across cells, per method: IQM and mean of the normalised final return
+  ``(x - u) / (d - u)`` over all runs of all cells, with a 95% stratified
+  bootstrap CI (runs resampled within each cell); ``u`` is the mean first
+  evaluation of the cell's runs (after the first chunk of training: the
+  nearest the curves come to an untrained policy) and ``d`` its dense mean
+  final return, so 0 is the first evaluation and 1 is dense. Cells without
+  dense, or where dense does not beat ``u`` by 1% of ``|d| + |u|``, are left
+  out (and named). A method is aggregated over the cells where it has
+  finished runs, with the same number of runs (its lowest seeds) per cell.
+
+FLOPs model (ratios to the dense network, so per-weight constants cancel).
+Per network ``n`` (actor, critic = both twin critics) let ``D_n`` be all its
+parameters and ``N_n = D_n - prunable_n + active_n`` the ones a sparse forward
+touches (active prunable weights plus biases and other non-prunable ones). A
+forward costs ``~ N_n``, a backward ``~ 2 N_n`` (activations and weights).
+
+- inference (one actor forward): ``N_actor / D_actor``;
+- training, per gradient update: forward + backward of actor and critic plus a
+  forward of the target critic, ``F_S = 3 N_actor + 4 N_critic``, against
+  ``F_D = 3 D_actor + 4 D_critic`` for dense;
+- RigL computes a dense weight gradient at each mask update, which costs
+  ``D_n - N_n`` more than the sparse one (Evci et al. 2020, appendix H). Over
+  ``T`` updates there are ``M = floor((t_end - 1) / delta_t)`` mask updates with
+  ``t_end = floor(end_fraction * T)``, so RigL's training ratio is
+  ``(T F_S + M sum_n (D_n - N_n)) / (T F_D)``; SET's random regrowth is
+  negligible.
+
+The model ignores TD3's delayed actor updates and the actor forwards inside
+the critic target, and counts the active weights of the initial masks.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from agents.config import METHODS
+from sparse_jax.validation import check_int
+
+CELL_KEYS = ("env", "algo", "hidden", "sparsity", "score", "distribution", "rho")
+NETWORKS = ("actor", "critic")
+BOOTSTRAP_SEED = 0
+N_RESAMPLES = 9999
+RLIABLE_REPS = 2000
+NEAR_ZERO = 0.05
+
+
+def curve_mean(curve: Sequence[dict]) -> float:
+    """Mean ``eval_return`` over all evaluations of a run (a normalised area under its learning curve).
+
+    >>> curve_mean([{"eval_return": 0.0}, {"eval_return": 10.0}, {"eval_return": 20.0}])
+    10.0
+    """
+    if not curve:
+        raise ValueError("curve_mean needs at least one evaluation; the curve is empty.")
+    return float(np.mean([float(c["eval_return"]) for c in curve]))
+
+
+def final_return(curve: Sequence[dict]) -> float:
+    """Mean ``eval_return`` over the last 10% of evaluations (rounded up, at least one).
+
+    Args:
+      curve: the run's evaluations in order, as read from ``curve.jsonl``.
+
+    Returns:
+      The final return; NaN if any of those evaluations is NaN.
+
+    >>> final_return([{"eval_return": float(r)} for r in range(15)])  # last 2 of 15
+    13.5
+    """
+    if not curve:
+        raise ValueError("final_return needs at least one evaluation; the curve is empty.")
+    k = math.ceil(0.1 * len(curve))
+    return float(np.mean([float(c["eval_return"]) for c in curve[-k:]]))
+
+
+def bootstrap_ci(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """95% percentile-bootstrap CI of the mean over axis 0 (seeds); ``(mean, mean)`` below two seeds."""
+    values = np.asarray(values, float)
+    mean = values.mean(axis=0)
+    if values.shape[0] < 2:
+        return mean, mean
+    res = scipy_stats.bootstrap(
+        (values,),
+        np.mean,
+        axis=0,
+        n_resamples=N_RESAMPLES,
+        method="percentile",
+        random_state=np.random.default_rng(BOOTSTRAP_SEED),
+    )
+    lo, hi = res.confidence_interval
+    # Columns where every seed agrees have no spread; return the mean itself, not a rounded resample mean.
+    tied = np.ptp(values, axis=0) == 0
+    return np.where(tied, mean, lo), np.where(tied, mean, hi)
+
+
+def seed_stats(values: Sequence[float]) -> dict[str, float | None]:
+    """Mean, IQM and 95% bootstrap CI of the mean of per-seed final returns.
+
+    Args:
+      values: one finite final return per seed.
+
+    Returns:
+      ``{"mean", "iqm", "ci_low", "ci_high"}``, all ``None`` when ``values`` is empty.
+
+    >>> seed_stats([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 100.0])["iqm"]  # mean of 3, 4, 5, 6
+    4.5
+    """
+    x = np.asarray(values, float)
+    if x.size == 0:
+        return {"mean": None, "iqm": None, "ci_low": None, "ci_high": None}
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"seed_stats needs finite values; got {x.tolist()}.")
+    lo, hi = bootstrap_ci(x)
+    return {
+        "mean": float(x.mean()),
+        "iqm": float(scipy_stats.trim_mean(x, 0.25)),
+        "ci_low": float(lo),
+        "ci_high": float(hi),
+    }
+
+
+def network_counts(params: dict, network: str) -> tuple[int, int]:
+    """``(N, D)``: parameters a sparse pass touches, and all parameters, of one network."""
+    p = params[network]
+    return p["total"] - p["prunable"] + p["active"], p["total"]
+
+
+def relative_flops(
+    params: dict, method: str, total_updates: int = 0, delta_t: int = 1, end_fraction: float = 0.0
+) -> tuple[float, float]:
+    """Training and inference FLOPs of one run relative to dense (model in the module docstring).
+
+    Args:
+      params: ``run.json``'s ``params``: ``{"actor": {"active", "prunable", "total"}, "critic": {...}}``.
+      method: the sparse method; only ``rigl`` adds the dense-gradient cost of its mask updates.
+      total_updates: gradient updates in the run (RigL only).
+      delta_t: updates between mask updates (RigL only).
+      end_fraction: fraction of the updates after which masks stop changing (RigL only).
+
+    Returns:
+      ``(train, inference)`` FLOPs as fractions of the dense network's.
+
+    >>> net = lambda active, size: {"active": active, "prunable": size, "total": size}
+    >>> relative_flops({"actor": net(10, 100), "critic": net(20, 200)}, "static")
+    (0.1, 0.1)
+    """
+    for network in NETWORKS:
+        p = params.get(network, {})
+        if not {"active", "prunable", "total"} <= p.keys():
+            raise ValueError(f"params[{network!r}]={p!r} needs the keys active, prunable and total.")
+        if not 0 <= p["active"] <= p["prunable"] <= p["total"] or p["total"] <= 0:
+            raise ValueError(f"params[{network!r}]={p!r} must satisfy 0 <= active <= prunable <= total, total > 0.")
+    (n_a, d_a), (n_c, d_c) = (network_counts(params, n) for n in NETWORKS)
+    sparse, dense = 3 * n_a + 4 * n_c, 3 * d_a + 4 * d_c
+    train = sparse / dense
+    if method == "rigl" and total_updates > 0:
+        check_int("delta_t", delta_t, minimum=1)
+        # Same mask-update steps as sparse_jax.DSTSchedule.is_update_step: t % delta_t == 0 for 0 < t < t_end.
+        t_end = int(math.floor(end_fraction * total_updates + 1e-9))
+        mask_updates = max(t_end - 1, 0) // delta_t
+        train += mask_updates * ((d_a - n_a) + (d_c - n_c)) / (total_updates * dense)
+    return train, n_a / d_a
+
+
+def cell_of(row: dict) -> tuple:
+    """The cell (:data:`CELL_KEYS`) of a run or summary row."""
+    return tuple(row.get(k) for k in CELL_KEYS)
+
+
+def method_key(method: str) -> tuple[int, str]:
+    """Sort methods in the order of ``agents.config.METHODS``, unknown ones last."""
+    return (METHODS.index(method) if method in METHODS else len(METHODS), method)
+
+
+def sortable(value: Any) -> tuple:
+    """A sort key for a cell value that puts ``None`` (an axis the run leaves unset) before any value."""
+    return (value is not None, value if value is not None else 0)
+
+
+def status(run: dict) -> str:
+    """A run's status: ``"ok"``, ``"diverged"`` or ``"unfinished"`` (as defined in the module docstring)."""
+    if run.get("diverged"):
+        return "diverged"
+    if not run["curve"] or run.get("chunks_done", 0) < run.get("total_chunks", 0):
+        return "unfinished"
+    finite = all(math.isfinite(float(c["eval_return"])) for c in run["curve"])
+    return "ok" if finite else "diverged"
+
+
+def cell_name(row: dict, keys: Sequence[str] = CELL_KEYS) -> str:
+    """A short readable name of a cell, e.g. ``hopper sac s0.9 snip uniform``."""
+    parts = []
+    for k in keys:
+        v = row.get(k)
+        if v is None:
+            continue
+        if k == "sparsity":
+            parts.append(f"s{v:g}")
+        elif k == "rho":
+            parts.append(f"rho {v:g}")
+        elif k == "hidden":
+            parts.append(f"{v} units")
+        else:
+            parts.append(str(v))
+    return " ".join(parts)
+
+
+def _gain(value: float | None, base: float | None) -> float | None:
+    if value is None or base is None or base == 0:
+        return None
+    return 100.0 * (value - base) / abs(base)
+
+
+def tar_gains(rows: Sequence[dict]) -> list[dict]:
+    """TAR's gain in % over static and over the better of SET/RigL, per cell.
+
+    Args:
+      rows: summary rows with at least ``env, algo, sparsity, method, mean``
+        (and the other :data:`CELL_KEYS` where the sweep sets them).
+
+    Returns:
+      One dict per cell with a TAR row: the cell keys, ``gain_vs_static_pct,
+      gain_vs_dst_pct, dst_baseline`` (``set``, ``rigl`` or ``None``),
+      ``static_near_zero`` / ``dst_near_zero`` (True when that baseline's
+      ``|mean|`` is under 5% of the cell's largest ``|mean|``, so the ratio is
+      unstable), and
+      ``median_gain_vs_static_pct, median_gain_vs_dst_pct`` (medians over the
+      envs of the same cell otherwise, flagged gains left out; ``None`` if
+      none is left).
+    """
+    means: dict[tuple, dict[str, float | None]] = defaultdict(dict)
+    for r in rows:
+        means[cell_of(r)][r["method"]] = r["mean"]
+    gains = []
+    for cell, m in sorted(means.items(), key=lambda kv: tuple(sortable(v) for v in kv[0])):
+        if "tar" not in m:
+            continue
+        dst = [(m[k], k) for k in ("set", "rigl") if m.get(k) is not None]
+        best, name = max(dst) if dst else (None, None)
+        scale = max((abs(v) for v in m.values() if v is not None), default=0.0)
+        near = lambda b, scale=scale: b is not None and abs(b) < NEAR_ZERO * scale
+        gains.append(
+            {
+                **dict(zip(CELL_KEYS, cell)),
+                "gain_vs_static_pct": _gain(m["tar"], m.get("static")),
+                "gain_vs_dst_pct": _gain(m["tar"], best),
+                "dst_baseline": name,
+                "static_near_zero": near(m.get("static")),
+                "dst_near_zero": near(best),
+            }
+        )
+    for g in gains:
+        peers = [h for h in gains if cell_of(h)[1:] == cell_of(g)[1:]]
+        for col, flag in (("gain_vs_static_pct", "static_near_zero"), ("gain_vs_dst_pct", "dst_near_zero")):
+            vals = [h[col] for h in peers if h[col] is not None and not h[flag]]
+            g[f"median_{col}"] = statistics.median(vals) if vals else None
+    return gains
+
+
+def ok_runs_by_cell(runs: Sequence[dict]) -> dict[tuple, dict[str, list[dict]]]:
+    """Finished, finite runs grouped by cell, then method, each list sorted by seed."""
+    cells: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in sorted(runs, key=lambda r: r["seed"]):
+        if status(r) == "ok":
+            cells[cell_of(r)][r["method"]].append(r)
+    return cells
+
+
+def _rng() -> np.random.RandomState:
+    return np.random.RandomState(BOOTSTRAP_SEED)  # rliable takes the legacy generator
+
+
+def _interval_estimates(scores: dict, fn: Any) -> tuple[dict, dict]:
+    """``rliable.library.get_interval_estimates`` with this module's reps and fixed generator."""
+    import warnings
+
+    from rliable import library as rly
+
+    # rliable's stratified bootstraps draw their indices from numpy's global generator (np.random.choice),
+    # whatever random_state says; seed it for the call and put its state back, so a report is reproducible.
+    saved = np.random.get_state()
+    np.random.seed(BOOTSTRAP_SEED)
+    try:
+        with warnings.catch_warnings():  # arch, under rliable, deprecates the RandomState that rliable passes it
+            warnings.simplefilter("ignore", FutureWarning)
+            return rly.get_interval_estimates(scores, fn, reps=RLIABLE_REPS, random_state=_rng())
+    finally:
+        np.random.set_state(saved)
+
+
+def _poi_one_task(x: np.ndarray, y: np.ndarray) -> float:
+    """rliable's ``metrics.probability_of_improvement`` for one task (Mann-Whitney U / (n_x n_y)), vectorised.
+
+    rliable computes it with ``scipy.stats.mannwhitneyu`` per bootstrap replicate, about 50x slower.
+    """
+    x, y = x[:, 0][:, None], y[:, 0][None, :]
+    return float(np.mean((x > y) + 0.5 * (x == y)))
+
+
+def probability_of_improvement(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float]:
+    """``P(X > Y) + P(X = Y) / 2`` over pairs of seeds, with a 95% stratified-bootstrap CI (rliable).
+
+    >>> probability_of_improvement([3.0, 4.0], [1.0, 2.0])[0]
+    1.0
+    """
+    x, y = np.asarray(x, float)[:, None], np.asarray(y, float)[:, None]
+    point, ci = _interval_estimates({"pair": (x, y)}, _poi_one_task)
+    lo, hi = np.asarray(ci["pair"]).ravel()[:2]
+    return float(point["pair"]), float(lo), float(hi)
+
+
+def comparisons(runs: Sequence[dict]) -> list[dict]:
+    """TAR against every other method of its cell: probability of improvement on final and whole-curve return.
+
+    Returns:
+      One dict per (cell, baseline) with the keys :data:`agents.tables.COMPARISON_COLUMNS`;
+      cells where TAR or the baseline has fewer than two finished runs are left out.
+    """
+    out = []
+    for cell, methods in sorted(ok_runs_by_cell(runs).items(), key=lambda kv: tuple(sortable(v) for v in kv[0])):
+        tar = methods.get("tar", [])
+        if len(tar) < 2:
+            continue
+        for base in sorted((m for m in methods if m != "tar"), key=method_key):
+            other = methods[base]
+            if len(other) < 2:
+                continue
+            row = {**dict(zip(CELL_KEYS, cell)), "baseline": base, "n_tar": len(tar), "n_baseline": len(other)}
+            for name, stat in (("final", final_return), ("curve", curve_mean)):
+                p, lo, hi = probability_of_improvement(
+                    [stat(r["curve"]) for r in tar], [stat(r["curve"]) for r in other]
+                )
+                row.update({f"poi_{name}": p, f"poi_{name}_low": lo, f"poi_{name}_high": hi})
+            out.append(row)
+    return out
+
+
+def aggregate(runs: Sequence[dict]) -> tuple[list[dict], list[str]]:
+    """IQM and mean of the dense-normalised final return over all cells, per method (module docs).
+
+    Returns:
+      ``(rows, skipped)``: one row per method with ``method, n_cells, n_runs,
+      iqm, iqm_low, iqm_high, mean, mean_low, mean_high``, and the names of the
+      cells left out (no dense runs, or dense no better than untrained).
+    """
+    from rliable import metrics
+
+    per_method: dict[str, list[np.ndarray]] = defaultdict(list)
+    skipped = []
+    for cell, methods in sorted(ok_runs_by_cell(runs).items(), key=lambda kv: tuple(sortable(v) for v in kv[0])):
+        every = [r for rs in methods.values() for r in rs]
+        untrained = float(np.mean([float(r["curve"][0]["eval_return"]) for r in every]))
+        dense = [final_return(r["curve"]) for r in methods.get("dense", [])]
+        d = float(np.mean(dense)) if dense else None
+        if d is None or d - untrained <= 0.01 * (abs(d) + abs(untrained)):
+            skipped.append(cell_name(dict(zip(CELL_KEYS, cell))))
+            continue
+        for method, rs in methods.items():
+            per_method[method].append((np.array([final_return(r["curve"]) for r in rs]) - untrained) / (d - untrained))
+    rows = []
+    for method in sorted(per_method, key=method_key):
+        cols = per_method[method]
+        n = min(len(c) for c in cols)  # rliable needs a runs x cells matrix; keep the lowest seeds of each cell
+        scores = {method: np.stack([c[:n] for c in cols], axis=1)}
+        row = {"method": method, "n_cells": len(cols), "n_runs": n * len(cols)}
+        for name, fn in (("iqm", metrics.aggregate_iqm), ("mean", metrics.aggregate_mean)):
+            point, ci = _interval_estimates(scores, lambda x, fn=fn: np.array([fn(x)]))
+            lo, hi = np.asarray(ci[method]).ravel()[:2]
+            row.update({name: float(point[method][0]), f"{name}_low": float(lo), f"{name}_high": float(hi)})
+        rows.append(row)
+    return rows, skipped
+
+
+def topology_changes(runs: Sequence[dict]) -> list[dict]:
+    """What revival changed, per cell and network, from the seed-0 masks of static, tar and uniform_revival.
+
+    Returns:
+      One dict per (cell, method, network) for ``tar`` and ``uniform_revival``:
+      ``moved`` (connections in other layers than static's per-layer counts
+      put them: half the sum of the per-layer count differences),
+      ``dead_before`` / ``dead_after`` (units with zero fan-in or fan-out
+      before revival and after it), ``dead_static`` (the same for static's
+      masks), and ``reach_*`` (the smallest input-to-output pair fraction over
+      the network's chains, before revival, after it and for static).
+    """
+    seed0 = {(cell_of(r), r["method"]): r for r in runs if r["seed"] == 0 and r.get("topology")}
+    out = []
+    for (cell, method), run in sorted(seed0.items(), key=lambda kv: (tuple(sortable(v) for v in kv[0][0]), kv[0][1])):
+        static = seed0.get((cell, "static"))
+        if method not in ("tar", "uniform_revival") or static is None:
+            continue
+        for network in NETWORKS:
+            after, before = run["topology"][network], run.get("base_topology", {}).get(network, [])
+            mine = static["topology"][network]
+            dead = lambda layers: sum(t["zero_fan_in"] + t["zero_fan_out"] for t in layers)
+            reach = lambda r, key, network=network: min(
+                (c["pair_fraction"] for c in r.get(key, {}).get(network, {}).values()), default=None
+            )
+            out.append(
+                {
+                    **dict(zip(CELL_KEYS, cell)),
+                    "method": method,
+                    "network": network,
+                    "moved": sum(abs(a["active"] - b["active"]) for a, b in zip(after, mine)) // 2,
+                    "active": [t["active"] for t in after],
+                    "active_static": [t["active"] for t in mine],
+                    "dead_before": dead(before),
+                    "dead_after": dead(after),
+                    "dead_static": dead(mine),
+                    "reach_before": reach(run, "base_reachability"),
+                    "reach_after": reach(run, "reachability"),
+                    "reach_static": reach(static, "reachability"),
+                }
+            )
+    return out
