@@ -38,19 +38,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import functools
 import json
-import os
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -58,6 +53,7 @@ import numpy as np
 import optax
 
 import sparse_jax
+from benchmarks.common import fmt, interleaved, machine_info, summary
 
 LEARNING_RATE = 3e-4
 SPARSITY = 0.9
@@ -106,41 +102,6 @@ class MLP(nn.Module):
         for f in self.features[:-1]:
             x = nn.relu(nn.Dense(f)(x))
         return nn.Dense(self.features[-1])(x)
-
-
-# ---------------------------------------------------------------- timing
-
-
-def timed(fn: Callable[[], Any]) -> float:
-    """Wall-clock seconds of ``fn()``, blocking until its result is ready."""
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn())
-    return time.perf_counter() - t0
-
-
-def interleaved(calls: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
-    """Time every callable once per repeat, alternating between them.
-
-    Each callable is run once first (compilation and warm-up, not timed). The
-    order of the callables is reversed on every other repeat so that neither
-    side always runs first.
-
-    Returns:
-      ``{name: [seconds per repeat]}``.
-    """
-    for fn in calls.values():
-        jax.block_until_ready(fn())
-    names = list(calls)
-    times: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(repeats):
-        for n in names if r % 2 == 0 else reversed(names):
-            times[n].append(timed(calls[n]))
-    return times
-
-
-def summary(values: Sequence[float]) -> dict[str, float]:
-    """Median, min and max of ``values``."""
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 # ---------------------------------------------------------------- 1. masked vs unmasked step
@@ -338,30 +299,6 @@ def bench_mask_update(settings: Settings, key: jax.Array) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- report
-
-
-def machine_info() -> dict[str, Any]:
-    """Devices, platform, CPU count, date and library versions."""
-    return {
-        "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "devices": [repr(d) for d in jax.devices()],
-        "device_kind": jax.devices()[0].device_kind,
-        "backend": jax.default_backend(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "jax": jax.__version__,
-        "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else None,
-        "flax": flax.__version__,
-        "optax": optax.__version__,
-        "numpy": np.__version__,
-    }
-
-
-def fmt(s: dict[str, float], spec: str = ".3f") -> str:
-    """``median [min, max]`` of a :func:`summary`."""
-    return f"{s['median']:{spec}} [{s['min']:{spec}}, {s['max']:{spec}}]"
 
 
 def print_report(results: dict[str, Any]) -> None:

@@ -1,14 +1,16 @@
 """Shared helpers of the benchmark suite: compile counting, timing, summaries, JSON output.
 
-Timing, summaries and machine info come from :mod:`benchmarks.bench_sparse_jax`
-so that every benchmark reports in the same style: sides of a comparison timed
+Every benchmark reports in the same style: sides of a comparison timed
 alternately in one process, ratios per repeat, median [min, max].
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
+import platform
 import statistics
 import sys
 import time
@@ -16,10 +18,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import flax
 import jax
 import jax.numpy as jnp
-
-from benchmarks.bench_sparse_jax import fmt, interleaved, machine_info, summary, timed
+import numpy as np
+import optax
 
 __all__ = [
     "CompileCounter",
@@ -78,13 +81,65 @@ def install_device_put_replicated() -> None:
         jax.device_put_replicated = lambda x, devices: jax.tree.map(lambda a: jnp.stack([a] * len(devices)), x)
 
 
+def timed(fn: Callable[[], Any]) -> float:
+    """Wall-clock seconds of ``fn()``, blocking until its result is ready."""
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn())
+    return time.perf_counter() - t0
+
+
+def interleaved(calls: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
+    """Time every callable once per repeat, alternating between them.
+
+    Each callable is run once first (compilation and warm-up, not timed). The
+    order of the callables is reversed on every other repeat so that neither
+    side always runs first.
+
+    Returns:
+      ``{name: [seconds per repeat]}``.
+    """
+    for fn in calls.values():
+        jax.block_until_ready(fn())
+    names = list(calls)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(repeats):
+        for n in names if r % 2 == 0 else reversed(names):
+            times[n].append(timed(calls[n]))
+    return times
+
+
+def summary(values: Sequence[float]) -> dict[str, float]:
+    """Median, min and max of ``values``."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def machine_info() -> dict[str, Any]:
+    """Devices, platform, CPU count, date and library versions."""
+    return {
+        "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "devices": [repr(d) for d in jax.devices()],
+        "device_kind": jax.devices()[0].device_kind,
+        "backend": jax.default_backend(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "jax": jax.__version__,
+        "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else None,
+        "flax": flax.__version__,
+        "optax": optax.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def fmt(s: dict[str, float], spec: str = ".3f") -> str:
+    """``median [min, max]`` of a :func:`summary`."""
+    return f"{s['median']:{spec}} [{s['min']:{spec}}, {s['max']:{spec}}]"
+
+
 def ratio_summary(num: Sequence[float], den: Sequence[float]) -> dict[str, float]:
     """Median [min, max] of the per-repeat ratios ``num[i] / den[i]``."""
     return summary([n / d for n, d in zip(num, den, strict=True)])
-
-
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values)
 
 
 def write_json(name: str, results: dict[str, Any], command: str | None = None, out_dir: Path = RESULTS_DIR) -> Path:
@@ -103,16 +158,6 @@ def write_json(name: str, results: dict[str, Any], command: str | None = None, o
     path = out_dir / f"{name}.json"
     path.write_text(json.dumps(results, indent=2, default=float) + "\n")
     return path
-
-
-class Clock:
-    """Seconds since construction."""
-
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-
-    def __call__(self) -> float:
-        return time.perf_counter() - self.start
 
 
 def part_main(

@@ -344,6 +344,40 @@ def _check_max_active(max_active: Counts | None, masks: Masks) -> None:
         )
 
 
+def _rewire_masks(
+    inner, regrow, schedule, max_active, masks, inner_state, params, inner_updates, grads, key, t, on_schedule
+):
+    """One SET/RigL mask update of every layer after this step's inner update; moments of changed entries zeroed."""
+    m_leaves, treedef = jax.tree.flatten(masks, is_leaf=is_none)
+    w_leaves = jax.tree.leaves(optax.apply_updates(params, inner_updates))
+    g_leaves = jax.tree.leaves(grads)
+    if all(m is None for m in m_leaves):
+        return masks, inner_state
+    bounds = _drop_bounds(masks, max_active, schedule.drop_fraction)
+    actives = jnp.stack([jnp.sum(m, dtype=jnp.int32) for m in m_leaves if m is not None])
+    n_drop = iter(schedule.device_drop_count(t, actives, on_schedule))
+    new, kept = [], []
+    for i, (m, w, g) in enumerate(zip(m_leaves, w_leaves, g_leaves)):
+        if m is None:
+            new.append(None)
+            kept.append(True)
+            continue
+        if regrow == "random":
+            scores = jax.random.uniform(jax.random.fold_in(key, i), m.shape)
+        else:
+            scores = jnp.abs(g)
+        nm, _ = drop_and_grow(m, w, scores, next(n_drop), bounds[i])
+        new.append(nm)
+        kept.append(nm & m)
+    new_masks = jax.tree.unflatten(treedef, new)
+    # Zero the moments of every entry that is not kept: grown ones start fresh, and dropped
+    # ones must not leak stale moments into anything the inner optimizer computes.
+    inner_state = optax.tree.map_params(
+        inner.init, lambda s, k: jnp.where(k, s, jnp.zeros_like(s)), inner_state, jax.tree.unflatten(treedef, kept)
+    )
+    return new_masks, inner_state
+
+
 def sparse_transform(
     inner: optax.GradientTransformation,
     *,
@@ -399,36 +433,6 @@ def sparse_transform(
         _check_max_active(max_active, masks)
         return SparseState(inner.init(params), masks, jnp.zeros([], jnp.int32), None)
 
-    def rewire_masks(masks, inner_state, params, inner_updates, grads, key, t, on_schedule):
-        m_leaves, treedef = jax.tree.flatten(masks, is_leaf=is_none)
-        w_leaves = jax.tree.leaves(optax.apply_updates(params, inner_updates))
-        g_leaves = jax.tree.leaves(grads)
-        if all(m is None for m in m_leaves):
-            return masks, inner_state
-        bounds = _drop_bounds(masks, max_active, schedule.drop_fraction)
-        actives = jnp.stack([jnp.sum(m, dtype=jnp.int32) for m in m_leaves if m is not None])
-        n_drop = iter(schedule.device_drop_count(t, actives, on_schedule))
-        new, kept = [], []
-        for i, (m, w, g) in enumerate(zip(m_leaves, w_leaves, g_leaves)):
-            if m is None:
-                new.append(None)
-                kept.append(True)
-                continue
-            if regrow == "random":
-                scores = jax.random.uniform(jax.random.fold_in(key, i), m.shape)
-            else:
-                scores = jnp.abs(g)
-            nm, _ = drop_and_grow(m, w, scores, next(n_drop), bounds[i])
-            new.append(nm)
-            kept.append(nm & m)
-        new_masks = jax.tree.unflatten(treedef, new)
-        # Zero the moments of every entry that is not kept: grown ones start fresh, and dropped
-        # ones must not leak stale moments into anything the inner optimizer computes.
-        inner_state = optax.tree.map_params(
-            inner.init, lambda s, k: jnp.where(k, s, jnp.zeros_like(s)), inner_state, jax.tree.unflatten(treedef, kept)
-        )
-        return new_masks, inner_state
-
     def update_fn(updates, state, params=None, *, step=None, rewire=None, **extra_args):
         if params is None:
             raise ValueError("sparse_transform.update needs params (call update(grads, state, params)).")
@@ -458,7 +462,9 @@ def sparse_transform(
             # Draws depend on (key, t) only, so they do not depend on which updates passed rewire=False.
             sub = None if state.key is None else jax.random.fold_in(state.key, t)
             # rewire=None rewires only on update steps, where the count table holds f(t); rewire=True may not.
-            rewired = lambda ms, st: rewire_masks(ms, st, params, inner_updates, updates, sub, t, not rewire)
+            rewired = lambda ms, st: _rewire_masks(
+                inner, regrow, schedule, max_active, ms, st, params, inner_updates, updates, sub, t, not rewire
+            )
             if rewire:
                 new_masks, inner_state = rewired(masks, inner_state)
             else:

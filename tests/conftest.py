@@ -1,13 +1,13 @@
-"""Shared fixtures: small MLP params built with flax; a compilation cache shared by the whole run."""
+"""Fixtures and hooks: small MLP params, a compilation cache shared by the whole run. Helpers live in helpers.py."""
 
 import os
 import shutil
 import tempfile
 
-import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import pytest
+
+from tests.helpers import mlp_params
 
 
 def pytest_configure(config):
@@ -32,87 +32,7 @@ def pytest_unconfigure(config):
         shutil.rmtree(cache, ignore_errors=True)
 
 
-def mlp_params(key, sizes):
-    """Params of a ReLU MLP with layer sizes ``sizes = (in, h1, ..., out)``: ``Dense_0 .. Dense_n``."""
-
-    class MLP(nn.Module):
-        @nn.compact
-        def __call__(self, x):
-            for width in sizes[1:-1]:
-                x = nn.relu(nn.Dense(width)(x))
-            return nn.Dense(sizes[-1])(x)
-
-    return MLP().init(key, jnp.zeros((1, sizes[0])))["params"]
-
-
 @pytest.fixture
 def small_params():
     """8 -> 32 -> 32 -> 4 MLP params."""
     return mlp_params(jax.random.key(0), (8, 32, 32, 4))
-
-
-def solved_seeds(history, threshold=500.0, last=3):
-    """Seeds whose eval return reached ``threshold`` in at least one of the ``last`` evaluations.
-
-    Dense SAC and TD3 on inverted_pendulum jump from about 100 to 1000 once they learn, and an
-    early TD3 solution can dip for one evaluation before it settles; counting solved seeds over
-    the last few evaluations is robust to both, and to the CPU-dependent last bits that decide
-    when a seed jumps.
-    """
-    import numpy as np
-
-    returns = np.stack([h["eval_return"] for h in history[-last:]])  # (last, seeds)
-    return int((returns.max(axis=0) >= threshold).sum())
-
-
-def pendulum_config(algo, total_steps, **overrides):
-    """Dense ``algo`` on brax's inverted_pendulum, sized to learn in about a minute on 2 CPU cores.
-
-    The return threshold used with it, 500 of a possible 1000, is far above what no learning
-    gives: zero torque keeps the pole up about 33 steps, uniform random actions about 5, while a
-    hand-tuned PD controller reaches 1000 (measured with these wrappers).
-    """
-    from agents.config import TrainConfig
-
-    kwargs = dict(
-        env="inverted_pendulum",
-        algo=algo,
-        episode_length=1000,
-        total_steps=total_steps,
-        warmup_steps=1000,
-        chunk_steps=2000,
-        num_envs=4,
-        updates_per_step=4,
-        hidden=(64, 64),
-        batch_size=128,
-        eval_episodes=4,
-        actor_lr=1e-3,
-        critic_lr=1e-3,
-        alpha_lr=1e-3,
-    )
-    kwargs.update(overrides)
-    return TrainConfig(**kwargs)
-
-
-# Hand-made twin critic for the SAC/TD3 loss tests: Q1 = w1 * obs + action, Q2 = w2 * obs.
-HAND_CRITIC = {"w1": 1.0, "w2": 2.0}
-HAND_TARGET = {"w1": 0.5, "w2": 1.0}
-
-
-def hand_q(p, obs, act):
-    """The hand-made twin critic, shape ``(2, batch)``."""
-    return jnp.stack([p["w1"] * obs[:, 0] + act[:, 0], p["w2"] * obs[:, 0]])
-
-
-def hand_batch(next_obs):
-    """Two transitions (the second terminal) with obs 1, 2, actions 0.1, 0.2, rewards 1, 2."""
-    from agents.replay import Transition
-
-    return Transition(
-        obs=jnp.array([[1.0], [2.0]]),
-        action=jnp.array([[0.1], [0.2]]),
-        reward=jnp.array([1.0, 2.0]),
-        discount=jnp.array([1.0, 0.0]),
-        mask=jnp.array([1.0, 1.0]),
-        next_obs=jnp.array([[next_obs[0]], [next_obs[1]]]),
-    )

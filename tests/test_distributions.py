@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sparse_jax as sj
-from tests.conftest import mlp_params
+from tests.helpers import mlp_params
 
 
 def _sum(counts):

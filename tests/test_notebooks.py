@@ -93,6 +93,7 @@ def test_committed_notebook_is_stripped_and_parametrized(name):
     assert assigned_names(cell.source) == set(SMALL[name])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_notebook_runs(name):
     nb = execute(name, SMALL[name])

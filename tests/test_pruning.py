@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import sparse_jax as sj
-from tests.conftest import mlp_params
+from tests.helpers import mlp_params
 
 
 def test_magnitude_uniform_keeps_largest():

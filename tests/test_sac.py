@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import pytest
 
 from agents import sac
-from tests.conftest import HAND_CRITIC, HAND_TARGET, hand_batch, hand_q
+from tests.helpers import HAND_CRITIC, HAND_TARGET, hand_batch, hand_q
 
 # Hand-made "networks": the policy always returns action 0.5 with log-probs [-1, 0.5];
 # Q1 = w1 * obs + action, Q2 = w2 * obs.
@@ -49,6 +49,7 @@ def test_alpha_loss_hand_worked_and_direction():
     assert float(jax.grad(sac.alpha_loss)(log_alpha, log_prob, target_entropy)) == pytest.approx(1.25)
 
 
+@pytest.mark.slow
 def test_dense_sac_learns_inverted_pendulum():
     """At least 2 of 3 seeds solve inverted_pendulum (>= 500 in one of the last 3 evaluations) within 21k steps.
 
@@ -60,7 +61,7 @@ def test_dense_sac_learns_inverted_pendulum():
     one of the three instruction sets: at 13k only 11 of the 24 runs were at >= 500.
     """
     from agents.runner import run
-    from tests.conftest import pendulum_config, solved_seeds
+    from tests.helpers import pendulum_config, solved_seeds
 
     result = run(pendulum_config("sac", 21_000), seeds=[0, 1, 2])
     assert solved_seeds(result.history) >= 2, [h["eval_return"].tolist() for h in result.history]

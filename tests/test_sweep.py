@@ -73,6 +73,7 @@ def _sweep_until_first_checkpoint(out: Path, **popen) -> subprocess.Popen:
     return proc
 
 
+@pytest.mark.slow
 def test_kill_after_first_checkpoint_and_resume_matches_straight_run(straight, tmp_path):
     out = tmp_path / "killed"
     proc = _sweep_until_first_checkpoint(out, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -180,6 +181,7 @@ def test_full_disk_midway_gives_one_line_keeps_what_was_written_and_resume_finis
     assert _curves(out) == _curves(straight)
 
 
+@pytest.mark.slow
 def test_sigterm_stops_with_one_line_and_resume_matches(straight, tmp_path):
     """SIGTERM from outside, as SLURM sends it before a kill."""
     out = tmp_path / "stopped"

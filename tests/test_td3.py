@@ -2,7 +2,7 @@ import jax
 import pytest
 
 from agents import td3
-from tests.conftest import HAND_CRITIC, HAND_TARGET, hand_batch, hand_q
+from tests.helpers import HAND_CRITIC, HAND_TARGET, hand_batch, hand_q
 
 policy_fn = lambda p, obs: p["k"] * obs  # deterministic "actor"
 q_fn = hand_q
@@ -39,6 +39,7 @@ def test_actor_loss_is_minus_q1():
     assert float(td3.actor_loss({"k": 0.5}, CRITIC, BATCH.obs, policy_fn, q_fn)) == pytest.approx(-(1.5 + 3.0) / 2)
 
 
+@pytest.mark.slow
 def test_dense_td3_learns_inverted_pendulum():
     """At least 2 of 4 seeds solve inverted_pendulum (>= 500 in one of the last 3 evaluations) within 35k steps.
 
@@ -50,7 +51,7 @@ def test_dense_td3_learns_inverted_pendulum():
     SSE4_2 only by 555 (seed 0 at 111).
     """
     from agents.runner import run
-    from tests.conftest import pendulum_config, solved_seeds
+    from tests.helpers import pendulum_config, solved_seeds
 
     result = run(pendulum_config("td3", 35_000), seeds=[0, 1, 2, 3])
     assert solved_seeds(result.history) >= 2, [h["eval_return"].tolist() for h in result.history]

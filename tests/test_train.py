@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,23 +18,9 @@ from agents.config import SparsityConfig, TrainConfig
 from agents.networks import TwinCritic
 from agents.runner import run
 from agents.train import make_algorithm, make_train, next_rewire_iteration
+from tests.helpers import BANDIT
 
-# One-step bandit (Q(s, a) = -(a - s)^2 exactly), tiny networks, 4 chunks of 500 env steps.
-BANDIT = dict(
-    env="probe_bandit",
-    episode_length=1,
-    total_steps=2500,
-    warmup_steps=500,
-    chunk_steps=500,
-    num_envs=4,
-    updates_per_step=2,
-    hidden=(32, 32),
-    batch_size=64,
-    eval_episodes=8,
-    actor_lr=1e-3,
-    critic_lr=1e-3,
-)
-MASK_METHODS = ("dense", "static", "uniform_revival", "tar")
+MASK_METHODS = sj.MASK_METHODS
 
 
 def _leaves(tree):
@@ -200,8 +187,7 @@ def test_train_is_pure_traced_once_and_reproducible():
     state_a, metrics_a = train(keys)
     state_b, metrics_b = train(keys)
     assert trainer.traces["chunk"] == 1
-    for a, b in zip(_leaves((state_a.agent, metrics_a)), _leaves((state_b.agent, metrics_b))):
-        np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal(_leaves((state_a.agent, metrics_a)), _leaves((state_b.agent, metrics_b)))
     assert metrics_a["eval_return"].shape == (2, cfg.num_chunks)
 
 
@@ -236,7 +222,7 @@ import jax
 from agents import sweep as sweep_lib
 from agents.config import SparsityConfig, TrainConfig
 from agents.runner import run
-from tests.test_train import BANDIT
+from tests.helpers import BANDIT
 
 cfg = TrainConfig(**{**BANDIT, "total_steps": 1500}, sparse=SparsityConfig(sparsity=0.8))
 out = {"device_count": jax.device_count()}
@@ -272,6 +258,7 @@ print("RESULT" + json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_runs_sharded_over_four_devices_match_one_device(tmp_path):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
     proc = subprocess.run(

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sparse_jax as sj
-from tests.conftest import mlp_params
+from tests.helpers import mlp_params
 
 INNERS = {
     "adam": lambda: optax.adam(1e-2),
