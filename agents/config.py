@@ -35,9 +35,10 @@ class SparsityConfig:
       phi: TAR's connectivity-floor fraction of the budget.
       additive: revival budget added on top of the static budget instead of reserved from it.
       revival_init: revived weights start at their ``initial`` values or at ``zero``.
-      delta_t: gradient updates between SET/RigL mask updates.
+      delta_t: gradient updates between SET/RigL/GMP mask updates.
       drop_fraction: SET/RigL initial drop fraction (cosine-decayed).
-      end_fraction: SET/RigL stop rewiring after this fraction of the updates.
+      end_fraction: SET/RigL stop rewiring, and GMP reaches its target sparsity, at this fraction of the updates.
+      start_fraction: GMP trains dense until this fraction of the updates, then starts pruning.
     """
 
     method: str = "dense"
@@ -53,6 +54,7 @@ class SparsityConfig:
     delta_t: int = 1000
     drop_fraction: float = 0.5
     end_fraction: float = 0.8
+    start_fraction: float = 0.2
 
     def __post_init__(self):
         check_choice("method", self.method, METHODS)
@@ -63,7 +65,8 @@ class SparsityConfig:
         sj.scores.check_score(self.score)
         sj.distributions.check_distribution(self.distribution)
         _ = self.revival  # validates rho, phi and revival_init
-        _ = self.schedule(1)  # validates delta_t, drop_fraction, end_fraction
+        for network in ("actor", "critic"):  # validates delta_t, drop_fraction, end_fraction (start_fraction for GMP)
+            _ = self.schedule(1, network)
 
     @property
     def mask_method(self) -> str:
@@ -80,9 +83,18 @@ class SparsityConfig:
         own = self.actor_sparsity if network == "actor" else self.critic_sparsity
         return self.sparsity if own is None else own
 
-    def schedule(self, total_updates: int) -> sj.DSTSchedule:
-        """The SET/RigL schedule over ``total_updates`` gradient updates."""
-        return sj.DSTSchedule(max(int(total_updates), 1), self.delta_t, self.drop_fraction, self.end_fraction)
+    def schedule(self, total_updates: int, network: str = "critic") -> sj.DSTSchedule | sj.GMPSchedule:
+        """The mask schedule of ``network`` over ``total_updates`` of its optimizer's updates.
+
+        GMP's (Zhu & Gupta, defaults after Graesser et al. 2022: prune from 20% to 80% of
+        training every 1000 updates) ends at the network's sparsity; SET's and RigL's is a
+        :class:`sparse_jax.DSTSchedule`.
+        """
+        total = max(int(total_updates), 1)
+        if self.method == "gmp":
+            sparsity = self.network_sparsity(network)
+            return sj.GMPSchedule(total, sparsity, self.start_fraction, self.end_fraction, self.delta_t)
+        return sj.DSTSchedule(total, self.delta_t, self.drop_fraction, self.end_fraction)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +130,9 @@ class TrainConfig:
       expl_noise: TD3 exploration noise std.
       buffer_capacity: replay capacity in transitions (capped at ``total_steps``).
       eval_episodes: deterministic evaluation episodes after every chunk.
+      dormant_tau: after every chunk, a hidden unit whose mean absolute activation on a replay
+        batch is at most ``dormant_tau`` times its layer's mean counts as dormant (Sokar et al.
+        2023; 0 counts only dead units).
       sparse: the sparse-training method and its knobs.
     """
 
@@ -145,6 +160,7 @@ class TrainConfig:
     expl_noise: float = 0.1
     buffer_capacity: int = 1_000_000
     eval_episodes: int = 4
+    dormant_tau: float = 0.025
     sparse: SparsityConfig = SparsityConfig()
 
     def __post_init__(self):
@@ -169,7 +185,7 @@ class TrainConfig:
         check_number("tau", self.tau, lo=0.0, hi=1.0, lo_open=True)
         for name in ("actor_lr", "critic_lr", "alpha_lr", "init_alpha"):
             check_number(name, getattr(self, name), lo=0.0, lo_open=True)
-        for name in ("target_noise", "noise_clip", "expl_noise"):
+        for name in ("target_noise", "noise_clip", "expl_noise", "dormant_tau"):
             check_number(name, getattr(self, name), lo=0.0)
         resolve_backend(self.env, self.backend)  # unknown env or backend fails here, before anything is written
 

@@ -147,3 +147,41 @@ def plot_topology(runs: Sequence[dict], env: str, path: Path) -> None:
             ax_dead.legend(fontsize="x-small")
     fig.suptitle(f"{env}: mask topology, seed 0")
     _save(fig, path)
+
+
+DIAGNOSTICS = (("actor_dormant", "actor dormant units"), ("critic_dormant", "critic dormant units"))
+
+
+def plot_diagnostics(runs: Sequence[dict], env: str, path: Path) -> None:
+    """Per cell: dormant-unit fractions of actor and critic, and mask turnover per chunk, mean over seeds by method.
+
+    Turnover is ``actor_changed + critic_changed``, the connections SET, RigL
+    or GMP changed in the chunk (0 for fixed masks). Runs written before these
+    metrics existed are left out.
+    """
+    settings: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        if r["env"] == env and stats.status(r) == "ok" and r["curve"] and "actor_dormant" in r["curve"][0]:
+            settings[stats.cell_of(r)][r["method"]].append(r)
+    if not settings:
+        return
+    fig, axes = _grid(3 * len(settings), 3, 4.5, 3.0)
+    ordered = sorted(settings.items(), key=lambda kv: tuple(map(stats.sortable, kv[0])))
+    for row, (cell, methods) in enumerate(ordered):
+        panels = axes[3 * row : 3 * row + 3]
+        for method in sorted(methods, key=stats.method_key):
+            curves = [r["curve"] for r in methods[method]]
+            n = min(len(c) for c in curves)
+            steps = [c["env_steps"] for c in curves[0][:n]]
+            mean = lambda key, curves=curves, n=n: np.mean([[c.get(key, 0.0) for c in cv[:n]] for cv in curves], 0)
+            for ax, (key, _) in zip(panels, DIAGNOSTICS):
+                ax.plot(steps, mean(key), color=_color(method), label=method)
+            changed = mean("actor_changed") + mean("critic_changed")
+            panels[2].plot(steps, changed, color=_color(method), label=method)
+        name = stats.cell_name(dict(zip(stats.CELL_KEYS, cell)))
+        for ax, label in zip(panels, [label for _, label in DIAGNOSTICS] + ["connections changed per chunk"]):
+            ax.set(xlabel="env steps", ylabel=label)
+            ax.set_title(_wrap(name), fontsize="small")
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3))
+        panels[0].legend(fontsize="small")
+    _save(fig, path)

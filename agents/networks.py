@@ -91,3 +91,43 @@ def init_actor_critic(
     k_actor, k_critic = jax.random.split(key)
     obs, act = jnp.zeros((1, obs_size)), jnp.zeros((1, action_size))
     return actor.init(k_actor, obs)["params"], critic.init(k_critic, obs, act)["params"]
+
+
+def dormant_fraction(module: nn.Module, params: dict, *inputs: jax.Array, tau: float = 0.025) -> jax.Array:
+    """Fraction of ``module``'s hidden ReLU units that are dormant on ``inputs`` (Sokar et al. 2023).
+
+    A hidden unit ``i`` of a layer is dormant when its mean absolute activation
+    over the batch is at most ``tau`` times the layer's mean over units:
+    ``E|h_i| <= tau * mean_k E|h_k|``; ``tau = 0`` counts only dead units. The
+    hidden units are the ReLU outputs of every ``Dense`` layer of each
+    :class:`MLP` but its last (output) layer.
+
+    >>> import jax, jax.numpy as jnp
+    >>> net = MLP((4,), 1)
+    >>> p = net.init(jax.random.key(0), jnp.ones((1, 3)))["params"]
+    >>> p["Dense_0"] = {"kernel": jnp.array([[0.0, 0.0, 1.0, 1.0]] * 3), "bias": jnp.zeros(4)}
+    >>> float(dormant_fraction(net, p, jnp.ones((8, 3)), tau=0.0))  # two of four units never fire
+    0.5
+    """
+    _, state = module.apply(
+        {"params": params},
+        *inputs,
+        capture_intermediates=lambda mdl, name: isinstance(mdl, nn.Dense),
+        mutable=["intermediates"],
+    )
+    dormant, units = [], 0
+    for mlp in _mlps(state["intermediates"]):
+        layers = sorted((k for k in mlp if k.startswith("Dense_")), key=lambda k: int(k.split("_")[1]))
+        for name in layers[:-1]:  # the last Dense is the output layer
+            h = jax.nn.relu(mlp[name]["__call__"][0])
+            score = jnp.mean(jnp.abs(h.reshape(-1, h.shape[-1])), axis=0)
+            dormant.append(jnp.sum(score <= tau * jnp.mean(score)))
+            units += h.shape[-1]
+    return sum(dormant) / max(units, 1)
+
+
+def _mlps(tree: dict) -> list[dict]:
+    """The sub-dicts of captured intermediates that hold ``Dense_*`` layers (one per MLP)."""
+    if any(k.startswith("Dense_") for k in tree):
+        return [tree]
+    return [m for v in tree.values() if isinstance(v, dict) for m in _mlps(v)]

@@ -75,6 +75,7 @@ def _summarize_runs(runs: Sequence[dict]) -> list[dict]:
                 int(r.get("total_updates", 0)),
                 int(r.get("delta_t", 1)),
                 float(r.get("end_fraction", 0.0)),
+                float(r.get("start_fraction", 0.0)),
             )
             for r in members
         ]
@@ -162,5 +163,6 @@ def write_report(results_dir: str | Path) -> list[dict]:
     for env in sorted({r["env"] for r in runs}):
         figures.plot_curves(runs, env, figures_dir / f"curves_{env}.png")
         figures.plot_topology(runs, env, figures_dir / f"topology_{env}.png")
+        figures.plot_diagnostics(runs, env, figures_dir / f"diagnostics_{env}.png")
     figures.plot_final_returns(rows, runs, figures_dir / "final_returns.png")
     return rows

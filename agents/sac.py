@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from agents.networks import GaussianActor, TwinCritic, init_actor_critic, tanh_gaussian_sample
+from agents.networks import GaussianActor, TwinCritic, dormant_fraction, init_actor_critic, tanh_gaussian_sample
 from agents.replay import Transition
 from agents.types import Algorithm, MakeTx, NetworkMasks, Params, polyak, sparse_opt_state
 
@@ -100,8 +100,7 @@ def make_sac(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
     target_entropy = -float(action_size)
     alpha_tx = optax.adam(config.alpha_lr)
     init_log_alpha = float(jnp.log(config.init_alpha))  # float32 log, as the temperature is stored
-    schedule = config.sparse.schedule(config.total_updates)
-    schedules = {"actor": (schedule, 1), "critic": (schedule, 1)}
+    schedules = {net: (config.sparse.schedule(config.total_updates, net), 1) for net in ("actor", "critic")}
 
     def policy_fn(params, obs, key):
         mean, log_std = actor_net.apply({"params": params}, obs)
@@ -114,8 +113,8 @@ def make_sac(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
         return init_actor_critic(key, actor_net, critic_net, obs_size, action_size)
 
     actor_shapes, critic_shapes = jax.eval_shape(init_params, jax.random.key(0))
-    actor_tx = make_tx("actor", actor_shapes, schedule)
-    critic_tx = make_tx("critic", critic_shapes, schedule)
+    actor_tx = make_tx("actor", actor_shapes, schedules["actor"][0])
+    critic_tx = make_tx("critic", critic_shapes, schedules["critic"][0])
 
     def init_state(actor_init, critic_init, key) -> SACState:
         k_actor, k_critic = jax.random.split(key)
@@ -186,4 +185,10 @@ def make_sac(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
             (state.target_critic, state.critic_masks),
         ]
 
-    return Algorithm(init_params, init_state, act, update, snip_losses, schedules, sparse_params)
+    def dormant(state: SACState, batch: Transition, tau: float):
+        return {
+            "actor": dormant_fraction(actor_net, state.actor, batch.obs, tau=tau),
+            "critic": dormant_fraction(critic_net, state.critic, batch.obs, batch.action, tau=tau),
+        }
+
+    return Algorithm(init_params, init_state, act, update, snip_losses, schedules, sparse_params, dormant)

@@ -75,6 +75,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as scipy_stats
 
+import sparse_jax as sj
 from agents.config import METHODS
 from sparse_jax.validation import check_int
 
@@ -167,23 +168,41 @@ def network_counts(params: dict, network: str) -> tuple[int, int]:
     return p["total"] - p["prunable"] + p["active"], p["total"]
 
 
+def _gmp_pruned_share(total_updates: int, delta_t: int, start_fraction: float, end_fraction: float) -> float:
+    """Mean over GMP's updates of the share of its final pruning already done (0 while dense, 1 at the end)."""
+    schedule = sj.GMPSchedule(total_updates, 0.5, start_fraction, end_fraction, delta_t)
+    steps = [*schedule.update_steps(), total_updates + 1]
+    # The masks after update step u hold until the next one: piecewise constant between update steps.
+    done = sum((min(b, total_updates + 1) - a) * schedule.sparsity_at(a) / 0.5 for a, b in zip(steps, steps[1:]))
+    return done / total_updates
+
+
 def relative_flops(
-    params: dict, method: str, total_updates: int = 0, delta_t: int = 1, end_fraction: float = 0.0
+    params: dict,
+    method: str,
+    total_updates: int = 0,
+    delta_t: int = 1,
+    end_fraction: float = 0.0,
+    start_fraction: float = 0.0,
 ) -> tuple[float, float]:
     """Training and inference FLOPs of one run relative to dense (model in the module docstring).
 
     Args:
       params: ``run.json``'s ``params``: ``{"actor": {"active", "prunable", "total"}, "critic": {...}}``.
-      method: the sparse method; only ``rigl`` adds the dense-gradient cost of its mask updates.
-      total_updates: gradient updates in the run (RigL only).
-      delta_t: updates between mask updates (RigL only).
-      end_fraction: fraction of the updates after which masks stop changing (RigL only).
+      method: the sparse method; ``rigl`` adds the dense-gradient cost of its mask updates, and
+        ``gmp`` trains dense until it starts pruning (``params`` holds its final counts).
+      total_updates: gradient updates in the run (RigL, GMP).
+      delta_t: updates between mask updates (RigL, GMP).
+      end_fraction: fraction of the updates after which masks stop changing (RigL, GMP).
+      start_fraction: fraction of the updates GMP trains dense (GMP only).
 
     Returns:
       ``(train, inference)`` FLOPs as fractions of the dense network's.
 
     >>> net = lambda active, size: {"active": active, "prunable": size, "total": size}
     >>> relative_flops({"actor": net(10, 100), "critic": net(20, 200)}, "static")
+    (0.1, 0.1)
+    >>> relative_flops({"actor": net(10, 100), "critic": net(20, 200)}, "gmp", 10, 1, 0.1, 0.1)  # pruned at once
     (0.1, 0.1)
     """
     for network in NETWORKS:
@@ -195,6 +214,9 @@ def relative_flops(
     (n_a, d_a), (n_c, d_c) = (network_counts(params, n) for n in NETWORKS)
     sparse, dense = 3 * n_a + 4 * n_c, 3 * d_a + 4 * d_c
     train = sparse / dense
+    if method == "gmp" and total_updates > 0:
+        # Between the dense start and the final masks, every pruned weight still costs its FLOPs.
+        train = 1.0 - (1.0 - train) * _gmp_pruned_share(total_updates, delta_t, start_fraction, end_fraction)
     if method == "rigl" and total_updates > 0:
         check_int("delta_t", delta_t, minimum=1)
         # Same mask-update steps as sparse_jax.DSTSchedule.is_update_step: t % delta_t == 0 for 0 < t < t_end.

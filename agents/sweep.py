@@ -478,12 +478,16 @@ def _finite(x: Any) -> bool:
     return bool(np.all(np.isfinite(x)))
 
 
-def _params_info(init: sj.SparseInit, run: int) -> dict[str, int]:
+def _params_info(init: sj.SparseInit, run: int, final_sparsity: float | None = None) -> dict[str, int]:
+    """Active, prunable and total weights of one run's network (active after pruning to ``final_sparsity``)."""
     masks = jax.tree.map(lambda m: np.asarray(m[run]), init.masks)
     params = jax.tree.leaves(init.params)
     prunable = sum(m.size for m in jax.tree.leaves(masks))
+    active = sum(m.sum() for m in jax.tree.leaves(masks))
+    if final_sparsity is not None:
+        active = sj.target_active(prunable, final_sparsity)
     return {
-        "active": int(sum(m.sum() for m in jax.tree.leaves(masks))),
+        "active": int(active),
         "prunable": int(prunable),
         "total": int(sum(int(np.prod(p.shape[1:])) for p in params)),
     }
@@ -536,8 +540,12 @@ def _run_records(cfg: SweepConfig, cell: Cell, ids: list[str], prepared: Prepare
             "config": json.loads(json.dumps(dataclasses.asdict(
                 dataclasses.replace(train_cfg, sparse=dataclasses.replace(sp, method=method))))),
             "total_chunks": train_cfg.num_chunks, "delta_t": sp.delta_t, "end_fraction": sp.end_fraction,
+            "start_fraction": sp.start_fraction,
             "total_updates": train_cfg.total_updates,
-            "params": {"actor": _params_info(actor, r), "critic": _params_info(critic, r)},
+            "params": {  # GMP starts dense: its parameter count is the one it prunes to
+                net: _params_info(init, r, sp.network_sparsity(net) if method == "gmp" else None)
+                for net, init in (("actor", actor), ("critic", critic))
+            },
             "topology": {"actor": _topology(actor.masks, r), "critic": _topology(critic.masks, r)},
             "base_topology": {"actor": _topology(actor.base_masks, r), "critic": _topology(critic.base_masks, r)},
             "reachability": {"actor": _reachability(actor.masks, r), "critic": _reachability(critic.masks, r)},

@@ -17,7 +17,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from agents.networks import DeterministicActor, TwinCritic, init_actor_critic
+import sparse_jax as sj
+from agents.networks import DeterministicActor, TwinCritic, dormant_fraction, init_actor_critic
 from agents.replay import Transition
 from agents.types import Algorithm, MakeTx, NetworkMasks, Params, polyak, sparse_opt_state
 
@@ -84,8 +85,8 @@ def network_schedules(config: TrainConfig) -> dict:
     """The actor's schedule counts its own updates: one per ``policy_delay`` critic updates."""
     d = config.policy_delay
     return {
-        "actor": (config.sparse.schedule(config.total_updates // d), d),
-        "critic": (config.sparse.schedule(config.total_updates), 1),
+        "actor": (config.sparse.schedule(config.total_updates // d, "actor"), d),
+        "critic": (config.sparse.schedule(config.total_updates, "critic"), 1),
     }
 
 
@@ -137,6 +138,9 @@ def make_td3(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
         )  # fmt: skip
         c_updates, critic_opt = critic_tx.update(c_grads, state.critic_opt, state.critic, step=step, rewire=rewire)
         state = state.replace(critic=optax.apply_updates(state.critic, c_updates), critic_opt=critic_opt)
+        # The targets move only on delayed updates, but a SET/RigL/GMP critic mask may change on any
+        # update: mask the target critic now, so it is never denser than its online network.
+        state = state.replace(target_critic=sj.apply_mask(state.target_critic, state.critic_masks))
 
         def delayed(state):
             a_loss, a_grads = jax.value_and_grad(actor_loss)(state.actor, state.critic, batch.obs, policy_fn, q_fn)
@@ -171,4 +175,10 @@ def make_td3(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
             (state.target_actor, state.actor_masks),
         ]
 
-    return Algorithm(init_params, init_state, act, update, snip_losses, schedules, sparse_params)
+    def dormant(state: TD3State, batch: Transition, tau: float):
+        return {
+            "actor": dormant_fraction(actor_net, state.actor, batch.obs, tau=tau),
+            "critic": dormant_fraction(critic_net, state.critic, batch.obs, batch.action, tau=tau),
+        }
+
+    return Algorithm(init_params, init_state, act, update, snip_losses, schedules, sparse_params, dormant)

@@ -122,7 +122,7 @@ def make_algorithm(config: TrainConfig, obs_size: int, action_size: int) -> Algo
     def max_active(network: str, shapes: Any) -> sj.masks.Counts | None:
         # Static per-layer active counts size the SET/RigL top-k, since masks are traced inside jit.
         # ERK/uniform counts depend on shapes only; "global" falls back to the layer sizes.
-        if sparse.distribution == "global" or sj.METHODS[sparse.method].regrow == "none":
+        if sparse.distribution == "global" or sj.METHODS[sparse.method].update not in ("set", "rigl"):
             return None
         scores = sj.scores.magnitude(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes))
         k = sj.target_active(sum(x.size for x in jax.tree.leaves(scores)), sparse.network_sparsity(network))
@@ -130,7 +130,11 @@ def make_algorithm(config: TrainConfig, obs_size: int, action_size: int) -> Algo
 
     def make_tx(network: str, shapes: Any, schedule: sj.DSTSchedule) -> optax.GradientTransformationExtraArgs:
         return sj.sparse_optimizer(
-            sparse.method, optax.adam(lrs[network]), schedule=schedule, max_active=max_active(network, shapes)
+            sparse.method,
+            optax.adam(lrs[network]),
+            schedule=schedule,
+            max_active=max_active(network, shapes),
+            distribution=sparse.distribution,
         )
 
     return ALGORITHMS[config.algo](config, obs_size, action_size, make_tx)
@@ -189,11 +193,22 @@ def _evaluate_fn(config: TrainConfig, algo: Algorithm, eval_env: Any) -> Callabl
     return evaluate
 
 
-def _mask_metrics(algo: Algorithm, agent: Any) -> Metrics:
-    """Mask densities, and the non-zero weights outside the masks (0 when everything is exactly sparse)."""
+def _changed(new: Any, old: Any) -> jax.Array:
+    """Mask entries that differ between ``new`` and ``old`` (a connection dropped or grown counts once)."""
+    return sum(jnp.count_nonzero(a != b) for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(old)))
+
+
+def _mask_metrics(algo: Algorithm, agent: Any, start: Any) -> Metrics:
+    """Mask densities, turnover since ``start`` (the chunk's first state), and non-zeros outside the masks.
+
+    ``*_changed`` counts the connections SET, RigL or GMP changed in the chunk;
+    ``outside_mask`` is 0 when every network is exactly sparse.
+    """
     return {
         "actor_density": _mask_density(agent.actor_masks),
         "critic_density": _mask_density(agent.critic_masks),
+        "actor_changed": _changed(agent.actor_masks, start.actor_masks),
+        "critic_changed": _changed(agent.critic_masks, start.critic_masks),
         "outside_mask": sum(_outside_mask(params, masks) for params, masks in algo.sparse_params(agent)),
     }
 
@@ -205,7 +220,7 @@ def _chunk_fn(
     evaluate: Callable,
 ) -> Callable[[TrainState, jax.Array], tuple[TrainState, Metrics]]:
     """``(state, chunk_index) -> (state, metrics)``: ``chunk_iters`` iterations, then an evaluation."""
-    dynamic = sj.METHODS[config.sparse.method].regrow != "none"
+    dynamic = sj.METHODS[config.sparse.method].update != "fixed"
 
     def iteration(state: TrainState, it: jax.Array, rewire: bool | None) -> tuple[TrainState, Metrics]:
         # ACT: one step of every parallel env with the stochastic policy.
@@ -239,7 +254,7 @@ def _chunk_fn(
         end = first + config.chunk_iters
         shapes = jax.eval_shape(lambda s, it: iteration(s, it, False)[1], state, first)
         zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, jnp.float32), shapes)
-        carry = (state, zeros, zeros)
+        carry, start_agent = (state, zeros, zeros), state.agent
         if not dynamic:
             carry = iterations(carry, first, end, False)
         else:
@@ -256,7 +271,10 @@ def _chunk_fn(
         out = {name: sums[name] / seen[name] for name in sums}  # NaN where every iteration had NaN
         out.update(evaluate(state))
         out["env_steps"] = state.env_steps
-        out.update(_mask_metrics(algo, state.agent))
+        out.update(_mask_metrics(algo, state.agent, start_agent))
+        # The probe's batch comes from a key folded off the state's, which training never reads.
+        probe = buffer_sample(state.buffer, jax.random.fold_in(state.key, 3), config.batch_size)
+        out.update({f"{net}_dormant": v for net, v in algo.dormant(state.agent, probe, config.dormant_tau).items()})
         return state, out
 
     return chunk

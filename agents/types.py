@@ -61,6 +61,9 @@ class Algorithm(NamedTuple):
         ``u % stride == 0``.
       sparse_params: ``state -> [(params, masks), ...]`` for every network that
         must stay exactly sparse (online and target).
+      dormant: ``(state, batch, tau) -> {"actor": fraction, "critic": fraction}``,
+        the dormant hidden units of each online network on a replay batch
+        (:func:`agents.networks.dormant_fraction`).
     """
 
     init_params: Callable
@@ -70,6 +73,7 @@ class Algorithm(NamedTuple):
     snip_losses: Callable
     schedules: dict[str, tuple[sj.DSTSchedule, int]]
     sparse_params: Callable
+    dormant: Callable
 
 
 def polyak(target: Params, online: Params, tau: float, masks: sj.masks.Masks) -> Params:

@@ -53,9 +53,11 @@ from sparse_jax.scores import SCORES, compute_scores
 from sparse_jax.topology import Reachability, layer_topology, reachability, topology_table
 from sparse_jax.transforms import (
     DSTSchedule,
+    GMPSchedule,
     SparseState,
     drop_and_grow,
     get_masks,
+    gmp_sparse,
     rigl_sparse,
     set_sparse,
     sparse_optimizer,
@@ -103,12 +105,14 @@ __all__ = [
     "topology_table",
     # training transforms
     "DSTSchedule",
+    "GMPSchedule",
     "SparseState",
     "sparse_transform",
     "sparse_optimizer",
     "static_sparse",
     "set_sparse",
     "rigl_sparse",
+    "gmp_sparse",
     "with_masks",
     "get_masks",
     "drop_and_grow",

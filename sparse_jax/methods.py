@@ -3,8 +3,8 @@
 One table serves the library (:func:`sparse_jax.sparse_init`,
 :func:`sparse_jax.sparse_optimizer`) and everything built on it.
 
->>> METHODS["tar"], METHODS["rigl"]
-(Method(mask='tar', regrow='none'), Method(mask='static', regrow='gradient'))
+>>> METHODS["tar"], METHODS["rigl"], METHODS["gmp"]
+(Method(mask='tar', update='fixed'), Method(mask='static', update='rigl'), Method(mask='dense', update='gmp'))
 >>> MASK_METHODS
 ('dense', 'static', 'uniform_revival', 'tar')
 """
@@ -20,22 +20,24 @@ class Method(NamedTuple):
     Attributes:
       mask: how the initial masks are made (a :func:`sparse_jax.sparse_init` method):
         ``dense``, ``static`` (score x distribution), ``uniform_revival`` or ``tar``.
-      regrow: how the masks change during training (a :func:`sparse_jax.sparse_transform`
-        ``regrow``): ``none`` (fixed), ``random`` (SET) or ``gradient`` (RigL).
+      update: how the masks change during training: ``fixed``; ``set`` (magnitude
+        drop, random regrowth); ``rigl`` (magnitude drop, gradient regrowth);
+        ``gmp`` (gradual magnitude pruning from dense, no regrowth).
     """
 
     mask: str
-    regrow: str
+    update: str
 
 
 METHODS: dict[str, Method] = {
-    "dense": Method("dense", "none"),
-    "static": Method("static", "none"),
-    "uniform_revival": Method("uniform_revival", "none"),
-    "tar": Method("tar", "none"),
-    "set": Method("static", "random"),
-    "rigl": Method("static", "gradient"),
+    "dense": Method("dense", "fixed"),
+    "static": Method("static", "fixed"),
+    "uniform_revival": Method("uniform_revival", "fixed"),
+    "tar": Method("tar", "fixed"),
+    "set": Method("static", "set"),
+    "rigl": Method("static", "rigl"),
+    "gmp": Method("dense", "gmp"),
 }
 
 # Methods that differ only by their initial mask; they train with the same fixed-mask transform.
-MASK_METHODS: tuple[str, ...] = tuple(name for name, m in METHODS.items() if m.regrow == "none")
+MASK_METHODS: tuple[str, ...] = tuple(name for name, m in METHODS.items() if m.update == "fixed")

@@ -51,7 +51,10 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import warnings
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any, NamedTuple
 
@@ -60,7 +63,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sparse_jax.masks import Counts, FilterFn, Masks, default_filter, dense_masks, is_none, path_name
+from sparse_jax.distributions import layer_counts
+from sparse_jax.masks import Counts, FilterFn, Masks, default_filter, dense_masks, is_none, path_name, target_active
 from sparse_jax.methods import METHODS
 from sparse_jax.validation import check_choice, check_int, check_number, fail
 
@@ -231,6 +235,87 @@ class DSTSchedule:
         t = jnp.asarray(t)
         nxt = jnp.maximum(-(-t // self.delta_t), 1) * self.delta_t
         return jnp.where(nxt < self.t_end, nxt, self.t_end).astype(t.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class GMPSchedule:
+    """When and how far gradual magnitude pruning (Zhu & Gupta 2017) prunes.
+
+    After the ``t``-th update (``t = 1, 2, ...``) the target sparsity is
+    ``s(t) = s_f * (1 - (1 - (t - t_start) / (t_last - t_start)) ** 3)`` for
+    ``t_start <= t <= t_last`` (0 before, ``s_f`` after): dense at the start,
+    pruning fast early and slowly near the end. The masks change on the update
+    steps ``t_start, t_start + delta_t, ...`` below ``t_last``, and at
+    ``t_last`` itself, so the run reaches ``s_f`` exactly there.
+
+    Attributes:
+      total_steps: optimizer steps in the whole run.
+      sparsity: the final sparsity ``s_f``, in ``[0, 1)``.
+      start_fraction: pruning starts at ``t_start = floor(start_fraction * total_steps)`` (at least 1).
+      end_fraction: and ends at ``t_last = floor(end_fraction * total_steps)`` (at least ``t_start``).
+      delta_t: steps between mask updates.
+    """
+
+    total_steps: int
+    sparsity: float
+    start_fraction: float = 0.2
+    end_fraction: float = 0.8
+    delta_t: int = 1000
+
+    def __post_init__(self):
+        check_int("total_steps", self.total_steps, minimum=1)
+        check_int("delta_t", self.delta_t, minimum=1)
+        check_number("sparsity", self.sparsity, lo=0.0, hi=1.0, hi_open=True)
+        check_number("start_fraction", self.start_fraction, lo=0.0, hi=1.0)
+        check_number("end_fraction", self.end_fraction, lo=float(self.start_fraction), hi=1.0)
+
+    @property
+    def t_start(self) -> int:
+        """First mask-update step."""
+        return max(int(math.floor(self.start_fraction * self.total_steps + 1e-9)), 1)
+
+    @property
+    def t_last(self) -> int:
+        """Last mask-update step, where the sparsity reaches its target."""
+        return max(int(math.floor(self.end_fraction * self.total_steps + 1e-9)), self.t_start)
+
+    @property
+    def t_end(self) -> int:
+        """One past the last mask-update step (as :attr:`DSTSchedule.t_end`, an exclusive end)."""
+        return self.t_last + 1
+
+    def update_steps(self) -> list[int]:
+        """Every mask-update step, in order."""
+        return [*range(self.t_start, self.t_last, self.delta_t), self.t_last]
+
+    def sparsity_at(self, t: int) -> float:
+        """The target sparsity after update ``t`` (host float64)."""
+        if t < self.t_start:
+            return 0.0
+        if t >= self.t_last or self.t_last == self.t_start:
+            return float(self.sparsity)
+        x = (t - self.t_start) / (self.t_last - self.t_start)
+        return float(self.sparsity) * (1.0 - (1.0 - x) ** 3)
+
+    def is_update_step(self, t: jax.Array) -> jax.Array:
+        """True after update ``t`` (1-based) when the masks change."""
+        t = jnp.asarray(t)
+        on_grid = (t >= self.t_start) & (t < self.t_last) & ((t - self.t_start) % self.delta_t == 0)
+        return on_grid | (t == self.t_last)
+
+    def next_update_step(self, t: jax.Array) -> jax.Array:
+        """The first mask-update step at or after ``t``, or ``t_end`` when none is left."""
+        t = jnp.asarray(t)
+        k = jnp.maximum(-(-(t - self.t_start) // self.delta_t), 0)
+        nxt = self.t_start + k * self.delta_t
+        nxt = jnp.where(nxt < self.t_last, nxt, self.t_last)
+        return jnp.where(t <= self.t_last, nxt, self.t_end).astype(t.dtype)
+
+    def index(self, t: jax.Array) -> jax.Array:
+        """Position of update step ``t`` in :meth:`update_steps` (traced; meaningful on update steps)."""
+        t = jnp.asarray(t)
+        last = len(self.update_steps()) - 1
+        return jnp.where(t == self.t_last, last, jnp.clip((t - self.t_start) // self.delta_t, 0, last))
 
 
 _LIMB_BITS, _LIMBS, _FIXED_BITS = 16, 4, 62  # f(t) <= 1 in fixed point: 62 fraction bits in four 16-bit limbs
@@ -427,6 +512,36 @@ def sparse_transform(
     if regrow != "none" and not isinstance(schedule, DSTSchedule):
         raise ValueError(f"regrow={regrow!r} needs a DSTSchedule (schedule=...), got {schedule!r}.")
     inner = optax.with_extra_args_support(inner)
+    mask_update = None
+    if regrow != "none" and not range(schedule.delta_t, schedule.t_end, schedule.delta_t):
+        warnings.warn(
+            f"{schedule!r} has no mask update (t_end={schedule.t_end} <= delta_t={schedule.delta_t}), so "
+            f"{'SET' if regrow == 'random' else 'RigL'} trains as static sparse training; lower delta_t or "
+            "train for more steps.",
+            stacklevel=3,
+        )
+    if regrow != "none":
+        mask_update = functools.partial(_rewire_masks, inner, regrow, schedule, max_active)
+    return _masked_transform(
+        inner, filter_fn, schedule, mask_update, needs_key=regrow == "random", max_active=max_active
+    )
+
+
+def _masked_transform(
+    inner: optax.GradientTransformationExtraArgs,
+    filter_fn: FilterFn,
+    schedule: Any,
+    mask_update: Callable | None,
+    *,
+    needs_key: bool,
+    max_active: Counts | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    """The shared skeleton: masked gradients, the inner update, the schedule's mask updates, exact zeros.
+
+    ``mask_update(masks, inner_state, params, inner_updates, grads, key, t, on_schedule)``
+    returns the new masks and the inner state (moments of changed entries
+    zeroed); ``None`` means fixed masks. ``schedule`` has ``is_update_step``.
+    """
 
     def init_fn(params):
         masks = dense_masks(params, filter_fn)
@@ -442,11 +557,11 @@ def sparse_transform(
                 rewire,
                 "None (the schedule decides on device), True or False (Python bools, fixed when tracing)",
             )
-        if rewire and regrow == "none":
+        if rewire and mask_update is None:
             raise ValueError(
-                "rewire=True needs a SET or RigL transform (regrow 'random' or 'gradient'), not a static one."
+                "rewire=True needs a SET, RigL or GMP transform (one whose masks change), not a static one."
             )
-        if regrow == "random" and rewire is not False and state.key is None:
+        if needs_key and rewire is not False and state.key is None:
             raise ValueError(
                 "SET's random regrowth needs a PRNG key in the state: state = sparse_jax.with_masks(state, key=key)."
             )
@@ -457,14 +572,12 @@ def sparse_transform(
         inner_updates, inner_state = inner.update(masked_grads, state.inner_state, params, **extra_args)
         count = optax.safe_increment(state.count)
         new_masks = masks
-        if regrow != "none" and rewire is not False:
+        if mask_update is not None and rewire is not False:
             t = count if step is None else jnp.asarray(step, jnp.int32) + 1
             # Draws depend on (key, t) only, so they do not depend on which updates passed rewire=False.
             sub = None if state.key is None else jax.random.fold_in(state.key, t)
             # rewire=None rewires only on update steps, where the count table holds f(t); rewire=True may not.
-            rewired = lambda ms, st: _rewire_masks(
-                inner, regrow, schedule, max_active, ms, st, params, inner_updates, updates, sub, t, not rewire
-            )
+            rewired = lambda ms, st: mask_update(ms, st, params, inner_updates, updates, sub, t, not rewire)
             if rewire:
                 new_masks, inner_state = rewired(masks, inner_state)
             else:
@@ -483,6 +596,92 @@ def sparse_transform(
         return final, SparseState(inner_state, new_masks, count, state.key)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _gmp_targets(schedule: GMPSchedule, distribution: str, masks: Masks) -> np.ndarray:
+    """Active counts after each update step: ``(steps, layers)`` for uniform/ERK, ``(steps, 1)`` totals for global.
+
+    Totals round half up (:func:`sparse_jax.target_active`) over the prunable
+    weights; uniform and ERK split them by shapes alone, so the table is built
+    once, on the host.
+    """
+    leaves = [m for m in jax.tree.leaves(masks, is_leaf=is_none) if m is not None]
+    n = sum(m.size for m in leaves)
+    shapes = [np.zeros(m.shape, np.float32) for m in leaves]
+    rows = []
+    for t in schedule.update_steps():
+        k = target_active(n, schedule.sparsity_at(t))
+        rows.append([k] if distribution == "global" else layer_counts(distribution, shapes, k))
+    return np.asarray(rows, np.int32)
+
+
+def _gmp_prune(schedule, distribution, inner, masks, inner_state, params, inner_updates, grads, key, t, on_schedule):
+    """One GMP step: keep the largest-magnitude active weights, down to the schedule's count for ``t``.
+
+    ``t`` off the schedule (``rewire=True``) prunes to the count of the last update step before it.
+    """
+    del grads, key, on_schedule
+    m_leaves, treedef = jax.tree.flatten(masks, is_leaf=is_none)
+    idx = [i for i, m in enumerate(m_leaves) if m is not None]
+    if not idx:
+        return masks, inner_state
+    w_leaves = jax.tree.leaves(optax.apply_updates(params, inner_updates))
+    table = _gmp_targets(schedule, distribution, masks)
+    targets = jnp.asarray(table)[schedule.index(t)]
+    big = jnp.finfo(jnp.float32).max
+    # Active weights rank by |w| (NaN first, as SET/RigL drop them); pruned ones never rank.
+    scores = [
+        jnp.where(
+            m_leaves[i], jnp.nan_to_num(jnp.abs(w_leaves[i]).astype(jnp.float32), nan=0.0, posinf=big), jnp.inf
+        ).ravel()
+        for i in idx
+    ]
+    actives = [jnp.sum(m_leaves[i], dtype=jnp.int32) for i in idx]
+    if distribution == "global":
+        flat = jnp.concatenate(scores)
+        bound = int(flat.size - table[-1, 0])
+        n = jnp.maximum(sum(actives) - targets[0], 0)
+        drops = jnp.split(_smallest(flat, n, bound), np.cumsum([s.size for s in scores])[:-1])
+    else:
+        drops = []
+        for j, s in enumerate(scores):
+            n = jnp.maximum(actives[j] - targets[j], 0)
+            drops.append(_smallest(s, n, int(s.size - table[:, j].min())))
+    new, kept = list(m_leaves), [True if m is None else None for m in m_leaves]
+    for i, d in zip(idx, drops):
+        new[i] = m_leaves[i] & ~d.reshape(m_leaves[i].shape)
+        kept[i] = new[i]
+    inner_state = optax.tree.map_params(
+        inner.init, lambda s, k: jnp.where(k, s, jnp.zeros_like(s)), inner_state, jax.tree.unflatten(treedef, kept)
+    )
+    return jax.tree.unflatten(treedef, new), inner_state
+
+
+def gmp_sparse(
+    inner: optax.GradientTransformation,
+    *,
+    schedule: GMPSchedule,
+    distribution: str = "erk",
+    filter_fn: FilterFn = default_filter,
+) -> optax.GradientTransformationExtraArgs:
+    """Gradual magnitude pruning (Zhu & Gupta 2017): dense start, cubic schedule to ``schedule.sparsity``.
+
+    On each of ``schedule``'s update steps the active weights with the
+    smallest magnitude (after this step's update) are pruned, down to the
+    schedule's count: ``target_active(N, s(t))`` over the ``N`` prunable
+    weights, split across layers by ``distribution`` (``uniform`` and ``erk``
+    per layer, a table built on the host; ``global`` by the largest magnitudes
+    over all layers). Pruned weights become exactly 0 and their moments are
+    zeroed; nothing regrows. Start it from the dense masks of ``init`` (no
+    :func:`with_masks` needed); from sparser masks it prunes only where a
+    layer is above the schedule's count.
+    """
+    if not isinstance(schedule, GMPSchedule):
+        raise ValueError(f"gmp_sparse needs a GMPSchedule (schedule=...), got {schedule!r}.")
+    check_choice("distribution", distribution, ("uniform", "erk", "global"))
+    inner = optax.with_extra_args_support(inner)
+    mask_update = functools.partial(_gmp_prune, schedule, distribution, inner)
+    return _masked_transform(inner, filter_fn, schedule, mask_update, needs_key=False)
 
 
 def static_sparse(
@@ -518,24 +717,25 @@ def sparse_optimizer(
     method: str,
     inner: optax.GradientTransformation,
     *,
-    schedule: DSTSchedule | None = None,
+    schedule: DSTSchedule | GMPSchedule | None = None,
     max_active: Counts | None = None,
+    distribution: str = "erk",
     filter_fn: FilterFn = default_filter,
 ) -> optax.GradientTransformationExtraArgs:
     """The transform that trains a method of :data:`sparse_jax.METHODS` by name.
 
     ``dense``, ``static``, ``uniform_revival`` and ``tar`` train with fixed
     masks (they differ by the masks put in the state); ``set`` and ``rigl``
-    rewire on ``schedule``.
+    rewire on a :class:`DSTSchedule` (``max_active`` bounds their top-k);
+    ``gmp`` prunes on a :class:`GMPSchedule` under ``distribution``.
     """
-    regrow = METHODS[check_choice("method", method, METHODS)].regrow
-    return sparse_transform(
-        inner,
-        regrow=regrow,
-        schedule=schedule if regrow != "none" else None,
-        max_active=max_active if regrow != "none" else None,
-        filter_fn=filter_fn,
-    )
+    update = METHODS[check_choice("method", method, METHODS)].update
+    if update == "fixed":
+        return static_sparse(inner, filter_fn=filter_fn)
+    if update == "gmp":
+        return gmp_sparse(inner, schedule=schedule, distribution=distribution, filter_fn=filter_fn)
+    regrow = {"set": "random", "rigl": "gradient"}[update]
+    return sparse_transform(inner, regrow=regrow, schedule=schedule, max_active=max_active, filter_fn=filter_fn)
 
 
 def _sparse_states(opt_state: Any) -> list[SparseState]:

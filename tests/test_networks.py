@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from scipy import stats
 
 from agents.networks import DeterministicActor, GaussianActor, TwinCritic, tanh_gaussian_sample
@@ -28,3 +29,23 @@ def test_network_shapes_and_bounds():
     params = critic.init(jax.random.key(0), obs, act)
     assert set(params["params"]) == {"q1", "q2"}
     assert critic.apply(params, obs, act).shape == (2, 5)
+
+
+def test_dormant_fraction_counts_units_at_most_tau_times_the_layer_mean():
+    import jax
+    import jax.numpy as jnp
+
+    from agents.networks import MLP, dormant_fraction
+
+    net = MLP((4, 2), 1)
+    x = jnp.ones((5, 1))
+    p = net.init(jax.random.key(0), x)["params"]
+    # Layer 0 units fire 1, 2, 3, 0.05 (one input of 1, no bias): mean 1.5125, so tau=0.1 marks only the last.
+    p["Dense_0"] = {"kernel": jnp.array([[1.0, 2.0, 3.0, 0.05]]), "bias": jnp.zeros(4)}
+    # Layer 1 units: one dead (negative pre-activation), one alive.
+    p["Dense_1"] = {"kernel": jnp.array([[1.0, -1.0]] * 4), "bias": jnp.zeros(2)}
+    assert float(dormant_fraction(net, p, x, tau=0.1)) == pytest.approx(2 / 6)
+    assert float(dormant_fraction(net, p, x, tau=0.0)) == pytest.approx(1 / 6)  # only the dead unit
+    assert float(dormant_fraction(net, p, x, tau=1.0)) == pytest.approx(
+        3 / 6
+    )  # 1 and 0.05 are below the mean, and the dead one

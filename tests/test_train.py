@@ -64,6 +64,14 @@ def test_mask_only_methods_share_one_compiled_chunk(sac_group):
     assert result.traces["chunk"] == 1 and result.traces["evaluate"] == 1
 
 
+def test_fixed_masks_report_no_turnover_and_a_dormant_fraction(sac_group):
+    _, result, _ = sac_group
+    for h in result.history:
+        assert h["actor_changed"].tolist() == [0] * 8 and h["critic_changed"].tolist() == [0] * 8
+        for net in ("actor", "critic"):
+            assert ((h[f"{net}_dormant"] >= 0) & (h[f"{net}_dormant"] <= 1)).all()
+
+
 def test_exact_density_and_zero_pruned_weights(sac_group):
     cfg, result, _ = sac_group
     agent = result.state.agent
@@ -154,14 +162,52 @@ def test_rigl_masks_change_at_update_steps_only(td3_rigl):
     assert actor_changed == [False, False, True, False]
 
 
+def test_gmp_td3_prunes_each_network_on_its_own_schedule():
+    """GMP TD3 from dense: after every chunk each network holds exactly its schedule's count."""
+    sparse = SparsityConfig(method="gmp", sparsity=0.8, critic_sparsity=0.9, delta_t=100)
+    cfg = TrainConfig(**BANDIT, algo="td3", sparse=sparse)
+    counts = []
+    result = run(
+        cfg,
+        seeds=[0, 1],
+        on_chunk=lambda c, m, s: counts.append(
+            [
+                [int(x) for x in sum(a.reshape(2, -1).sum(1) for a in _leaves(n))]
+                for n in (s.agent.actor_masks, s.agent.critic_masks)
+            ]
+        ),
+    )
+    schedules = make_algorithm(cfg, obs_size=1, action_size=1).schedules
+    updates_per_chunk = cfg.chunk_iters * cfg.updates_per_step  # 250
+    for c, (actor, critic) in enumerate(counts):
+        hi = (c + 1) * updates_per_chunk
+        for got, net in ((actor, "actor"), (critic, "critic")):
+            schedule, stride = schedules[net]
+            t = -(-hi // stride)  # the network's optimizer has taken this many steps
+            done = [u for u in schedule.update_steps() if u <= t]
+            n = sum(int(np.prod(m.shape[1:])) for m in _leaves(result.masks[0 if net == "actor" else 1].masks))
+            expected = sj.target_active(n, schedule.sparsity_at(done[-1])) if done else n
+            assert got == [expected, expected], (c, net)
+    # Both networks end at their own target (s(t_start) is 0, so pruning shows from t_start + delta_t on).
+    for got, net, sparsity in ((counts[-1][0], 0, 0.8), (counts[-1][1], 1, 0.9)):
+        n = sum(int(np.prod(m.shape[1:])) for m in _leaves(result.masks[net].masks))
+        assert got == [sj.target_active(n, sparsity)] * 2
+    for c, h in enumerate(result.history):
+        assert h["outside_mask"].tolist() == [0, 0]
+        pruned = [counts[c - 1][1][0] if c else None, counts[c][1][0]]
+        if c:  # turnover: the connections GMP removed from the critics in this chunk
+            assert h["critic_changed"].tolist() == [pruned[0] - pruned[1]] * 2
+
+
+@pytest.mark.parametrize("method", ["set", "gmp"])
 @pytest.mark.parametrize("algo", ["sac", "td3"])
 @pytest.mark.parametrize("ups", [1, 2, 3])
 @pytest.mark.parametrize("delta_t", [1, 7, 300])
-def test_next_rewire_iteration_finds_every_mask_update(algo, ups, delta_t):
+def test_next_rewire_iteration_finds_every_mask_update(method, algo, ups, delta_t):
     cfg = TrainConfig(
         **{**BANDIT, "updates_per_step": ups, "chunk_steps": 400, "total_steps": 2500},
         algo=algo,
-        sparse=SparsityConfig(method="set", delta_t=delta_t),
+        sparse=SparsityConfig(method=method, delta_t=delta_t),
     )
     # Brute force: the iterations holding an update at which some network's optimizer rewires.
     hits = set()

@@ -324,7 +324,7 @@ def test_transform_errors():
         sj.with_masks(tx.init(params), dense_bias)
     with pytest.raises(ValueError, match="needs params"):
         tx.update(params, tx.init(params))
-    with pytest.raises(ValueError, match="rewire=True needs a SET or RigL transform"):
+    with pytest.raises(ValueError, match="rewire=True needs a SET, RigL or GMP transform"):
         tx.update(params, tx.init(params), params, rewire=True)
     rigl = sj.rigl_sparse(optax.adam(1e-3), schedule=sj.DSTSchedule(10))
     for bad_flag in (1, "yes", jnp.bool_(True)):
@@ -507,3 +507,16 @@ def test_off_schedule_counts_and_no_host_callback_on_the_schedule():
     assert "callback" not in str(jax.make_jaxpr(update)(params, tx.init(params)))
     with pytest.raises(ValueError, match="n_drop must be an integer count"):
         sj.drop_and_grow(jnp.ones(4, bool), jnp.ones(4), jnp.ones(4), 0.5)
+
+
+def test_a_schedule_without_mask_updates_warns_naming_it():
+    # The default delta_t=1000 on a 300-step run leaves no mask update: SET would silently train as static.
+    with pytest.warns(UserWarning, match=r"DSTSchedule\(total_steps=300.*no mask update.*SET trains as static"):
+        sj.set_sparse(optax.adam(1e-3), schedule=sj.DSTSchedule(total_steps=300))
+    with pytest.warns(UserWarning, match="RigL trains as static"):
+        sj.sparse_optimizer("rigl", optax.adam(1e-3), schedule=sj.DSTSchedule(total_steps=300))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sj.rigl_sparse(optax.adam(1e-3), schedule=sj.DSTSchedule(total_steps=3000))  # t_end 2400: updates left

@@ -1,0 +1,118 @@
+"""Gradual magnitude pruning: the cubic schedule, exact per-step counts, exact zeros, jit and vmap."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import sparse_jax as sj
+from tests.helpers import mlp_params
+
+
+def _expected_counts(schedule, distribution, masks, t):
+    """Closed form: the count after the last update step <= t, split by the distribution (dense before)."""
+    leaves = [m for m in jax.tree.leaves(masks) if m is not None]
+    n = sum(m.size for m in leaves)
+    done = [u for u in schedule.update_steps() if u <= t]
+    if not done:
+        return n if distribution == "global" else [m.size for m in leaves]
+    k = sj.target_active(n, schedule.sparsity_at(done[-1]))
+    if distribution == "global":
+        return k
+    return sj.layer_counts(distribution, [np.zeros(m.shape) for m in leaves], k)
+
+
+def test_cubic_schedule_closed_form():
+    s = sj.GMPSchedule(total_steps=100, sparsity=0.8, start_fraction=0.2, end_fraction=0.6, delta_t=7)
+    assert (s.t_start, s.t_last, s.t_end) == (20, 60, 61)
+    assert s.update_steps() == [20, 27, 34, 41, 48, 55, 60]
+    assert s.sparsity_at(19) == 0.0 and s.sparsity_at(20) == 0.0 and s.sparsity_at(60) == 0.8
+    assert s.sparsity_at(40) == pytest.approx(0.8 * (1 - 0.5**3))  # halfway: 7/8 of the target
+    assert s.sparsity_at(1000) == 0.8
+    steps = [t for t in range(0, 120) if bool(s.is_update_step(t))]
+    assert steps == s.update_steps()
+    # next_update_step against brute force, and t_end once none is left.
+    for t in range(0, 80):
+        expected = min([u for u in steps if u >= t], default=s.t_end)
+        assert int(s.next_update_step(t)) == expected
+
+
+@pytest.mark.parametrize("distribution", ["uniform", "erk", "global"])
+def test_counts_follow_the_schedule_at_every_step(distribution):
+    params = mlp_params(jax.random.key(0), (6, 24, 24, 3))
+    schedule = sj.GMPSchedule(total_steps=50, sparsity=0.8, start_fraction=0.2, end_fraction=0.8, delta_t=7)
+    tx = sj.gmp_sparse(optax.adam(1e-2), schedule=schedule, distribution=distribution)
+    state = tx.init(params)  # dense masks: GMP starts dense
+    update = jax.jit(tx.update)
+    grads_of = lambda t: jax.tree.map(
+        lambda p: jnp.cos(t + jnp.arange(p.size, dtype=jnp.float32)).reshape(p.shape), params
+    )
+    prev = sj.get_masks(state)
+    for t in range(1, schedule.total_steps + 1):
+        updates, state = update(grads_of(t), state, params)
+        params = optax.apply_updates(params, updates)
+        masks = sj.get_masks(state)
+        counts = [int(m.sum()) for m in jax.tree.leaves(masks)]
+        expected = _expected_counts(schedule, distribution, masks, t)
+        assert (sum(counts) if distribution == "global" else counts) == expected, t
+        for m, p, old in zip(
+            jax.tree.leaves(masks), [params[k]["kernel"] for k in sorted(params)], jax.tree.leaves(prev)
+        ):
+            assert bool((p[~m] == 0).all())  # pruned weights are exactly 0
+            assert not bool((m & ~old).any())  # nothing regrows
+        mu, nu = state.inner_state[0].mu, state.inner_state[0].nu
+        for k in params:
+            m = masks[k]["kernel"]
+            assert bool((mu[k]["kernel"][~m] == 0).all()) and bool((nu[k]["kernel"][~m] == 0).all())
+        prev = masks
+    assert sum(counts) == sj.target_active(sum(m.size for m in jax.tree.leaves(masks)), 0.8)
+
+
+def test_hand_worked_prunes_the_smallest_magnitudes():
+    # One 2x4 layer; sgd(0) keeps the weights, so the cut is by |w| alone: keep the 4 largest.
+    w = jnp.array([[0.5, -3.0, 0.1, 2.0], [-0.2, 1.0, -4.0, 0.3]])
+    schedule = sj.GMPSchedule(total_steps=10, sparsity=0.5, start_fraction=0.1, end_fraction=0.1)
+    assert schedule.update_steps() == [1]
+    tx = sj.gmp_sparse(optax.sgd(0.0), schedule=schedule, distribution="uniform")
+    updates, state = tx.update({"w": jnp.ones_like(w)}, tx.init({"w": w}), {"w": w})
+    expected = jnp.array([[False, True, False, True], [False, True, True, False]])
+    np.testing.assert_array_equal(state.masks["w"], expected)
+    np.testing.assert_array_equal(optax.apply_updates({"w": w}, updates)["w"], jnp.where(expected, w, 0.0))
+
+
+def test_jit_vmap_one_program_for_every_step():
+    params = mlp_params(jax.random.key(0), (6, 24, 24, 3))
+    schedule = sj.GMPSchedule(total_steps=40, sparsity=0.9, delta_t=5)
+    tx = sj.gmp_sparse(optax.adam(1e-2), schedule=schedule)
+    traces = []
+
+    def step(p, s, i):
+        traces.append(None)
+        g = jax.tree.map(lambda x: jnp.sin(x * 1e3 + i), p)
+        u, s = tx.update(g, s, p, step=i)
+        return optax.apply_updates(p, u), s
+
+    batched = jax.tree.map(lambda x: jnp.stack([x, 2 * x]), params)
+    states = jax.vmap(tx.init)(batched)
+    run = jax.jit(jax.vmap(step, in_axes=(0, 0, None)))
+    for i in range(schedule.total_steps):
+        batched, states = run(batched, states, jnp.int32(i))
+    assert len(traces) == 1  # the step index is traced: no recompilation per step
+    total = sum(m.size for m in jax.tree.leaves(sj.get_masks(tx.init(params))))
+    for r in range(2):
+        active = sum(int(m[r].sum()) for m in jax.tree.leaves(sj.get_masks(states)))
+        assert active == sj.target_active(total, 0.9)
+
+
+def test_gmp_errors():
+    with pytest.raises(ValueError, match=r"end_fraction=0.1 is not allowed; allowed: \[0.2, 1\]"):
+        sj.GMPSchedule(100, 0.9, start_fraction=0.2, end_fraction=0.1)
+    with pytest.raises(ValueError, match=r"sparsity=1.0 is not allowed"):
+        sj.GMPSchedule(100, 1.0)
+    with pytest.raises(ValueError, match="needs a GMPSchedule"):
+        sj.gmp_sparse(optax.adam(1e-3), schedule=sj.DSTSchedule(100))
+    with pytest.raises(ValueError, match="distribution='erdos' is not allowed"):
+        sj.gmp_sparse(optax.adam(1e-3), schedule=sj.GMPSchedule(100, 0.5), distribution="erdos")
+    tx = sj.sparse_optimizer("gmp", optax.adam(1e-3), schedule=sj.GMPSchedule(100, 0.5))
+    assert sj.get_masks(tx.init({"w": jnp.ones((3, 3))}))["w"].all()
