@@ -216,7 +216,7 @@ def relative_flops(
     train = sparse / dense
     if method == "gmp" and total_updates > 0:
         # Between the dense start and the final masks, every pruned weight still costs its FLOPs.
-        train = 1.0 - (1.0 - train) * _gmp_pruned_share(total_updates, delta_t, start_fraction, end_fraction)
+        train += (1.0 - train) * (1.0 - _gmp_pruned_share(total_updates, delta_t, start_fraction, end_fraction))
     if method == "rigl" and total_updates > 0:
         check_int("delta_t", delta_t, minimum=1)
         # Same mask-update steps as sparse_jax.DSTSchedule.is_update_step: t % delta_t == 0 for 0 < t < t_end.

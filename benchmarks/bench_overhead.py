@@ -43,16 +43,17 @@ import optax
 
 import sparse_jax as sj
 from agents.config import SparsityConfig, TrainConfig
+from agents.replay import buffer_sample
 from agents.runner import prepare
 from agents.train import make_train
 from benchmarks.common import fmt, interleaved, part_main, ratio_summary, summary
 
 METHODS = tuple(sj.METHODS)
-TARGETS = {"static": 1.05, "uniform_revival": 1.05, "tar": 1.05, "set": 1.10, "rigl": 1.10}
+TARGETS = {"static": 1.05, "uniform_revival": 1.05, "tar": 1.05, "set": 1.10, "rigl": 1.10, "gmp": 1.10}
 SPARSITY = 0.9
 
 
-SETTINGS = {"stress": (400, 100, METHODS), "default": (1000, 1000, ("dense", "set", "rigl"))}
+SETTINGS = {"stress": (400, 100, METHODS), "default": (1000, 1000, ("dense", "set", "rigl", "gmp"))}
 TIMED_CHUNK = 1
 
 
@@ -174,6 +175,29 @@ def bench_revival(quick: bool, repeats: int) -> dict[str, Any]:
     }
 
 
+def bench_probe(quick: bool, repeats: int) -> dict[str, Any]:
+    """The dormant-unit probe alone (one replay batch through actor and critics) against a whole chunk."""
+    config = make_config(quick, "static")
+    prepared = prepare(config, [0])
+    trainer, state = prepared.trainer, prepared.state
+    batch = jax.vmap(lambda b, k: buffer_sample(b, k, config.batch_size))(
+        state.buffer, jax.vmap(jax.random.key)(jnp.arange(1))
+    )
+    probe = jax.jit(jax.vmap(lambda a, b: trainer.algo.dormant(a, b, config.dormant_tau)))
+    times = interleaved(
+        {
+            "probe": functools.partial(probe, state.agent, batch),
+            "chunk": functools.partial(prepared.chunk, state, jnp.int32(TIMED_CHUNK)),
+        },
+        repeats,
+    )
+    return {
+        "probe_ms": summary([t * 1e3 for t in times["probe"]]),
+        "chunk_ms": summary([t * 1e3 for t in times["chunk"]]),
+        "probe_share_of_chunk": ratio_summary(times["probe"], times["chunk"]),
+    }
+
+
 def bench(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
     repeats = repeats or (2 if quick else 7)
     return {
@@ -187,6 +211,7 @@ def bench(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
         "chunk_default": bench_chunks(quick, repeats, "default"),
         "transform_only": bench_transform_only(quick, repeats),
         "revival": bench_revival(quick, max(repeats, 10) * 3),
+        "dormant_probe": bench_probe(quick, max(repeats, 10) * 3),
     }
 
 
@@ -211,6 +236,12 @@ def print_report(results: dict[str, Any]) -> None:
         print(f"  one {m} mask update (update with rewire=True): {fmt(ms, '.2f')} ms")
     rv = results["revival"]
     print(f"  TAR revival: tar - static = {fmt(rv['tar_minus_static_ms'])} ms (static {fmt(rv['ms']['static'])} ms)")
+    if "dormant_probe" in results:
+        d = results["dormant_probe"]
+        print(
+            f"  dormant-unit probe: {fmt(d['probe_ms'], '.2f')} ms per chunk, "
+            f"{fmt(d['probe_share_of_chunk'], '.4f')} of a {fmt(d['chunk_ms'], '.0f')} ms chunk"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

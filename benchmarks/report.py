@@ -238,6 +238,14 @@ def _overhead(r: dict[str, Any]) -> list[str]:
         f"(static {_f(rv['ms']['static'], '.2f')} ms, tar {_f(rv['ms']['tar'], '.2f')} ms); paid once per run.",
         "",
     ]
+    if "dormant_probe" in r:
+        d = r["dormant_probe"]
+        out += [
+            "The dormant-unit probe after every chunk (one replay batch through actor and critics): "
+            f"**{_f(d['probe_ms'], '.2f')} ms**, {_f(d['probe_share_of_chunk'], '.4f')} of the "
+            f"{_f(d['chunk_ms'], '.0f')} ms chunk.",
+            "",
+        ]
     return out
 
 
