@@ -29,7 +29,7 @@ class SparsityConfig:
       sparsity: fraction of each network's prunable weights removed, in ``[0, 1)``.
       actor_sparsity: overrides ``sparsity`` for the actor.
       critic_sparsity: overrides ``sparsity`` for the twin critics.
-      score: base pruning score: ``random``, ``magnitude`` or ``snip``.
+      score: base pruning score: ``random``, ``magnitude``, ``snip`` or ``synflow``.
       distribution: layer-wise distribution: ``uniform``, ``erk`` or ``global``.
       rho: revival reserve fraction of the static budget (TAR, uniform revival).
       phi: TAR's connectivity-floor fraction of the budget.
@@ -39,6 +39,7 @@ class SparsityConfig:
       drop_fraction: SET/RigL initial drop fraction (cosine-decayed).
       end_fraction: SET/RigL stop rewiring, and GMP reaches its target sparsity, at this fraction of the updates.
       start_fraction: GMP trains dense until this fraction of the updates, then starts pruning.
+      synflow_iterations: pruning rounds of the ``synflow`` score (Tanaka et al. 2020 use 100).
     """
 
     method: str = "dense"
@@ -55,6 +56,7 @@ class SparsityConfig:
     drop_fraction: float = 0.5
     end_fraction: float = 0.8
     start_fraction: float = 0.2
+    synflow_iterations: int = 100
 
     def __post_init__(self):
         check_choice("method", self.method, METHODS)
@@ -63,6 +65,9 @@ class SparsityConfig:
             if value is not None:
                 check_number(name, value, lo=0.0, hi=1.0, hi_open=True)
         sj.scores.check_score(self.score)
+        if not isinstance(self.synflow_iterations, int):
+            fail("synflow_iterations", self.synflow_iterations, "an integer >= 1")
+        check_int("synflow_iterations", self.synflow_iterations, minimum=1)
         sj.distributions.check_distribution(self.distribution)
         _ = self.revival  # validates rho, phi and revival_init
         for network in ("actor", "critic"):  # validates delta_t, drop_fraction, end_fraction (start_fraction for GMP)

@@ -323,7 +323,13 @@ def make_train(config: TrainConfig) -> Trainer:
         k_batch, k_loss, k_actor, k_critic = jax.random.split(jax.random.fold_in(state.key, 1), 4)
         batch = buffer_sample(state.buffer, k_batch, config.batch_size)
         losses = dict(zip(("actor", "critic"), algo.snip_losses(state.agent, batch, k_loss)))
-        common = dict(method=method, score=sparse.score, distribution=sparse.distribution, revival=sparse.revival)
+        common = dict(
+            method=method,
+            score=sparse.score,
+            distribution=sparse.distribution,
+            revival=sparse.revival,
+            synflow_iterations=sparse.synflow_iterations,
+        )
         return tuple(
             sj.sparse_init(k, params, sparse.network_sparsity(net), loss_fn=losses[net], batch=batch, **common)
             for net, k, params in (("actor", k_actor, state.agent.actor), ("critic", k_critic, state.agent.critic))

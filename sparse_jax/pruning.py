@@ -20,6 +20,7 @@ from sparse_jax.masks import (
     dense_masks,
     is_none,
     prunable_leaves,
+    target_active,
 )
 from sparse_jax.methods import METHODS
 from sparse_jax.scores import compute_scores
@@ -37,6 +38,7 @@ def prune(
     loss_fn: Callable[[Params, Any], jax.Array] | None = None,
     batch: Any = None,
     filter_fn: FilterFn = default_filter,
+    synflow_iterations: int = 100,
 ) -> Masks:
     """Static pruning: score every prunable weight, keep the top ones per layer.
 
@@ -45,11 +47,12 @@ def prune(
       params: the dense params.
       sparsity: fraction of prunable weights to remove, in ``[0, 1)``.
       num_active: exact total to keep, instead of ``sparsity``.
-      score: ``"random"``, ``"magnitude"`` or ``"snip"``.
+      score: ``"random"``, ``"magnitude"``, ``"snip"`` or ``"synflow"``.
       distribution: ``"uniform"``, ``"erk"`` or ``"global"``.
       loss_fn: ``loss_fn(params, batch) -> scalar``, for SNIP.
       batch: the batch SNIP differentiates on.
       filter_fn: selects the prunable leaves.
+      synflow_iterations: SynFlow's pruning rounds (data-free, iterative).
 
     Returns:
       Masks with exactly the target number of active weights.
@@ -59,8 +62,16 @@ def prune(
     >>> prune(None, p, 0.5, distribution="uniform")["w"].tolist()
     [[False, False, False, False], [True, True, True, True]]
     """
-    scores = compute_scores(score, params, key=key, loss_fn=loss_fn, batch=batch, filter_fn=filter_fn)
-    return distribution_masks(distribution, scores, sparsity, num_active=num_active)
+    if (sparsity is None) == (num_active is None):
+        raise ValueError("give exactly one of sparsity or num_active.")
+    if num_active is None:
+        n = sum(int(np.size(x)) for _, x in prunable_leaves(dense_masks(params, filter_fn)))
+        num_active = target_active(n, check_sparsity(sparsity))
+    scores = compute_scores(
+        score, params, key=key, loss_fn=loss_fn, batch=batch, filter_fn=filter_fn,
+        num_active=num_active, distribution=distribution, synflow_iterations=synflow_iterations,
+    )  # fmt: skip
+    return distribution_masks(distribution, scores, num_active=num_active)
 
 
 def reinit_kept(key: jax.Array, params: Params, masks: Masks, scale: float = 1.0) -> Params:
@@ -114,6 +125,7 @@ def sparse_init(
     loss_fn: Callable[[Params, Any], jax.Array] | None = None,
     batch: Any = None,
     filter_fn: FilterFn = default_filter,
+    synflow_iterations: int = 100,
 ) -> SparseInit:
     """Initial masks for one of ``dense``, ``static``, ``uniform_revival``, ``tar``.
 
@@ -131,7 +143,8 @@ def sparse_init(
       sparsity: target sparsity of the prunable leaves, in ``[0, 1)``.
       method: a name of :data:`sparse_jax.METHODS`; ``set`` and ``rigl``
         start from the ``static`` masks.
-      score, distribution, loss_fn, batch, filter_fn: as in :func:`prune`.
+      score, distribution, loss_fn, batch, filter_fn, synflow_iterations: as in :func:`prune`
+        (SynFlow prunes iteratively towards the base count ``K - B``).
       revival: revival knobs (``rho``, ``phi``, ``additive``, ``init``).
       reinit: re-draw kept weights with the mask's fan-in (:func:`reinit_kept`).
 
@@ -149,7 +162,10 @@ def sparse_init(
         base, budget = _revival.revival_budget(n, sparsity, rho=0.0)
     else:
         base, budget = _revival.revival_budget(n, sparsity, revival.rho, revival.additive)
-    scores = compute_scores(score, params, key=k_score, loss_fn=loss_fn, batch=batch, filter_fn=filter_fn)
+    scores = compute_scores(
+        score, params, key=k_score, loss_fn=loss_fn, batch=batch, filter_fn=filter_fn,
+        num_active=base, distribution=distribution, synflow_iterations=synflow_iterations,
+    )  # fmt: skip
     base_masks, counts = masks_and_counts(distribution, scores, base)
     if method == "tar":
         masks = _revival.tar(k_revive, base_masks, budget, revival.phi, active=counts)

@@ -11,11 +11,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from sparse_jax.masks import FilterFn, Params, default_filter, path_name
-from sparse_jax.validation import check_choice
+from sparse_jax.distributions import layer_counts
+from sparse_jax.masks import FilterFn, Params, default_filter, path_name, target_active
+from sparse_jax.validation import check_choice, check_int
 
-SCORES = ("random", "magnitude", "snip")
+SCORES = ("random", "magnitude", "snip", "synflow")
 
 
 def _prunable_map(fn: Callable[[int, jax.Array], Any], params: Params, filter_fn: FilterFn) -> Any:
@@ -61,6 +63,123 @@ def snip(
     return _prunable_map(lambda i, x: jnp.abs(x * grad_leaves[i]), params, filter_fn)
 
 
+def _kernel_chains(params: Params, filter_fn: FilterFn) -> list[list[int]]:
+    """Leaf indices of the prunable kernels, grouped into chains (one per MLP) in layer order.
+
+    A chain is the kernels that share a parent path (``"q1"`` in
+    ``"q1/Dense_0/kernel"``), ordered by the layer number in their name.
+    """
+    chains: dict[str, list[tuple[int, int]]] = {}
+    for i, (path, x) in enumerate(jax.tree.leaves_with_path(params)):
+        name = path_name(path)
+        if not filter_fn(name, x):
+            continue
+        parts = name.split("/")
+        layer = parts[-2] if len(parts) >= 2 else parts[-1]
+        number = int(layer.rsplit("_", 1)[-1]) if layer.rsplit("_", 1)[-1].isdigit() else 0
+        chains.setdefault("/".join(parts[:-2]), []).append((number, i))
+    return [[i for _, i in sorted(chain)] for chain in chains.values()]
+
+
+def _synflow_once(leaves: list[jax.Array], masks: list[jax.Array | None], chains: list[list[int]]) -> list:
+    """``|w * dR/dw|`` with ``R = sum_chains 1^T |W_1| ... |W_L| 1`` over the masked kernels (None elsewhere)."""
+    # Scaling a layer by a constant scales every path, so every score, by the same factor: dividing
+    # each kernel by its largest magnitude keeps R finite in float32 without changing the ranking.
+    absw = [
+        None if m is None else jnp.abs(w) * m / jnp.maximum(jnp.max(jnp.abs(w) * m), 1e-30)
+        for w, m in zip(leaves, masks)
+    ]
+
+    def flow(kernels):
+        total = 0.0
+        for chain in chains:
+            h = jnp.ones((1, kernels[chain[0]].shape[0]), jnp.float32)
+            for i in chain:
+                if h.shape[1] != kernels[i].shape[0]:
+                    raise ValueError(
+                        f"synflow needs chains of 2-D kernels; a kernel of shape {kernels[i].shape} does not follow "
+                        f"one with {h.shape[1]} outputs."
+                    )
+                h = h @ kernels[i]
+            total = total + jnp.sum(h)
+        return total
+
+    grads = jax.grad(flow)(absw)
+    return [None if a is None else a * g for a, g in zip(absw, grads)]
+
+
+def synflow(
+    params: Params,
+    *,
+    num_active: int | None = None,
+    distribution: str = "global",
+    iterations: int = 100,
+    filter_fn: FilterFn = default_filter,
+) -> Any:
+    """Iterative SynFlow scores (Tanaka et al. 2020): data-free synaptic flow, ``|w * dR/dw|``.
+
+    ``R = sum 1^T |W_1| |W_2| ... |W_L| 1`` over each chain of 2-D kernels (an
+    MLP; several MLPs such as twin critics each form one). With
+    ``num_active``, pruning is iterative: iteration ``k`` of ``iterations - 1``
+    keeps the density ``d^(k / iterations)`` (``d = num_active / N``) under
+    ``distribution``, rescoring the surviving weights each time; the scores of
+    the last iteration come back, with every weight pruned on the way at -1, so
+    that keeping the top ``num_active`` under ``distribution`` gives the
+    iterative result. Without ``num_active`` it is the one-shot score.
+    Iterating is what avoids layer collapse: a layer whose weights are all
+    small keeps connections, because cutting it would cut all the flow.
+    """
+    leaves, treedef = jax.tree.flatten(params)
+    chains = _kernel_chains(params, filter_fn)
+    prunable = [i for chain in chains for i in chain]
+    full = [jnp.ones(jnp.shape(x), bool) if i in prunable else None for i, x in enumerate(leaves)]
+    kept = [full[i] for i in prunable]
+    if num_active is not None and iterations > 1:
+        kept = _synflow_rounds(leaves, full, prunable, chains, num_active, distribution, iterations)
+    masks = list(full)
+    for i, m in zip(prunable, kept):
+        masks[i] = m
+    scores = _synflow_once(leaves, masks, chains)
+    return jax.tree.unflatten(treedef, [None if m is None else jnp.where(m, s, -1.0) for m, s in zip(masks, scores)])
+
+
+def _synflow_rounds(leaves, full, prunable, chains, num_active, distribution, iterations) -> list[jax.Array]:
+    """The masks after rounds ``1 .. iterations - 1`` of iterative SynFlow (one compiled loop body).
+
+    Round ``k`` keeps ``target_active(N, 1 - d^(k / iterations))`` weights by
+    a score threshold (per layer for uniform/ERK, over all layers for global),
+    so a tie at the threshold may keep a few more; the caller's final top-k is exact.
+    """
+    check_int("iterations", iterations, minimum=1)
+    check_choice("distribution", distribution, ("uniform", "erk", "global"))
+    sizes = [int(np.size(leaves[i])) for i in prunable]
+    n = sum(sizes)
+    density = check_int("num_active", num_active, minimum=0) / max(n, 1)
+    shapes = [np.zeros(np.shape(leaves[i]), np.float32) for i in prunable]
+    table = []
+    for k in range(1, iterations):
+        keep = target_active(n, 1.0 - density ** (k / iterations))
+        table.append([keep] if distribution == "global" else layer_counts(distribution, shapes, keep))
+    table = jnp.asarray(np.asarray(table, np.int32))
+
+    def kth_largest(x, k):
+        top = jnp.sort(x)[::-1]
+        return jnp.where(k > 0, top[jnp.maximum(k - 1, 0)], jnp.inf)
+
+    def round_(k, kept):
+        masks = list(full)
+        for i, m in zip(prunable, kept):
+            masks[i] = m
+        scores = _synflow_once(leaves, masks, chains)
+        ranked = [jnp.where(masks[i], scores[i], -1.0).ravel() for i in prunable]
+        if distribution == "global":
+            thr = kth_largest(jnp.concatenate(ranked), table[k, 0])
+            return [(r >= thr).reshape(m.shape) & m for r, m in zip(ranked, kept)]
+        return [(r >= kth_largest(r, table[k, j])).reshape(m.shape) & m for j, (r, m) in enumerate(zip(ranked, kept))]
+
+    return jax.lax.fori_loop(0, iterations - 1, round_, [full[i] for i in prunable])
+
+
 def check_score(name: str) -> str:
     """Return ``name`` or raise ``ValueError`` listing the known scores."""
     return check_choice("score", name, SCORES)
@@ -74,9 +193,21 @@ def compute_scores(
     loss_fn: Callable[[Params, Any], jax.Array] | None = None,
     batch: Any = None,
     filter_fn: FilterFn = default_filter,
+    num_active: int | None = None,
+    distribution: str = "global",
+    synflow_iterations: int = 100,
 ) -> Any:
-    """Scores by name: ``random`` needs ``key``; ``snip`` needs ``loss_fn`` and ``batch``."""
+    """Scores by name: ``random`` needs ``key``; ``snip`` needs ``loss_fn`` and ``batch``.
+
+    ``synflow`` is data-free; with ``num_active`` it prunes iteratively
+    (``synflow_iterations`` rounds) towards that count under ``distribution``
+    (see :func:`synflow`).
+    """
     check_score(name)
+    if name == "synflow":
+        return synflow(
+            params, num_active=num_active, distribution=distribution, iterations=synflow_iterations, filter_fn=filter_fn
+        )
     if name == "random":
         if key is None:
             raise ValueError("score 'random' needs a PRNG key (key=...).")

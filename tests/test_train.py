@@ -335,3 +335,14 @@ def test_runs_sharded_over_four_devices_match_one_device(tmp_path):
         resumed = [{k: v for k, v in r.items() if k not in ("wall_s", "steps_per_s")} for r in
                    results.read_jsonl(tmp_path / "sharded" / "runs" / run_dir.name / "curve.jsonl")]  # fmt: skip
         assert resumed == straight, run_dir.name
+
+
+def test_synflow_base_score_in_the_trainer():
+    sparse = SparsityConfig(method="tar", sparsity=0.8, score="synflow", distribution="uniform", synflow_iterations=5)
+    trainer = make_train(TrainConfig(**BANDIT, sparse=sparse))
+    state = jax.jit(trainer.warmup)(jax.jit(trainer.init)(jax.random.key(0)))
+    for init in jax.jit(lambda s: trainer.make_masks(s, "tar"))(state):  # data-free, so jittable
+        n = sum(m.size for m in jax.tree.leaves(init.masks))
+        assert sum(int(m.sum()) for m in jax.tree.leaves(init.masks)) == sj.target_active(n, 0.8)
+    with pytest.raises(ValueError, match="synflow_iterations=0 is not allowed; allowed: an integer >= 1"):
+        SparsityConfig(score="synflow", synflow_iterations=0)
