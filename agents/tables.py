@@ -102,7 +102,7 @@ def _summary_lines(rows: Sequence[dict]) -> list[str]:
         "Final return: mean evaluation return over the last 10% of evaluations of a run; whole curve: mean over all "
         "its evaluations (a normalised AUC). Mean and 95% percentile-bootstrap CI over seeds, IQM = 25%-trimmed mean; "
         "diverged and unfinished runs are left out. Params: active parameters of actor + critics (fraction of dense). "
-        "FLOPs: training and inference cost relative to dense (model in `agents.report`).",
+        "FLOPs: training and inference cost relative to dense (model in `agents.stats`).",
         "",
         f"| {head} | method | final return mean [95% CI] | IQM | whole curve mean [95% CI] | params | train FLOPs "
         "| inference FLOPs | seeds | diverged |",
