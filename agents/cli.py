@@ -36,8 +36,8 @@ class SweepArgs(RunOptions):
     """Run a grid of envs x algorithms x sparsities x methods x seeds and write tables and figures."""
 
     preset: str | None = None
-    """Starting point: `quick` (the default: all six methods, 3 seeds, inverted_pendulum; minutes on a laptop CPU),
-    `evidence` (all six methods, 8 seeds, inverted_double_pendulum; under an hour on 2 CPU cores) or `paper` (5
+    """Starting point: `quick` (the default: all seven methods, 3 seeds, inverted_pendulum; minutes on a laptop CPU),
+    `evidence` (all seven methods, 8 seeds, inverted_double_pendulum; under an hour on 2 CPU cores) or `paper` (5
     MuJoCo tasks, SAC and TD3, sparsity 0.8/0.9/0.95, ERK and global, widths 256 and 1024, 1M steps, 5 seeds; for
     accelerators). All use a SNIP base score. With --resume the sweep's own config.json is the starting point."""
     out: Path | None = None
@@ -55,9 +55,10 @@ class SweepArgs(RunOptions):
     sparsities: tuple[float, ...] | None = None
     """Override the preset's sparsities, each in [0, 1)."""
     methods: tuple[str, ...] | None = None
-    """Override the preset's methods (dense, static, uniform_revival, tar, set, rigl)."""
+    """Override the preset's methods (dense, static, uniform_revival, tar, set, rigl, gmp)."""
     scores: tuple[str, ...] | None = None
-    """Grid axis: base pruning scores of static, uniform_revival, tar, set and rigl (random, magnitude, snip)."""
+    """Grid axis: base pruning scores of static, uniform_revival, tar, set and rigl (random, magnitude, snip, synflow;
+    gmp always prunes by magnitude)."""
     distributions: tuple[str, ...] | None = None
     """Grid axis: layer-wise sparsity distributions (uniform, erk, global)."""
     widths: tuple[int, ...] | None = None

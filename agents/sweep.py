@@ -69,12 +69,12 @@ class SweepConfig:
       envs: environment names.
       algos: ``sac`` and/or ``td3``.
       sparsities: target sparsities in ``[0, 1)`` (dense runs ignore them).
-      methods: any of dense, static, uniform_revival, tar, set, rigl.
+      methods: any of dense, static, uniform_revival, tar, set, rigl, gmp.
       seeds: number of seeds per cell (seeds 0 .. seeds - 1).
       train: the per-run training configuration (its env, algo, method, sparsity and the axes below are set per
         cell).
       checkpoint_every: chunks between checkpoints (0 disables checkpoints and resume).
-      scores: base pruning scores (random, magnitude, snip); ``None``: ``train.sparse.score`` only.
+      scores: base pruning scores (random, magnitude, snip, synflow); ``None``: ``train.sparse.score`` only.
       distributions: layer-wise distributions (uniform, erk, global); ``None``: ``train.sparse.distribution``.
       widths: hidden widths; each cell's networks have ``len(train.hidden)`` hidden layers of that width.
         ``None``: ``train.hidden`` as it is.
@@ -227,18 +227,10 @@ PRESETS: dict[str, SweepConfig] = {
     # (eval return from ~100 to 1000 within ~15k env steps here); its outcome per run is bimodal (solved
     # or not), so with 3 seeds it shows the pipeline, not a direction.
     "quick": _cpu_preset("inverted_pendulum", seeds=3, total_steps=14_000, chunk_steps=1_000),
-    # A CPU experiment that can show a direction (under an hour on 2 cores): 8 seeds of six methods on
+    # A CPU experiment that can show a direction (under an hour on 2 cores): 8 seeds of every method on
     # inverted_double_pendulum, whose returns are graded (from ~300 untrained to several thousand), at a
     # setting where TAR's masks differ from static's in every layer count.
-    # Its methods are those of the run in docs/evidence (measured before GMP existed); GMP joins them
-    # with that run's next measurement.
-    "evidence": _cpu_preset(
-        "inverted_double_pendulum",
-        seeds=8,
-        total_steps=25_000,
-        chunk_steps=2_000,
-        methods=("dense", "static", "uniform_revival", "tar", "set", "rigl"),
-    ),
+    "evidence": _cpu_preset("inverted_double_pendulum", seeds=8, total_steps=25_000, chunk_steps=2_000),
     # The accelerator preset of the specification: Graesser et al.'s protocol (256-256, batch 256, lr 3e-4,
     # RigL/SET every 1000 steps, drop 0.5 cosine to 0 at 80%), 1M steps, 5 seeds, with a SNIP base, ERK
     # (their distribution) and global (where the metric decides, and layers can fall short of E), and the

@@ -58,6 +58,7 @@ from sparse_jax.transforms import (
     drop_and_grow,
     get_masks,
     gmp_sparse,
+    keep_sparse,
     rigl_sparse,
     set_sparse,
     sparse_optimizer,
@@ -115,6 +116,7 @@ __all__ = [
     "gmp_sparse",
     "with_masks",
     "get_masks",
+    "keep_sparse",
     "drop_and_grow",
     # tree helpers
     "is_none",
