@@ -29,6 +29,9 @@ class RunOptions:
     """XLA's persistent compilation cache, so a rerun of the same configuration skips compiling: a directory,
     `auto` ($JAX_COMPILATION_CACHE_DIR if set, else $XDG_CACHE_HOME/sparse-rl/jax or ~/.cache/sparse-rl/jax) or
     `off`."""
+    log: tuple[str, ...] = ()
+    """Track every run (one per cell, method and seed, with its resolved config) in `tensorboard`
+    (<out>/tensorboard) and/or `wandb` (pip install 'sparse-rl[wandb]'; WANDB_MODE=offline works without network)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +71,9 @@ class SweepArgs(RunOptions):
     """Grid axis: revival reserve fractions of tar and uniform_revival, each in [0, 1]."""
     seeds: int | None = None
     """Override the number of seeds (>= 1)."""
+    seed_offset: int | None = None
+    """The first seed (default 0): `--seed-offset 8 --seeds 4` runs seeds 8-11, to add seeds to a finished study in a
+    new --out (then `sparse-rl report OLD --include NEW`)."""
     total_steps: int | None = None
     """Override env steps per run (warm-up included); shorthand for --config.total-steps."""
     checkpoint_every: int | None = None
@@ -98,7 +104,10 @@ class ReportArgs:
     """Rebuild summary.csv, summary.md and the figures of a results directory."""
 
     results: tyro.conf.Positional[Path]
-    """The results directory of a sweep."""
+    """The results directory of a sweep; the report is written there."""
+    include: tuple[Path, ...] = ()
+    """Results directories whose runs join the report too (e.g. more seeds of the same grid, run with
+    --seed-offset); a run id found twice is refused."""
 
 
 def _flag(argv: list[str], name: str) -> str | None:
@@ -152,7 +161,9 @@ def resolve_sweep(args: SweepArgs, base=None):
     if args.preset is not None and args.preset not in PRESETS:
         fail("preset", args.preset, ", ".join(PRESETS))
     cfg = PRESETS[args.preset or "quick"] if args.preset is not None or base is None else base
-    overrides = {k: getattr(args, k) for k in (*AXES, "seeds", "checkpoint_every") if getattr(args, k) is not None}
+    overrides = {
+        k: getattr(args, k) for k in (*AXES, "seeds", "seed_offset", "checkpoint_every") if getattr(args, k) is not None
+    }
     train = args.config
     # Each cell sets these from the grid, so a --config value for them would be ignored: refuse it.
     for field, flag, ours, base_value in (
@@ -175,7 +186,7 @@ def execute(command: SweepArgs | TrainArgs | ReportArgs) -> None:
     from agents import report, sweep
 
     if isinstance(command, ReportArgs):
-        rows = report.write_report(command.results)
+        rows = report.write_report(command.results, include=command.include)
         print((command.results / "summary.md").read_text() if rows else "no runs")
         return
     use_compile_cache(command.compile_cache)
@@ -197,6 +208,7 @@ def execute(command: SweepArgs | TrainArgs | ReportArgs) -> None:
             train=c,
         )
         out = command.out
+    print(devices_line(), flush=True)
     sweep.run_sweep(
         cfg,
         out,
@@ -204,9 +216,22 @@ def execute(command: SweepArgs | TrainArgs | ReportArgs) -> None:
         overwrite=command.overwrite,
         show_progress=command.progress,
         num_devices=command.devices,
+        log=command.log,
     )
     print((Path(out) / "summary.md").read_text())
     print(f"results: {out}")
+
+
+def devices_line() -> str:
+    """The first line of a sweep's output: the JAX backend and its devices (as ``config.json`` records them)."""
+    import jax
+
+    devices = jax.devices()
+    kinds = sorted({d.device_kind for d in devices})
+    return (
+        f"sparse-rl: jax {jax.__version__} on {jax.default_backend()} ({', '.join(kinds)}): "
+        f"{len(devices)} device(s) {[str(d) for d in devices]}, {jax.process_count()} process(es)"
+    )
 
 
 def compile_cache_dir(value: str, environ: dict[str, str]) -> Path | None:

@@ -128,7 +128,25 @@ def summarize(results_dir: str | Path) -> list[dict]:
     return _summarize_runs(runs)
 
 
-def write_report(results_dir: str | Path) -> list[dict]:
+def _load_all(results_dir: Path, include: Sequence[str | Path]) -> list[dict]:
+    """The runs of ``results_dir`` and of every ``include`` directory; a run id found twice is refused."""
+    runs, where = [], {}
+    for d in (results_dir, *map(Path, include)):
+        if d != results_dir and not (d / "runs").is_dir():
+            raise ValueError(f"include={str(d)!r} is not allowed; allowed: results directories (holding runs/).")
+        for run in load_runs(d):
+            rid = run.get("run_id", f"{run['env']}-{run['method']}-seed{run['seed']}")
+            if rid in where:
+                raise ValueError(
+                    f"run {rid!r} is in both {str(where[rid])!r} and {str(d)!r}; a study's sweeps need different "
+                    "seeds (--seed-offset)."
+                )
+            where[rid] = d
+            runs.append(run)
+    return runs
+
+
+def write_report(results_dir: str | Path, include: Sequence[str | Path] = ()) -> list[dict]:
     """Write ``summary.csv``, ``summary.md`` and ``figures/*.png`` of a results directory.
 
     Figures: ``curves_<env>.png`` (learning curves with 95% CI bands),
@@ -138,16 +156,18 @@ def write_report(results_dir: str | Path) -> list[dict]:
     summary files are byte-identical across calls on the same runs.
 
     Args:
-      results_dir: a sweep's results directory.
+      results_dir: a sweep's results directory; the report is written there.
+      include: more results directories whose runs join the report (more
+        seeds of the same grid from a sweep run with ``seed_offset``, say).
 
     Returns:
       The summary rows (see :func:`summarize`).
 
     Raises:
-      ValueError: if the directory holds no runs.
+      ValueError: if the directories hold no runs, or one run id twice.
     """
     results_dir = Path(results_dir)
-    runs = load_runs(results_dir)
+    runs = _load_all(results_dir, include)
     if not runs:
         raise ValueError(f"results directory {str(results_dir)!r} has no runs (no runs/*/run.json).")
     rows = _summarize_runs(runs)

@@ -4,6 +4,15 @@
 with per-chunk metrics going to a callback (the sweep's progress bar and
 checkpoints). Methods that differ only by their initial mask share one
 compiled chunk; the chunk compiles on a second thread while the batch warms up.
+
+After every chunk ``on_chunk`` receives one :class:`ChunkReport`: the chunk
+index, the ``(method, seed)`` label of each run, the metrics in one layout
+(every value a numpy array of shape ``(runs,)``, entry ``i`` for run ``i``)
+and the batched state. A logger needs nothing else::
+
+    def on_chunk(report):
+        for i, (method, seed) in enumerate(report.labels):
+            print(method, seed, report.scalars(i)["eval_return"])
 """
 
 from __future__ import annotations
@@ -31,8 +40,7 @@ class RunResult:
 
     Attributes:
       labels: ``(method, seed)`` per run, in the order of the runs axis.
-      history: one dict of per-run metrics (numpy arrays of shape ``(runs,)``) per chunk,
-        plus ``wall_s`` and ``steps_per_s`` (host-measured, shared by the vmapped runs).
+      history: one dict of per-run metrics per chunk (the layout of :attr:`ChunkReport.metrics`).
       state: the final batched ``TrainState``.
       masks: the initial ``(actor SparseInit, critic SparseInit)``, batched over runs.
       traces: how many times each trainer function was traced.
@@ -43,6 +51,31 @@ class RunResult:
     state: TrainState
     masks: tuple[sj.SparseInit, sj.SparseInit]
     traces: dict[str, int]
+
+
+class ChunkReport(NamedTuple):
+    """What ``on_chunk`` receives after each chunk.
+
+    Attributes:
+      chunk: the chunk's index (0-based).
+      labels: ``(method, seed)`` per run, in the order of the runs axis.
+      metrics: ``name -> numpy array of shape (runs,)``, one entry per run: the
+        chunk's training metrics and evaluation (``env_steps``, ``eval_return``,
+        losses, densities, mask turnover, dormant fractions), and the
+        host-measured ``wall_s`` (the chunk's wall time) and ``steps_per_s``
+        (env steps per second of the whole batch), the same for every run of
+        the batch because they train together.
+      state: the batched ``TrainState`` after the chunk (padding runs included).
+    """
+
+    chunk: int
+    labels: list[tuple[str, int]]
+    metrics: dict[str, np.ndarray]
+    state: TrainState
+
+    def scalars(self, run: int) -> dict[str, float | int]:
+        """Run ``run``'s metrics as Python numbers (one ``curve.jsonl`` row, less its ``chunk``)."""
+        return {k: v[run].item() for k, v in self.metrics.items()}
 
 
 def _stack_runs(trees: Sequence[Any]) -> Any:
@@ -171,23 +204,24 @@ def train_chunks(
     trainer: Trainer,
     state: TrainState,
     first_chunk: int = 0,
-    on_chunk: Callable[[int, dict[str, np.ndarray], TrainState], None] | None = None,
-    num_runs: int | None = None,
+    on_chunk: Callable[[ChunkReport], None] | None = None,
+    labels: Sequence[tuple[str, int]] | None = None,
     mesh: Mesh | None = None,
     chunk_fn: Callable | None = None,
 ) -> tuple[TrainState, list[dict[str, np.ndarray]]]:
     """Run chunks ``first_chunk .. num_chunks - 1`` of a prepared batch from the host.
 
     One compiled, vmapped chunk function; the chunk index is passed unbatched.
-    After each chunk the metrics of the first ``num_runs`` runs (numpy, one
-    value per run, plus host-measured ``wall_s`` and ``steps_per_s``) go to
-    ``on_chunk(chunk, metrics, state)``. With a ``mesh`` the state stays
-    sharded over the runs axis from chunk to chunk. ``chunk_fn`` is a
+    After each chunk the metrics of the runs ``labels`` names (the first
+    ``len(labels)`` of the batch; default: every run, labelled by index) go
+    to ``on_chunk`` as a :class:`ChunkReport`. With a ``mesh`` the state
+    stays sharded over the runs axis from chunk to chunk. ``chunk_fn`` is a
     compiled chunk (:attr:`Prepared.chunk`); by default it is jitted here.
     """
     config = trainer.config
     total_runs = jax.tree.leaves(state.env_steps)[0].shape[0]
-    num_runs = total_runs if num_runs is None else num_runs
+    labels = [("", i) for i in range(total_runs)] if labels is None else list(labels)
+    num_runs = len(labels)
     chunk = _chunk_jit(trainer, mesh) if chunk_fn is None else chunk_fn
     history = []
     for c in range(first_chunk, config.num_chunks):
@@ -195,11 +229,11 @@ def train_chunks(
         state, metrics = chunk(state, jnp.int32(c))
         metrics = {k: np.asarray(v)[:num_runs] for k, v in gather_runs(metrics).items()}
         wall = time.perf_counter() - start
-        metrics["wall_s"] = np.float64(wall)
-        metrics["steps_per_s"] = np.float64(config.chunk_steps * num_runs / wall)
+        metrics["wall_s"] = np.full(num_runs, wall)
+        metrics["steps_per_s"] = np.full(num_runs, config.chunk_steps * num_runs / wall)
         history.append(metrics)
         if on_chunk is not None:
-            on_chunk(c, metrics, state)
+            on_chunk(ChunkReport(c, labels, metrics, state))
     return state, history
 
 
@@ -207,7 +241,7 @@ def run(
     config: TrainConfig,
     seeds: Sequence[int],
     methods: Sequence[str] | None = None,
-    on_chunk: Callable[[int, dict[str, np.ndarray], TrainState], None] | None = None,
+    on_chunk: Callable[[ChunkReport], None] | None = None,
     num_devices: int | None = None,
 ) -> RunResult:
     """Train ``methods x seeds`` as one vmapped batch, chunk by chunk, from the host.
@@ -216,8 +250,8 @@ def run(
       config: the configuration; its ``sparse.method`` is the default method.
       seeds: integer seeds (see :func:`prepare`).
       methods: the methods of the batch (see :func:`prepare`).
-      on_chunk: called after each chunk with ``(chunk_index, metrics, state)``,
-        e.g. to report or checkpoint.
+      on_chunk: called after each chunk with a :class:`ChunkReport`, e.g. to
+        log, report or checkpoint.
       num_devices: devices to shard the runs over (default: all).
 
     Returns:
@@ -225,6 +259,6 @@ def run(
     """
     prepared = prepare(config, seeds, methods, num_devices)
     state, history = train_chunks(
-        prepared.trainer, prepared.state, 0, on_chunk, len(prepared.labels), prepared.mesh, prepared.chunk
+        prepared.trainer, prepared.state, 0, on_chunk, prepared.labels, prepared.mesh, prepared.chunk
     )
     return RunResult(prepared.labels, history, state, prepared.masks, dict(prepared.trainer.traces))

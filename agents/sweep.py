@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -35,12 +35,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import sparse_jax as sj
-from agents import checkpoint, results
+from agents import checkpoint, results, tracking
 from agents import report as report_lib
 from agents.config import ALGOS, METHODS, SparsityConfig, TrainConfig
-from agents.runner import Prepared, prepare, state_template, train_chunks
+from agents.runner import ChunkReport, Prepared, prepare, state_template, train_chunks
 from agents.sharding import runs_mesh
-from agents.train import TrainState
 from envs import ENV_NAMES
 from sparse_jax.validation import check_choice, check_int, check_number, fail
 
@@ -70,7 +69,7 @@ class SweepConfig:
       algos: ``sac`` and/or ``td3``.
       sparsities: target sparsities in ``[0, 1)`` (dense runs ignore them).
       methods: any of dense, static, uniform_revival, tar, set, rigl, gmp.
-      seeds: number of seeds per cell (seeds 0 .. seeds - 1).
+      seeds: number of seeds per cell (seeds ``seed_offset .. seed_offset + seeds - 1``).
       train: the per-run training configuration (its env, algo, method, sparsity and the axes below are set per
         cell).
       checkpoint_every: chunks between checkpoints (0 disables checkpoints and resume).
@@ -79,6 +78,8 @@ class SweepConfig:
       widths: hidden widths; each cell's networks have ``len(train.hidden)`` hidden layers of that width.
         ``None``: ``train.hidden`` as it is.
       rhos: revival reserve fractions (TAR, uniform revival); ``None``: ``train.sparse.rho``.
+      seed_offset: the first seed, so that a later sweep adds new seeds to a finished study (its run ids
+        differ; ``sparse-rl report DIR --include LATER_DIR`` reports both together).
 
     Every cell runs every method, also those an axis does not affect (static
     under several rhos, say), so that each cell's comparison is self-contained.
@@ -95,6 +96,7 @@ class SweepConfig:
     distributions: tuple[str, ...] | None = None
     widths: tuple[int, ...] | None = None
     rhos: tuple[float, ...] | None = None
+    seed_offset: int = 0
 
     def __post_init__(self):
         _check_names("env", self.envs, ENV_NAMES)
@@ -108,6 +110,7 @@ class SweepConfig:
             _check_unique(kind, values)
         _check_unique("sparsity", tuple(results.sparsity_label(s) for s in self.sparsities))
         check_int("seeds", self.seeds, minimum=1)
+        check_int("seed_offset", self.seed_offset, minimum=0)
         check_int("checkpoint_every", self.checkpoint_every, minimum=0)
         for name in ("scores", "distributions", "widths", "rhos"):
             values = getattr(self, name)
@@ -121,6 +124,10 @@ class SweepConfig:
             check_int("width", w, minimum=1)
         for cell in self.cells():  # every cell's config validates itself (backends, scores, rho, ...) first
             self.cell_config(cell)
+
+    def seed_values(self) -> list[int]:
+        """The seeds of every cell: ``seed_offset .. seed_offset + seeds - 1``."""
+        return list(range(self.seed_offset, self.seed_offset + self.seeds))
 
     def cells(self) -> list[Cell]:
         """Every point of the grid, in run order."""
@@ -517,13 +524,13 @@ def _reachability(masks: Any, run: int) -> dict[str, dict]:
 
 
 def _curve_rows(history: list[dict], run: int) -> list[dict]:
+    """Run ``run``'s ``curve.jsonl`` rows: one per chunk, every metric as a Python number."""
     rows = []
     for c, metrics in enumerate(history):
         row = {"chunk": c}
         for k, v in metrics.items():
             v = np.asarray(v)
-            v = v[run] if v.ndim else v
-            row[k] = v.item()
+            row[k] = (v[run] if v.ndim else v).item()  # checkpoints of earlier versions hold wall_s as a scalar
         rows.append(row)
     return rows
 
@@ -558,6 +565,14 @@ def _run_records(cfg: SweepConfig, cell: Cell, ids: list[str], prepared: Prepare
     return records
 
 
+# What a tracker gets as a run's hyperparameters: its identity in the grid and its resolved train config.
+_TRACKED = ("env", "algo", "sparsity", "method", "seed", "hidden", "score", "distribution", "rho", "total_steps")
+
+
+def _tracked_config(record: dict) -> dict:
+    return {**{k: record[k] for k in _TRACKED}, "train": record["config"]}
+
+
 def _write_runs(out: Path, records: list[dict], history: list[dict], finished: bool) -> None:
     """Each run's ``curve.jsonl`` and ``run.json`` from the group's history so far (atomic writes)."""
     for r, record in enumerate(records):
@@ -578,16 +593,18 @@ def run_group(
     progress: Callable[[int, dict[str, float]], None],
     num_devices: int | None = None,
     safe_points: _SafePoints | None = None,
+    trackers: Sequence[tracking.Tracker] = (),
 ) -> None:
     """Train one compiled group of runs, checkpointing and writing curves after every chunk.
 
-    Every process of a multi-host job runs this; only process 0 writes files.
-    The last two checkpoints are kept: when the newer one does not restore,
-    ``resume`` says so and falls back to the older one.
+    Every process of a multi-host job runs this; only process 0 writes files
+    (and gets the ``trackers``). The last two checkpoints are kept: when the
+    newer one does not restore, ``resume`` says so and falls back to the
+    older one.
     """
     safe_points = safe_points or _SafePoints()
     train_cfg = cfg.cell_config(cell)
-    seeds = list(range(cfg.seeds))
+    seeds = cfg.seed_values()
     ids = [
         results.run_id(cell.env, cell.algo, cell.sparsity, m, s, cfg.cell_tags(cell)) for m in methods for s in seeds
     ]
@@ -606,24 +623,35 @@ def run_group(
         first = step + 1
         progress(len(ids) * first * train_cfg.chunk_steps, {})
     records = _run_records(cfg, cell, ids, prepared) if jax.process_index() == 0 else []
+    for record in records:
+        for tracker in trackers:
+            tracker.start(record["run_id"], group, _tracked_config(record))
 
-    def on_chunk(c: int, metrics: dict[str, np.ndarray], state: TrainState) -> None:
+    def on_chunk(report: ChunkReport) -> None:
+        c, metrics = report.chunk, report.metrics
+        last = c + 1 == train_cfg.num_chunks
         # A signal that arrives while the checkpoint and curves are written takes effect after them.
         with safe_points.critical():
             history.append(metrics)
-            if manager is not None and ((c + 1) % cfg.checkpoint_every == 0 or c + 1 == train_cfg.num_chunks):
-                checkpoint.save(manager, c, state, history)
-            _write_runs(out, records, history, finished=c + 1 == train_cfg.num_chunks)
+            if manager is not None and ((c + 1) % cfg.checkpoint_every == 0 or last):
+                checkpoint.save(manager, c, report.state, history)
+            _write_runs(out, records, history, finished=last)
+        for r, record in enumerate(records):
+            row = report.scalars(r)
+            for tracker in trackers:
+                tracker.log(record["run_id"], int(row["env_steps"]), row)
+                if last:
+                    tracker.finish(record["run_id"])
         returns = {
             m: float(np.nanmean(metrics["eval_return"][i * len(seeds) : (i + 1) * len(seeds)]))
             for i, m in enumerate(methods)
         }
-        progress(len(ids) * train_cfg.chunk_steps, {**returns, "steps/s": float(metrics["steps_per_s"])})
+        progress(len(ids) * train_cfg.chunk_steps, {**returns, "steps/s": float(metrics["steps_per_s"][0])})
 
     try:
         with safe_points.critical():
             _write_runs(out, records, history, finished=first == train_cfg.num_chunks)
-        train_chunks(prepared.trainer, state, first, on_chunk, len(ids), prepared.mesh, prepared.chunk)
+        train_chunks(prepared.trainer, state, first, on_chunk, prepared.labels, prepared.mesh, prepared.chunk)
     finally:
         if manager is not None:
             manager.close()
@@ -655,6 +683,7 @@ def run_sweep(
     overwrite: bool = False,
     show_progress: bool = True,
     num_devices: int | None = None,
+    log: Sequence[str] = (),
 ) -> list[dict]:
     """Run every group of ``cfg`` into ``out``, then write the report. Returns the summary rows.
 
@@ -668,8 +697,11 @@ def run_sweep(
     :class:`SweepInterrupted` once any checkpoint being written is complete.
     The runs axis of every group is sharded over ``num_devices`` devices
     (default: all of them; results are identical to a one-device run).
+    ``log`` names the trackers of every run (:data:`agents.tracking.TRACKERS`:
+    ``tensorboard``, ``wandb``).
     """
     out = Path(out)
+    log = tracking.check_trackers(log)
     writer = jax.process_index() == 0
     if writer or resume:  # other processes of a new multi-host sweep may already see process 0's config.json
         check_output_dir(out, resume, overwrite)
@@ -699,12 +731,15 @@ def run_sweep(
             bar.set_postfix(latest, refresh=False)
             bar.update(steps)
 
+        trackers = tracking.make_trackers(log, out) if writer else []
         try:
             for cell, methods in groups:
                 bar.set_description(cfg.group_name(cell, methods))
-                run_group(cfg, out, cell, methods, resume, progress, num_devices, safe_points)
+                run_group(cfg, out, cell, methods, resume, progress, num_devices, safe_points, trackers)
         finally:
             bar.close()
+            for tracker in trackers:
+                tracker.close()
         if not writer:
             return report_lib.summarize(out)
         # Not a critical section: every run is finished, and a stopped report is rewritten by --resume.

@@ -103,10 +103,10 @@ def run_ours(config: TrainConfig, seeds: Sequence[int]) -> list[dict[str, Any]]:
     with CompileCounter() as counter:
         start = time.perf_counter()
 
-        def on_chunk(_c, metrics, _state):
+        def on_chunk(report):
             times.append(time.perf_counter() - start)
-            steps.append(int(np.asarray(metrics["env_steps"])[0]))
-            returns.append(np.asarray(metrics["eval_return"], dtype=float))
+            steps.append(int(report.metrics["env_steps"][0]))
+            returns.append(np.asarray(report.metrics["eval_return"], dtype=float))
 
         train_run(config, list(seeds), on_chunk=on_chunk)
         wall = time.perf_counter() - start

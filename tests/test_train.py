@@ -34,13 +34,14 @@ def _leaves(tree):
 def sac_group():
     """dense, static, uniform_revival and TAR SAC x 2 seeds in one vmapped, compiled batch."""
     cfg = TrainConfig(**BANDIT, sparse=SparsityConfig(sparsity=0.8, score="magnitude"))
-    masks_per_chunk = []
-    result = run(
-        cfg,
-        seeds=[0, 1],
-        methods=MASK_METHODS,
-        on_chunk=lambda c, m, s: masks_per_chunk.append(jax.device_get((s.agent.actor_masks, s.agent.critic_masks))),
-    )
+    masks_per_chunk, reports = [], []
+
+    def on_chunk(report):
+        reports.append(report._replace(state=None))
+        masks_per_chunk.append(jax.device_get((report.state.agent.actor_masks, report.state.agent.critic_masks)))
+
+    result = run(cfg, seeds=[0, 1], methods=MASK_METHODS, on_chunk=on_chunk)
+    result.reports = reports
     return cfg, result, masks_per_chunk
 
 
@@ -52,7 +53,9 @@ def td3_rigl():
     result = run(
         cfg,
         seeds=[0, 1],
-        on_chunk=lambda c, m, s: masks_per_chunk.append(jax.device_get((s.agent.actor_masks, s.agent.critic_masks))),
+        on_chunk=lambda r: masks_per_chunk.append(
+            jax.device_get((r.state.agent.actor_masks, r.state.agent.critic_masks))
+        ),
     )
     return cfg, result, masks_per_chunk
 
@@ -62,6 +65,19 @@ def test_mask_only_methods_share_one_compiled_chunk(sac_group):
     assert result.labels == [(m, s) for m in MASK_METHODS for s in (0, 1)]
     assert len(result.history) == cfg.num_chunks == 4
     assert result.traces["chunk"] == 1 and result.traces["evaluate"] == 1
+
+
+def test_on_chunk_gets_labels_and_one_value_per_run_for_every_metric(sac_group):
+    _, result, _ = sac_group
+    assert [r.chunk for r in result.reports] == [0, 1, 2, 3]
+    for report, history in zip(result.reports, result.history):
+        assert report.labels == result.labels
+        assert report.metrics is history
+        for name, values in report.metrics.items():
+            assert isinstance(values, np.ndarray) and values.shape == (8,), name
+        row = report.scalars(3)
+        assert row["env_steps"] == (report.chunk + 2) * 500 and isinstance(row["eval_return"], float)
+        assert row["wall_s"] == report.metrics["wall_s"][0] > 0  # host timings are shared by the batch
 
 
 def test_fixed_masks_report_no_turnover_and_a_dormant_fraction(sac_group):
@@ -170,10 +186,10 @@ def test_gmp_td3_prunes_each_network_on_its_own_schedule():
     result = run(
         cfg,
         seeds=[0, 1],
-        on_chunk=lambda c, m, s: counts.append(
+        on_chunk=lambda r: counts.append(
             [
                 [int(x) for x in sum(a.reshape(2, -1).sum(1) for a in _leaves(n))]
-                for n in (s.agent.actor_masks, s.agent.critic_masks)
+                for n in (r.state.agent.actor_masks, r.state.agent.critic_masks)
             ]
         ),
     )
@@ -287,8 +303,8 @@ for n in (1, 4):  # 6 runs: uneven over 4 devices, so 2 padding runs
 grid = sweep_lib.SweepConfig(envs=("probe_bandit",), methods=("static", "tar"), seeds=3, train=cfg)
 real_train_chunks = sweep_lib.train_chunks
 def stop_after_first(trainer, state, first, on_chunk, *args):
-    def once(c, m, s):
-        on_chunk(c, m, s)
+    def once(report):
+        on_chunk(report)
         raise KeyboardInterrupt
     return real_train_chunks(trainer, state, first, once, *args)
 sweep_lib.train_chunks = stop_after_first
