@@ -173,7 +173,7 @@ def write_report(results_dir: str | Path, include: Sequence[str | Path] = ()) ->
     rows = _summarize_runs(runs)
     atomic_write_text(results_dir / "summary.csv", tables.summary_csv(rows))
     comps = stats.comparisons(runs)
-    md = tables.summary_md(rows, comps, stats.aggregate(runs), stats.topology_changes(runs))
+    md = tables.summary_md(rows, comps, stats.aggregate(runs), stats.topology_changes(runs), stats.diagnostics(runs))
     atomic_write_text(results_dir / "summary.md", md)
     if comps:
         atomic_write_text(results_dir / "comparisons.csv", tables.summary_csv(comps, tables.COMPARISON_COLUMNS))

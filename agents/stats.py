@@ -477,3 +477,33 @@ def topology_changes(runs: Sequence[dict]) -> list[dict]:
                 }
             )
     return out
+
+
+def diagnostics(runs: Sequence[dict]) -> list[dict]:
+    """Mask turnover and dormant units per cell and method, averaged over the finished, finite seeds.
+
+    Returns:
+      One dict per (cell, method) whose curves hold the metrics:
+      ``{net}_changed`` (connections the network's masks changed over the
+      whole run: SET/RigL rewiring, GMP pruning; 0 for fixed masks),
+      ``{net}_turnover`` (that count over the network's active connections at
+      the end of the run, so 1.0 means as many changes as there are active
+      weights), and ``{net}_dormant`` (the fraction of dormant hidden units in
+      the last evaluation), for ``net`` in actor and critic. ``None`` where a
+      run's curve lacks the metric (results of earlier versions).
+    """
+    out = []
+    for cell, methods in sorted(ok_runs_by_cell(runs).items(), key=lambda kv: tuple(sortable(v) for v in kv[0])):
+        for method in sorted(methods, key=method_key):
+            members = methods[method]
+            row = {**dict(zip(CELL_KEYS, cell)), "method": method, "n_seeds": len(members)}
+            for net in NETWORKS:
+                changed = [sum(c.get(f"{net}_changed", math.nan) for c in r["curve"]) for r in members]
+                active = [r["params"][net]["active"] for r in members]
+                dormant = [r["curve"][-1].get(f"{net}_dormant", math.nan) if r["curve"] else math.nan for r in members]
+                mean = lambda xs: None if not xs or any(math.isnan(x) for x in xs) else float(np.mean(xs))
+                row[f"{net}_changed"] = mean(changed)
+                row[f"{net}_turnover"] = mean([c / a if a else math.nan for c, a in zip(changed, active)])
+                row[f"{net}_dormant"] = mean(dormant)
+            out.append(row)
+    return out

@@ -255,19 +255,51 @@ def _topology_lines(topo: Sequence[dict]) -> list[str]:
     return lines
 
 
+def _diagnostics_lines(diag: Sequence[dict]) -> list[str]:
+    """The section on mask turnover and dormant units per method; none without diagnostics rows."""
+    diag = [d for d in diag if any(d[f"{n}_dormant"] is not None for n in stats.NETWORKS)]
+    if not diag:
+        return []
+    cells = _varying(diag)
+    fmt = lambda v, spec: "n/a" if v is None else format(v, spec)
+    lines = [
+        "",
+        "## Mask turnover and dormant units",
+        "",
+        "Changed: connections the masks changed over the whole run (SET/RigL rewiring, GMP pruning), mean over "
+        "seeds; turnover: that over the network's final active connections. Dormant: fraction of hidden units whose "
+        "mean |activation| on a replay batch is at most tau times their layer's mean, at the last evaluation "
+        "(Sokar et al. 2023).",
+        "",
+        f"| {' | '.join(cells + ['method'])} | actor changed (turnover) | critic changed (turnover) | actor dormant "
+        "| critic dormant |",
+        "|" + "---|" * (len(cells) + 1) + "---:|---:|---:|---:|",
+    ]
+    for d in diag:
+        cell = "".join(f"{_fmt_key(d, k)} | " for k in cells)
+        net = lambda n, d=d: f"{fmt(d[f'{n}_changed'], ',.0f')} ({fmt(d[f'{n}_turnover'], '.2f')})"
+        lines.append(
+            f"| {cell}{d['method']} | {net('actor')} | {net('critic')} | {fmt(d['actor_dormant'], '.3f')} "
+            f"| {fmt(d['critic_dormant'], '.3f')} |"
+        )
+    return lines
+
+
 def summary_md(
     rows: Sequence[dict],
     comps: Sequence[dict] = (),
     agg: tuple[list[dict], list[str]] = ([], []),
     topo: Sequence[dict] = (),
+    diag: Sequence[dict] = (),
 ) -> str:
-    """The text of ``summary.md``: the summary table, then the sections on comparisons, aggregate, gains, topology.
+    """The text of ``summary.md``: the summary table, then comparisons, aggregate, gains, topology, diagnostics.
 
     Args:
       rows: the summary rows (:func:`agents.report.summarize`).
       comps: :func:`agents.stats.comparisons`.
       agg: :func:`agents.stats.aggregate`'s ``(rows, skipped)``.
       topo: :func:`agents.stats.topology_changes`.
+      diag: :func:`agents.stats.diagnostics`.
 
     A section whose statistics are empty is left out.
     """
@@ -276,4 +308,5 @@ def summary_md(
     lines += _aggregate_lines(*agg)
     lines += _tar_gain_lines(rows)
     lines += _topology_lines(topo)
+    lines += _diagnostics_lines(diag)
     return "\n".join(lines) + "\n"

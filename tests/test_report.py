@@ -277,3 +277,32 @@ def test_a_nan_evaluation_midway_marks_the_run_diverged(tmp_path):
     seed0 = [*np.linspace(0.0, 9.0, N_EVALS - 1), 11.0]  # write_run's curve for a final return of 10
     assert (row["n_diverged"], row["mean"]) == (1, 10.0)
     assert row["curve_mean"] == pytest.approx(np.mean(seed0))
+
+
+def test_turnover_and_dormant_table_hand_worked(tmp_path):
+    """Changed connections summed over chunks, over the final active count; dormant from the last evaluation."""
+    per_chunk = {"static": (0, 0), "set": (3, 5)}  # (actor, critic) connections changed per chunk
+    for method, (actor, critic) in per_chunk.items():
+        for seed in (0, 1):
+            write_run(tmp_path, "hopper", method, seed, 100.0)
+            curve_path = tmp_path / "runs" / run_id("hopper", "sac", 0.9, method, seed) / "curve.jsonl"
+            rows = [json.loads(line) for line in curve_path.read_text().splitlines()]
+            for i, row in enumerate(rows):
+                row.update(actor_changed=actor, critic_changed=critic, actor_dormant=0.1 * seed + 0.01 * (i == 19),
+                           critic_dormant=0.5)  # fmt: skip
+            curve_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    diag = {d["method"]: d for d in stats.diagnostics(report.load_runs(tmp_path))}
+    # SET: 3 x 20 chunks = 60 actor changes over 10 active weights; 5 x 20 = 100 critic changes over 20.
+    assert (diag["set"]["actor_changed"], diag["set"]["actor_turnover"]) == (60.0, 6.0)
+    assert (diag["set"]["critic_changed"], diag["set"]["critic_turnover"]) == (100.0, 5.0)
+    assert diag["static"]["actor_changed"] == 0.0 and diag["static"]["critic_turnover"] == 0.0
+    assert diag["set"]["actor_dormant"] == pytest.approx(0.06) and diag["set"]["critic_dormant"] == 0.5
+    md = tables.summary_md(report.summarize(tmp_path), diag=list(diag.values()))
+    assert "## Mask turnover and dormant units" in md
+    assert "| set | 60 (6.00) | 100 (5.00) | 0.060 | 0.500 |" in md
+
+
+def test_results_of_earlier_versions_leave_the_turnover_table_out(results):
+    diag = stats.diagnostics(report.load_runs(results))
+    assert diag and all(d["actor_changed"] is None and d["actor_dormant"] is None for d in diag)
+    assert "Mask turnover" not in tables.summary_md(report.summarize(results), diag=diag)
