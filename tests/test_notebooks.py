@@ -110,3 +110,5 @@ def test_notebook_runs(name):
         for method in SMALL[name]["SWEEP_METHODS"]:
             assert f"| {method} |" in text
         assert "vs best of SET/RigL" in text
+        assert "| probe_bandit | sac | 0.9 | static | 0 (0.00) | 0 (0.00) |" in text  # fixed masks change nothing
+        assert len(images) >= 4  # curves, final returns, gains, diagnostics
