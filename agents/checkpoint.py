@@ -1,77 +1,196 @@
 """Checkpoint layout of a group of runs: the batched ``TrainState`` and the metric history so far.
 
 One orbax ``CheckpointManager`` per group directory keeps the last two
-checkpoints. Each holds ``state`` (the state's leaves in pytree order, PRNG
-keys as raw key data, zero-size leaves left out) and ``meta`` (JSON: the
-per-chunk metric history). Restoring needs a template of the same batched
-state (:func:`agents.runner.state_template`), sharded like the live one.
+checkpoints. Each holds ``state`` and ``meta`` (JSON: the per-chunk metric
+history). ``state`` holds the state's leaves as nested dicts keyed by their
+pytree path (``agent/actor/MLP_0/Dense_0/kernel``, ``buffer/data/obs``,
+``env_state/obs``, ...; see :func:`leaf_keys`), PRNG keys as raw key data,
+zero-size leaves left out. Checkpoints of earlier versions numbered the
+leaves in pytree order instead (``00000``, ``00001``, ...); they restore too.
+Restoring needs a template of the same batched state
+(:func:`agents.runner.state_template`), sharded like the live one; one part
+of the state (e.g. only ``agent``, for a trained policy) can be read alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
-from jax.sharding import NamedSharding, PartitionSpec
+from jax.sharding import NamedSharding, PartitionSpec, SingleDeviceSharding
 
 from agents.train import TrainState
+from sparse_jax.utils import path_name
 
 MAX_TO_KEEP = 2
 
+# Orbax joins nested keys with "." into array names that become file paths: a key part keeps only these.
+_UNSAFE = re.compile(r"[^0-9A-Za-z_-]")
+_NUMBERED = re.compile(r"\d{5}")
 
-def open_manager(directory: Path) -> ocp.CheckpointManager:
-    """The checkpoint manager of one group's directory (keeps the last :data:`MAX_TO_KEEP`)."""
-    return ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(max_to_keep=MAX_TO_KEEP))
+
+def open_manager(directory: Path, read_only: bool = False) -> ocp.CheckpointManager:
+    """The checkpoint manager of one group's directory (keeps the last :data:`MAX_TO_KEEP`).
+
+    ``read_only`` opens it for reading only (nothing is saved or deleted), e.g.
+    to load a trained policy from a finished sweep.
+    """
+    if not read_only:
+        return ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(max_to_keep=MAX_TO_KEEP))
+    # The options a reader implies, given, so that orbax does not log that it set them; and not its note that
+    # the directory is read-only, which is what was asked for.
+    options = ocp.CheckpointManagerOptions(read_only=True, save_interval_steps=0, max_to_keep=None, create=False)
+    quiet = _DropLog("Given directory is read only")
+    logger = logging.getLogger("absl")
+    logger.addFilter(quiet)
+    try:
+        return ocp.CheckpointManager(directory, options=options)
+    finally:
+        logger.removeFilter(quiet)
+
+
+class _DropLog(logging.Filter):
+    """Drops the log records whose message starts with ``prefix``."""
+
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
 
 
 def history_to_json(history: list[dict]) -> list[dict]:
+    """The metric history as JSON-able lists."""
     return [{k: np.asarray(v).tolist() for k, v in m.items()} for m in history]
 
 
 def history_from_json(data: list[dict]) -> list[dict]:
+    """Inverse of :func:`history_to_json`."""
     return [{k: np.asarray(v) for k, v in m.items()} for m in data]
 
 
-def saveable(state: TrainState) -> dict[str, np.ndarray]:
-    """Flat leaves, PRNG keys as their raw data (orbax stores plain arrays).
+def _is_key(x: Any) -> bool:
+    return jax.numpy.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def leaf_keys(state: Any, numbered: bool = False) -> list[tuple[str, ...] | None]:
+    """The checkpoint key of each leaf of ``state``, in pytree order; ``None`` for zero-size leaves.
+
+    A key is the leaf's pytree path (as :func:`sparse_jax.path_name` reads it),
+    one part per level, with every character other than letters, digits, ``_``
+    and ``-`` replaced by ``_``. ``numbered`` gives the layout of earlier
+    versions instead: the leaf's index, five digits.
+
+    >>> import jax.numpy as jnp
+    >>> leaf_keys({"agent": {"Dense_0": {"kernel": jnp.ones(2)}, "log.alpha": jnp.ones(())}, "none": jnp.ones(0)})
+    [('agent', 'Dense_0', 'kernel'), ('agent', 'log_alpha'), None]
+    >>> leaf_keys([jnp.ones(2), jnp.ones(3)], numbered=True)
+    [('00000',), ('00001',)]
+
+    Raises:
+      ValueError: two leaves whose paths differ only in replaced characters.
+    """
+    keys, seen = [], {}
+    for i, (path, x) in enumerate(jax.tree.leaves_with_path(state)):
+        if x.size == 0:
+            keys.append(None)
+            continue
+        key = (f"{i:05d}",) if numbered else tuple(_UNSAFE.sub("_", p) or "_" for p in path_name(path).split("/"))
+        if key in seen:
+            raise ValueError(
+                f"checkpoint key {'/'.join(key)!r} names two leaves ({seen[key]!r} and {path_name(path)!r}); "
+                "rename one of them."
+            )
+        seen[key] = path_name(path)
+        keys.append(key)
+    return keys
+
+
+def _nest(keys: Sequence[tuple[str, ...] | None], values: Sequence[Any]) -> dict:
+    """Nested dicts holding ``values[i]`` at ``keys[i]`` (``None`` keys left out)."""
+    out: dict = {}
+    for key, value in zip(keys, values, strict=True):
+        if key is None:
+            continue
+        node = out
+        for part in key[:-1]:
+            node = node.setdefault(part, {})
+        node[key[-1]] = value
+    return out
+
+
+def _lookup(tree: dict, key: tuple[str, ...]) -> Any:
+    """The value at ``key`` in nested dicts, ``None`` where there is none."""
+    for part in key:
+        if not isinstance(tree, dict) or part not in tree:
+            return None
+        tree = tree[part]
+    return tree
+
+
+def _is_numbered(saved: dict) -> bool:
+    """Whether ``saved`` is in the numbered layout of earlier versions."""
+    return bool(saved) and all(_NUMBERED.fullmatch(k) and not isinstance(v, dict) for k, v in saved.items())
+
+
+def _stored_leaves(state: Any) -> list:
+    """The leaves of ``state`` in pytree order, PRNG keys as their raw data (orbax stores plain arrays)."""
+    return [jax.random.key_data(x) if _is_key(x) else x for x in jax.tree.leaves(state)]
+
+
+def saveable(state: TrainState) -> dict[str, Any]:
+    """The leaves as nested dicts keyed by their path (:func:`leaf_keys`), PRNG keys as their raw data.
 
     Zero-size leaves (some Brax pipeline states have them, e.g. halfcheetah's)
     are left out: orbax refuses them, and they hold no data to restore.
     """
-    out = {}
-    for i, x in enumerate(jax.tree.leaves(state)):
-        if x.size == 0:
-            continue
-        if jax.numpy.issubdtype(x.dtype, jax.dtypes.prng_key):
-            x = jax.random.key_data(x)
-        out[f"{i:05d}"] = x
-    return out
+    return _nest(leaf_keys(state), _stored_leaves(state))
 
 
 def restore_leaves(saved: dict[str, Any], template: TrainState) -> TrainState:
-    """The inverse of :func:`saveable`, into ``template``'s structure (zero-size leaves from the template)."""
+    """The inverse of :func:`saveable`, into ``template``'s structure; also reads the numbered layout.
+
+    Leaves ``saved`` does not hold (zero-size ones, and those a partial restore
+    left out) come from ``template``; a zero-size leaf that is only a shape
+    there is made as zeros.
+    """
     leaves, treedef = jax.tree.flatten(template)
+    keys = leaf_keys(template, numbered=_is_numbered(saved))
     restored = []
-    for i, t in enumerate(leaves):
-        if t.size == 0:
-            restored.append(t)
+    for key, t in zip(keys, leaves, strict=True):
+        x = None if key is None else _lookup(saved, key)
+        if x is None:
+            zero_size = isinstance(t, jax.ShapeDtypeStruct) and t.size == 0
+            restored.append(jax.numpy.zeros(t.shape, t.dtype) if zero_size and not _is_key(t) else t)
             continue
-        x = saved[f"{i:05d}"]
-        restored.append(jax.random.wrap_key_data(x) if jax.numpy.issubdtype(t.dtype, jax.dtypes.prng_key) else x)
+        restored.append(jax.random.wrap_key_data(x) if _is_key(t) else x)
     return jax.tree.unflatten(treedef, restored)
 
 
-def abstract_saveable(template: TrainState, mesh: Any) -> dict[str, jax.ShapeDtypeStruct]:
-    """What a checkpoint of ``template`` holds; sharded over the runs axis when there is a mesh."""
-    shapes = jax.eval_shape(saveable, template)
-    if mesh is None:
-        return shapes
-    sharding = NamedSharding(mesh, PartitionSpec("runs"))
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
+def abstract_saveable(
+    template: TrainState, mesh: Any, numbered: bool = False, parts: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """What a checkpoint of ``template`` holds; sharded over the runs axis when there is a mesh.
+
+    ``numbered`` gives the layout of earlier versions; ``parts`` keeps only the
+    leaves under those top-level fields of the state (e.g. ``("agent",)``).
+    """
+    shapes = jax.eval_shape(_stored_leaves, template)
+    keys = leaf_keys(template, numbered)
+    if parts is not None:
+        tops = [path_name(p).split("/")[0] for p, _ in jax.tree.leaves_with_path(template)]
+        keys = [k if top in parts else None for k, top in zip(keys, tops, strict=True)]
+    if mesh is not None:
+        sharding = NamedSharding(mesh, PartitionSpec("runs"))
+        shapes = [jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding) for x in shapes]
+    return _nest(keys, shapes)
 
 
 def save(manager: ocp.CheckpointManager, chunk: int, state: TrainState, history: list[dict]) -> None:
@@ -86,21 +205,71 @@ def save(manager: ocp.CheckpointManager, chunk: int, state: TrainState, history:
     manager.wait_until_finished()
 
 
+def _state_args(target: dict, partial: bool) -> Any:
+    """Orbax restore args for ``target``; a ``partial`` target reads only its own leaves."""
+    if not partial:
+        return ocp.args.StandardRestore(target)
+    device = SingleDeviceSharding(jax.local_devices()[0])
+    restore_args = jax.tree.map(
+        lambda x: ocp.ArrayRestoreArgs(shape=x.shape, dtype=x.dtype, sharding=x.sharding or device), target
+    )
+    return ocp.args.PyTreeRestore(item=target, restore_args=restore_args, partial_restore=True)
+
+
+def _restore_step(manager: ocp.CheckpointManager, step: int, template: dict, legacy: dict | None, partial: bool):
+    """Checkpoint ``step`` restored into ``template``, or into ``legacy`` (the numbered layout) if that fits it."""
+
+    def restore(target):
+        args = ocp.args.Composite(state=_state_args(target, partial), meta=ocp.args.JsonRestore())
+        if not partial:
+            return manager.restore(step, args=args)
+        # Orbax binds one handler to an item per manager, and a partial read needs another one than whole
+        # states do: read through a manager of its own, so that the caller's can still restore and save.
+        with open_manager(Path(manager.directory), read_only=True) as reader:
+            restored = reader.restore(step, args=args)
+        # A partial read gives back the target's own shapes where the checkpoint lacks a leaf: refuse that.
+        leaves = jax.tree.leaves(restored["state"])
+        if jax.tree.structure(restored["state"]) != jax.tree.structure(target) or any(
+            isinstance(x, jax.ShapeDtypeStruct) for x in leaves
+        ):
+            raise ValueError("the checkpoint does not hold the leaves asked for (another layout?)")
+        return restored
+
+    try:
+        return restore(template)
+    except Exception as named_error:  # the numbered layout fails on the names first, before reading any data
+        if legacy is None:
+            raise
+        try:
+            return restore(legacy)
+        except Exception:
+            raise named_error from None
+
+
 def restore_latest(
-    manager: ocp.CheckpointManager, template: Any, group: str, warn: Callable[[str], None]
+    manager: ocp.CheckpointManager,
+    template: Any,
+    group: str,
+    warn: Callable[[str], None],
+    *,
+    legacy: Any = None,
+    partial: bool = False,
+    delete_damaged: bool = True,
 ) -> tuple[int, dict]:
     """Restore the newest checkpoint of ``group`` that restores, deleting the damaged ones after it.
 
-    ``template`` is :func:`abstract_saveable` of the state; a checkpoint that
-    does not restore is reported through ``warn`` before the older one is tried.
+    ``template`` is :func:`abstract_saveable` of the state, ``legacy`` the same
+    in the numbered layout (tried on a checkpoint ``template`` does not fit);
+    a ``partial`` template reads only the leaves it holds. A checkpoint that
+    does not restore is reported through ``warn`` before the older one is
+    tried; ``delete_damaged=False`` keeps it (for a reader that must not
+    change the directory).
     """
     steps = sorted(manager.all_steps(), reverse=True)
     errors = []
     for i, step in enumerate(steps):
         try:
-            restored = manager.restore(
-                step, args=ocp.args.Composite(state=ocp.args.StandardRestore(template), meta=ocp.args.JsonRestore())
-            )
+            restored = _restore_step(manager, step, template, legacy, partial)
             if not isinstance(restored["meta"], dict) or "history" not in restored["meta"]:
                 raise ValueError("its metric history is missing")
         except Exception as e:  # orbax and tensorstore raise many kinds on damaged files
@@ -110,8 +279,9 @@ def restore_latest(
                 warn(f"warning: checkpoint {step} of {group} does not restore ({reason}); "
                      f"falling back to checkpoint {steps[i + 1]}.")  # fmt: skip
             continue
-        for bad in steps[:i]:  # so that training can save those steps again
-            manager.delete(bad)
+        if delete_damaged:
+            for bad in steps[:i]:  # so that training can save those steps again
+                manager.delete(bad)
         return step, restored
     raise ValueError(
         f"no checkpoint of {group} restores ({'; '.join(errors)}); delete {str(manager.directory)!r} to rerun that "
@@ -119,9 +289,50 @@ def restore_latest(
     )
 
 
+def stored_runs(manager: ocp.CheckpointManager) -> int | None:
+    """The length of the runs axis (real runs plus padding) of the newest readable checkpoint; ``None``: none reads.
+
+    Every leaf of a batched state leads with the runs axis, so any stored
+    array's shape tells it, without reading the data.
+    """
+    for step in sorted(manager.all_steps(), reverse=True):
+        handler = ocp.StandardCheckpointHandler()
+        try:
+            tree = handler.metadata(Path(manager.directory) / str(step) / "state").tree
+            shapes = [x.shape for x in jax.tree.leaves(tree) if hasattr(x, "shape")]
+        except Exception:  # a damaged checkpoint: try the older one
+            continue
+        finally:
+            handler.close()
+        if shapes and shapes[0]:
+            return int(shapes[0][0])
+    return None
+
+
 def restore(
-    manager: ocp.CheckpointManager, state: TrainState, template: TrainState, mesh: Any, group: str, warn: Callable
+    manager: ocp.CheckpointManager,
+    state: TrainState,
+    template: TrainState,
+    mesh: Any,
+    group: str,
+    warn: Callable,
+    *,
+    parts: Sequence[str] | None = None,
+    delete_damaged: bool = True,
 ) -> tuple[int, TrainState, list[dict]]:
-    """``(chunk, state, history)`` of the newest restorable checkpoint, into ``state``'s structure."""
-    step, restored = restore_latest(manager, abstract_saveable(template, mesh), group, warn)
+    """``(chunk, state, history)`` of the newest restorable checkpoint, into ``state``'s structure.
+
+    ``parts`` reads only those top-level fields of the state (e.g.
+    ``("agent",)``); the others come back as they are in ``state``. See
+    :func:`restore_latest` for ``delete_damaged``.
+    """
+    step, restored = restore_latest(
+        manager,
+        abstract_saveable(template, mesh, parts=parts),
+        group,
+        warn,
+        legacy=abstract_saveable(template, mesh, numbered=True, parts=parts),
+        partial=parts is not None,
+        delete_damaged=delete_damaged,
+    )
     return step, restore_leaves(restored["state"], state), history_from_json(restored["meta"]["history"])

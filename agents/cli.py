@@ -1,4 +1,4 @@
-"""The ``sparse-rl`` command line: ``sweep``, ``train`` and ``report``.
+"""The ``sparse-rl`` command line: ``sweep``, ``train``, ``report``, and ``eval`` and ``render`` of a trained run.
 
 Bad input ends with a one-line ``sparse-rl: error: ...`` naming the value and
 what is allowed, exit code 2, and nothing written.
@@ -110,6 +110,40 @@ class ReportArgs:
     --seed-offset); a run id found twice is refused."""
 
 
+@dataclasses.dataclass(frozen=True)
+class EvalArgs:
+    """Print the mean and std of one run's deterministic return, from its latest checkpoint, over fresh episodes."""
+
+    results: tyro.conf.Positional[Path]
+    """The results directory of a sweep."""
+    run: str
+    """The run id: its folder under runs/, e.g. inverted_pendulum-sac-s0.9-tar-seed0."""
+    episodes: int = 10
+    """Evaluation episodes (>= 1), each to its end."""
+    seed: int = 0
+    """Seed of the episodes' initial states."""
+    compile_cache: str = "auto"
+    """XLA's persistent compilation cache, as for `sweep`."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderArgs:
+    """Write one deterministic rollout of a run's policy (latest checkpoint) as brax's HTML viewer; brax envs only."""
+
+    results: tyro.conf.Positional[Path]
+    """The results directory of a sweep."""
+    run: str
+    """The run id: its folder under runs/, e.g. inverted_pendulum-sac-s0.9-tar-seed0."""
+    out: Path | None = None
+    """The HTML file to write (default: <run>.html in the working directory); it loads brax's viewer from its CDN."""
+    steps: int | None = None
+    """At most this many actions (default: a whole episode); the rollout stops where the episode ends."""
+    seed: int = 0
+    """Seed of the episode's initial state."""
+    compile_cache: str = "auto"
+    """XLA's persistent compilation cache, as for `sweep`."""
+
+
 def _flag(argv: list[str], name: str) -> str | None:
     """The value of ``--name VALUE`` or ``--name=VALUE`` in ``argv`` (the last one wins)."""
     value = None
@@ -144,6 +178,8 @@ def command_type(argv: list[str]) -> Any:
         Annotated[SweepArgs, tyro.conf.subcommand("sweep", default=SweepArgs(config=train))]
         | Annotated[TrainArgs, tyro.conf.subcommand("train")]
         | Annotated[ReportArgs, tyro.conf.subcommand("report")]
+        | Annotated[EvalArgs, tyro.conf.subcommand("eval")]
+        | Annotated[RenderArgs, tyro.conf.subcommand("render")]
     )
 
 
@@ -183,6 +219,34 @@ def resolve_sweep(args: SweepArgs, base=None):
 
 def execute(command: SweepArgs | TrainArgs | ReportArgs) -> None:
     """Carry out a parsed command (raises ``ValueError`` on bad input before writing anything)."""
+    if isinstance(command, EvalArgs | RenderArgs):
+        from agents import policy, results
+        from sparse_jax.validation import check_int
+
+        # Every check before anything loads or compiles.
+        config = policy.run_config(command.results, command.run)
+        if isinstance(command, EvalArgs):
+            check_int("episodes", command.episodes, minimum=1)
+        else:
+            policy.check_renderable(config)
+            if command.steps is not None:
+                check_int("steps", command.steps, minimum=1)
+        use_compile_cache(command.compile_cache)
+        loaded = policy.load_policy(command.results, command.run)
+        trained = f"checkpoint after chunk {loaded.chunk + 1} of {config.num_chunks}"
+        if isinstance(command, EvalArgs):
+            mean, std = policy.evaluate_policy(loaded, command.episodes, command.seed)
+            print(f"{command.run}: deterministic return {mean:.3f} +/- {std:.3f} (std) over {command.episodes} "
+                  f"episodes, seed {command.seed} ({trained})")  # fmt: skip
+            return
+        out = command.out if command.out is not None else Path(f"{command.run}.html")
+        html = policy.render_html(loaded, command.steps, command.seed)
+        try:
+            results.atomic_write_text(out, html)
+        except OSError as e:  # bad --out: a plain error, not main's resume hint for an interrupted sweep
+            raise ValueError(f"cannot write {str(out)!r}: {e.strerror or e}.") from None
+        print(f"{command.run}: one deterministic episode ({trained}) written to {out}")
+        return
     from agents import report, sweep
 
     if isinstance(command, ReportArgs):
@@ -218,8 +282,13 @@ def execute(command: SweepArgs | TrainArgs | ReportArgs) -> None:
         num_devices=command.devices,
         log=command.log,
     )
-    print((Path(out) / "summary.md").read_text())
-    print(f"results: {out}")
+    import jax
+
+    if jax.process_index() == 0:
+        print((Path(out) / "summary.md").read_text())
+        print(f"results: {out}")
+    else:
+        print(f"sparse-rl: process {jax.process_index()} done; process 0 writes the results to {out}")
 
 
 def devices_line() -> str:
@@ -270,19 +339,80 @@ def use_compile_cache(value: str) -> None:
         jax.config.update("jax_compilation_cache_dir", str(path))
 
 
-def maybe_initialize_distributed() -> None:
-    """Join a multi-host job when its launcher set the usual variables (JAX's, SLURM's, or a TPU pod's)."""
+class JoinError(RuntimeError):
+    """This process could not join its multi-host job."""
+
+
+def distributed_settings(environ: dict[str, str]) -> dict[str, Any] | None:
+    """The ``jax.distributed.initialize`` arguments a launcher's variables ask for; ``None`` for one process.
+
+    ``JAX_COORDINATOR_ADDRESS`` (``host:port`` of process 0), ``JAX_NUM_PROCESSES``
+    and ``JAX_PROCESS_ID`` name the job explicitly; under SLURM (more than one
+    task) or on a TPU pod slice JAX finds them itself. ``SPARSE_RL_INIT_TIMEOUT``
+    bounds the wait for the other processes (seconds, default 300).
+
+    >>> distributed_settings({}) is None
+    True
+    >>> distributed_settings({"JAX_COORDINATOR_ADDRESS": "10.0.0.1:1234", "JAX_NUM_PROCESSES": "2",
+    ...                       "JAX_PROCESS_ID": "1", "SPARSE_RL_INIT_TIMEOUT": "30"})
+    {'coordinator_address': '10.0.0.1:1234', 'num_processes': 2, 'process_id': 1, 'initialization_timeout': 30}
+    """
+    multi = (
+        "JAX_COORDINATOR_ADDRESS" in environ
+        or int(environ.get("SLURM_NTASKS", "1")) > 1
+        or len(environ.get("TPU_WORKER_HOSTNAMES", "").split(",")) > 1
+    )
+    if not multi:
+        return None
+    settings: dict[str, Any] = {}
+    if environ.get("JAX_COORDINATOR_ADDRESS"):
+        settings["coordinator_address"] = environ["JAX_COORDINATOR_ADDRESS"]
+    for key, name, minimum in (
+        ("num_processes", "JAX_NUM_PROCESSES", 1),
+        ("process_id", "JAX_PROCESS_ID", 0),
+        ("initialization_timeout", "SPARSE_RL_INIT_TIMEOUT", 1),
+    ):
+        if name in environ:
+            try:
+                value = int(environ[name])
+            except ValueError:
+                value = None
+            if value is None or value < minimum:
+                fail(name, environ[name], f"an integer >= {minimum}")
+            settings[key] = value
+    if "num_processes" in settings and settings.get("process_id", 0) >= settings["num_processes"]:
+        fail("JAX_PROCESS_ID", settings["process_id"], f"0..{settings['num_processes'] - 1} (JAX_NUM_PROCESSES)")
+    return settings
+
+
+def maybe_initialize_distributed(environ: dict[str, str] | None = None) -> None:
+    """Join a multi-host job when its launcher set the usual variables (see :func:`distributed_settings`).
+
+    On CPU the processes talk through gloo. A coordinator that does not answer
+    within the timeout ends the command with :class:`JoinError` (one line,
+    exit code 1) instead of a hang.
+    """
     import os
 
     import jax
 
-    multi = (
-        "JAX_COORDINATOR_ADDRESS" in os.environ
-        or int(os.environ.get("SLURM_NTASKS", "1")) > 1
-        or len(os.environ.get("TPU_WORKER_HOSTNAMES", "").split(",")) > 1
-    )
-    if multi:
-        jax.distributed.initialize()
+    settings = distributed_settings(dict(os.environ) if environ is None else environ)
+    if settings is None:
+        return
+    # CPU devices of different processes need a collectives backend; accelerators use their own.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    timeout = settings.setdefault("initialization_timeout", 300)
+    try:
+        jax.distributed.initialize(**settings)
+    except Exception as e:  # XLA raises several kinds (deadline exceeded, connection refused, ...)
+        where = settings.get("coordinator_address", "the address the cluster environment gives")
+        who = f"process {settings['process_id']}" if "process_id" in settings else "this process"
+        reason = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        raise JoinError(
+            f"{who} could not join the multi-host job at {where} within {timeout} s ({reason}); check that every "
+            "process was started with the same JAX_COORDINATOR_ADDRESS and JAX_NUM_PROCESSES, and that process 0 "
+            "is reachable there."
+        ) from None
 
 
 def _resume_hint(argv: list[str] | None) -> str:
@@ -309,14 +439,17 @@ def main(argv: list[str] | None = None) -> None:
     """
     from agents.sweep import SweepInterrupted
 
-    maybe_initialize_distributed()
     try:
+        maybe_initialize_distributed()
         # Config dataclasses validate in __post_init__, so bad values can surface while parsing.
         args = list(sys.argv[1:] if argv is None else argv)
         execute(tyro.cli(command_type(args), args=args, prog="sparse-rl"))
     except ValueError as e:
         print(f"sparse-rl: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    except JoinError as e:
+        print(f"sparse-rl: error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
     except OSError as e:
         where = f": {e.filename}" if e.filename else ""
         print(

@@ -218,3 +218,16 @@ class TrainConfig:
     def capacity(self) -> int:
         """Replay slots actually allocated."""
         return min(self.buffer_capacity, self.total_steps)
+
+
+def train_config_from_json(data: dict) -> TrainConfig:
+    """The ``TrainConfig`` that ``dataclasses.asdict`` wrote as JSON (``run.json``'s ``config``, ``config.json``'s
+    ``train``); fields missing from ``data`` take their defaults.
+
+    >>> train_config_from_json({"env": "probe_bandit", "hidden": [8], "sparse": {"method": "tar"}}).hidden
+    (8,)
+    """
+    fields = dict(data)
+    if "hidden" in fields:
+        fields["hidden"] = tuple(fields["hidden"])
+    return TrainConfig(**fields, sparse=SparsityConfig(**fields.pop("sparse", {})))

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 import sparse_jax as sj
 from agents import checkpoint, results, tracking
 from agents import report as report_lib
-from agents.config import ALGOS, METHODS, SparsityConfig, TrainConfig
+from agents.config import ALGOS, METHODS, SparsityConfig, TrainConfig, train_config_from_json
 from agents.runner import ChunkReport, Prepared, prepare, state_template, train_chunks
 from agents.sharding import runs_mesh
 from envs import ENV_NAMES
@@ -168,6 +168,13 @@ class SweepConfig:
         """The checkpoint folder name of one compiled group."""
         parts = (cell.env, cell.algo, f"s{results.sparsity_label(cell.sparsity)}", *self.cell_tags(cell))
         return "-".join((*parts, "+".join(methods)))
+
+    def run_ids(self, cell: Cell, methods: tuple[str, ...]) -> list[str]:
+        """The run ids of one compiled group, in the order of its runs axis (method-major, then seeds)."""
+        tags = self.cell_tags(cell)
+        return [
+            results.run_id(cell.env, cell.algo, cell.sparsity, m, s, tags) for m in methods for s in self.seed_values()
+        ]
 
     def groups(self) -> list[tuple[Cell, tuple[str, ...]]]:
         """``(cell, methods)`` for every compiled group, in run order: mask-only methods together, SET/RigL alone."""
@@ -453,12 +460,7 @@ def config_from_json(data: dict) -> SweepConfig:
             "(written by another version?)."
         )
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != "train"}
-    train = dict(data.get("train", {}))
-    if "sparse" in train:
-        train["sparse"] = SparsityConfig(**train["sparse"])
-    if "hidden" in train:
-        train["hidden"] = tuple(train["hidden"])
-    return SweepConfig(**fields, train=TrainConfig(**train))
+    return SweepConfig(**fields, train=train_config_from_json(data.get("train", {})))
 
 
 def stored_config(out: str | Path) -> SweepConfig:
@@ -605,9 +607,7 @@ def run_group(
     safe_points = safe_points or _SafePoints()
     train_cfg = cfg.cell_config(cell)
     seeds = cfg.seed_values()
-    ids = [
-        results.run_id(cell.env, cell.algo, cell.sparsity, m, s, cfg.cell_tags(cell)) for m in methods for s in seeds
-    ]
+    ids = cfg.run_ids(cell, methods)
     group = cfg.group_name(cell, methods)
     if resume and all(_run_finished(out / "runs" / i) for i in ids):
         progress(len(ids) * train_cfg.num_chunks * train_cfg.chunk_steps, {})
@@ -685,7 +685,7 @@ def run_sweep(
     num_devices: int | None = None,
     log: Sequence[str] = (),
 ) -> list[dict]:
-    """Run every group of ``cfg`` into ``out``, then write the report. Returns the summary rows.
+    """Run every group of ``cfg`` into ``out``, then write the report. Returns the summary rows (process 0).
 
     With ``resume`` the sweep continues from its own ``config.json``; ``cfg``
     may then be ``None``, and a ``cfg`` that differs from it is refused with
@@ -740,7 +740,7 @@ def run_sweep(
             bar.close()
             for tracker in trackers:
                 tracker.close()
-        if not writer:
-            return report_lib.summarize(out)
+        if not writer:  # process 0 writes the report; the results directory may not even be shared
+            return []
         # Not a critical section: every run is finished, and a stopped report is rewritten by --resume.
         return report_lib.write_report(out)

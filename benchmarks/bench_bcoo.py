@@ -3,11 +3,12 @@
 Actor MLP 17-256-256-12 (ReLU, linear output), each kernel pruned uniformly at
 random to the given sparsity (per layer), biases dense. Dense side: the masked
 kernels as dense arrays (``x @ (W * M) + b``), jitted. Sparse side: the same
-kernels exported with ``sparse.BCOO.fromdense`` (``nse`` = the exact active
-count) and applied as ``x @ W_bcoo + b``, jitted. Batch 1 (acting) and 256
-(training batch); sparsity 0.9, 0.95, 0.99. Each timed call runs 100 forwards
-inside one ``lax.scan`` (the input changed each step so nothing is hoisted);
-the two sides are alternated, ratio per repeat, median [min, max].
+kernels exported with ``sparse_jax.to_bcoo`` (a BCOO of exactly the active
+entries, ``nse`` = the active count) and applied as ``x @ W_bcoo + b``,
+jitted. Batch 1 (acting) and 256 (training batch); sparsity 0.9, 0.95, 0.99.
+Each timed call runs 100 forwards inside one ``lax.scan`` (the input changed
+each step so nothing is hoisted); the two sides are alternated, ratio per
+repeat, median [min, max].
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import sparse
 
+import sparse_jax as sj
 from benchmarks.common import fmt, interleaved, part_main, ratio_summary, summary
 
 SIZES = (17, 256, 256, 12)
@@ -28,15 +29,17 @@ SPARSITIES = (0.9, 0.95, 0.99)
 BATCHES = (1, 256)
 
 
-def make_layers(key: jax.Array, sparsity: float) -> list[tuple[jax.Array, jax.Array]]:
-    layers = []
+def make_layers(key: jax.Array, sparsity: float) -> tuple[list[tuple[jax.Array, jax.Array]], list]:
+    """``(layers, masks)``: ``(masked kernel, bias)`` per layer and its masks (``(kernel mask, None)``)."""
+    layers, masks = [], []
     for i, (n_in, n_out) in enumerate(zip(SIZES[:-1], SIZES[1:], strict=True)):
         kw, km = jax.random.split(jax.random.fold_in(key, i))
         w = jax.random.normal(kw, (n_in, n_out)) / np.sqrt(n_in)
         keep = max(1, round((1 - sparsity) * w.size))
-        flat = jnp.zeros(w.size, bool).at[jax.random.permutation(km, w.size)[:keep]].set(True)
-        layers.append((w * flat.reshape(w.shape), jnp.zeros(n_out)))
-    return layers
+        mask = jnp.zeros(w.size, bool).at[jax.random.permutation(km, w.size)[:keep]].set(True).reshape(w.shape)
+        layers.append((w * mask, jnp.zeros(n_out)))
+        masks.append((mask, None))
+    return layers, masks
 
 
 def forward(layers, x):
@@ -65,8 +68,8 @@ def bench(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
     run = make_scan(n_steps)
     rows = {}
     for s in SPARSITIES:
-        dense_layers = make_layers(jax.random.key(0), s)
-        bcoo_layers = [(sparse.BCOO.fromdense(w, nse=int(jnp.count_nonzero(w))), b) for w, b in dense_layers]
+        dense_layers, masks = make_layers(jax.random.key(0), s)
+        bcoo_layers = sj.to_bcoo(dense_layers, masks)
         for batch in BATCHES:
             x = jax.random.normal(jax.random.key(1), (batch, SIZES[0]))
             np.testing.assert_allclose(forward(bcoo_layers, x), forward(dense_layers, x), rtol=1e-4, atol=1e-4)

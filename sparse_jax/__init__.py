@@ -3,7 +3,7 @@
 Masks are pytrees shaped like the params (a boolean array per prunable leaf,
 ``None`` per dense leaf). The top level holds the verbs a training script
 needs; the submodules (``masks``, ``scores``, ``distributions``, ``revival``,
-``topology``, ``transforms``, ``utils``, ``validation``) hold the rest.
+``topology``, ``transforms``, ``export``, ``utils``, ``validation``) hold the rest.
 
 A typical use: prune (or revive) once, then train with a sparse optax
 transform whose state carries the masks::
@@ -16,6 +16,7 @@ transform whose state carries the masks::
 # The submodules stay reachable as sj.masks, sj.scores, ... for what the top level leaves out.
 from sparse_jax import (  # noqa: F401
     distributions,
+    export,
     masks,
     methods,
     pruning,
@@ -27,6 +28,7 @@ from sparse_jax import (  # noqa: F401
     validation,
 )
 from sparse_jax.distributions import DISTRIBUTIONS, distribution_masks, layer_counts
+from sparse_jax.export import to_bcoo
 from sparse_jax.masks import (
     active_counts,
     apply_mask,
@@ -118,6 +120,8 @@ __all__ = [
     "get_masks",
     "keep_sparse",
     "drop_and_grow",
+    # export
+    "to_bcoo",
     # tree helpers
     "is_none",
     "path_name",

@@ -1,0 +1,309 @@
+"""Getting results back: BCOO export, named checkpoints, trained policies from a sweep, ``eval`` and ``render``."""
+
+import dataclasses
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+import sparse_jax as sj
+from agents import checkpoint, results, sweep
+from agents.cli import main
+from agents.config import SparsityConfig, TrainConfig
+from agents.networks import DeterministicActor, GaussianActor
+from agents.policy import evaluate_policy, load_policy, make_policy
+from agents.runner import state_template
+from agents.train import make_algorithm, make_train
+
+# Two chunks of the one-step bandit with tiny networks: a sweep of 2 methods x 2 seeds in seconds.
+TINY = TrainConfig(
+    env="probe_bandit",
+    episode_length=1,
+    total_steps=600,
+    warmup_steps=200,
+    chunk_steps=200,
+    num_envs=4,
+    updates_per_step=1,
+    hidden=(16, 16),
+    batch_size=32,
+    eval_episodes=4,
+    sparse=SparsityConfig(sparsity=0.8),
+)
+GROUP = "probe_bandit-sac-s0.8-static+tar"
+
+
+def _kernels(tree):
+    return [(sj.path_name(p), x) for p, x in jax.tree.leaves_with_path(tree)]
+
+
+# --- BCOO export ---------------------------------------------------------------------------------------------------
+
+
+def test_to_bcoo_stores_exactly_the_active_entries(small_params):
+    masks = jax.tree.map(
+        lambda p: jax.random.bernoulli(jax.random.key(p.size), 0.2, p.shape) if p.ndim == 2 else None, small_params
+    )
+    masks["Dense_2"]["kernel"] = jnp.zeros_like(masks["Dense_2"]["kernel"])  # a layer with nothing active
+    # An active weight that is exactly 0 is still stored; the pruned weights here are non-zero and never stored.
+    first = tuple(int(i) for i in jnp.argwhere(masks["Dense_0"]["kernel"])[0])
+    small_params["Dense_0"]["kernel"] = small_params["Dense_0"]["kernel"].at[first].set(0.0)
+    exported = sj.to_bcoo(small_params, masks)
+    for layer in ("Dense_0", "Dense_1", "Dense_2"):
+        w, m, k = small_params[layer]["kernel"], masks[layer]["kernel"], exported[layer]["kernel"]
+        assert isinstance(k, jax.experimental.sparse.BCOO) and k.shape == w.shape
+        assert k.nse == int(m.sum())
+        np.testing.assert_array_equal(k.todense(), jnp.where(m, w, 0.0))
+        x = jax.random.normal(jax.random.key(1), (5, w.shape[0]))
+        np.testing.assert_allclose(x @ k, x @ jnp.where(m, w, 0.0), rtol=1e-5, atol=1e-6)
+        assert exported[layer]["bias"] is small_params[layer]["bias"]  # dense leaves pass through unchanged
+    assert exported["Dense_0"]["kernel"].nse == int(masks["Dense_0"]["kernel"].sum()) > 0
+
+
+def test_to_bcoo_refuses_bad_masks_in_one_line(small_params):
+    masks = sj.dense_masks(small_params)
+    wrong_shape = jax.tree.map(lambda m: m, masks)
+    wrong_shape["Dense_0"]["kernel"] = jnp.ones((3, 3), bool)
+    not_bool = jax.tree.map(lambda m: m.astype(jnp.float32), masks)
+    for bad, message in (
+        ({"Dense_0": masks["Dense_0"]}, "does not match params structure"),
+        (wrong_shape, "mask at 'Dense_0/kernel' has shape (3, 3)"),
+        (not_bool, "masks must be boolean"),
+    ):
+        with pytest.raises(ValueError) as e:
+            sj.to_bcoo(small_params, bad)
+        assert message in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="is traced .* allowed: concrete arrays"):
+        jax.jit(lambda p: sj.to_bcoo(p, masks))(small_params)
+    with pytest.raises(ValueError, match="allowed: masks of leaves with at least one dimension"):
+        sj.to_bcoo({"w": jnp.ones(())}, {"w": jnp.ones((), bool)})
+
+
+# --- checkpoints ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bandit_state():
+    """A batched (2 runs) TrainState of the bandit after init, and its trainer."""
+    trainer = make_train(TINY)
+    keys = jnp.stack([jax.random.key(0), jax.random.key(1)])
+    return trainer, jax.jit(jax.vmap(trainer.init))(keys)
+
+
+def _assert_states_equal(a, b):
+    leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(leaves_a, leaves_b, strict=True):
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        np.testing.assert_array_equal(x, y)
+
+
+def test_checkpoint_keys_name_the_parts_and_round_trip(bandit_state, tmp_path):
+    trainer, state = bandit_state
+    saved = checkpoint.saveable(state)
+    assert set(saved) == {"agent", "buffer", "env_state", "key", "env_steps"}
+    assert saved["agent"]["actor"]["MLP_0"]["Dense_0"]["kernel"].shape == (2, 1, 16)
+    assert set(saved["buffer"]["data"]) == {"obs", "action", "reward", "discount", "mask", "next_obs"}
+    assert saved["key"].dtype == jnp.uint32  # PRNG keys as their raw data
+    history = [{"eval_return": np.array([1.0, 2.0])}]
+    template = state_template(trainer, 2)
+    with checkpoint.open_manager(tmp_path / "g") as manager:
+        checkpoint.save(manager, 0, state, history)
+    with checkpoint.open_manager(tmp_path / "g", read_only=True) as manager:
+        step, back, back_history = checkpoint.restore(manager, state, template, None, "g", print)
+        assert checkpoint.stored_runs(manager) == 2
+        # Only the agent's part: the rest comes back as in the state passed in (here the shapes of the template).
+        _, agent_only, _ = checkpoint.restore(manager, template, template, None, "g", print, parts=("agent",))
+    assert step == 0 and back_history[0]["eval_return"].tolist() == [1.0, 2.0]
+    _assert_states_equal(back, state)
+    _assert_states_equal(agent_only.agent, state.agent)
+    assert isinstance(agent_only.buffer.data.obs, jax.ShapeDtypeStruct)
+
+
+def test_checkpoint_in_the_numbered_layout_of_earlier_versions_restores(bandit_state, tmp_path):
+    trainer, state = bandit_state
+    old = {}
+    for i, x in enumerate(jax.tree.leaves(state)):  # what earlier versions wrote
+        old[f"{i:05d}"] = jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x
+    with ocp.CheckpointManager(tmp_path / "old") as manager:
+        meta = ocp.args.JsonSave({"history": []})
+        manager.save(3, args=ocp.args.Composite(state=ocp.args.StandardSave(old), meta=meta))
+        manager.wait_until_finished()
+    template = state_template(trainer, 2)
+    with checkpoint.open_manager(tmp_path / "old") as manager:
+        step, back, _ = checkpoint.restore(manager, state, template, None, "old", print)
+        assert checkpoint.stored_runs(manager) == 2
+        _, agent_only, _ = checkpoint.restore(manager, template, template, None, "old", print, parts=("agent",))
+    assert step == 3
+    _assert_states_equal(back, state)
+    _assert_states_equal(agent_only.agent, state.agent)
+
+
+# --- policies from a sweep -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished tiny sweep (static and tar, 2 seeds, one compiled group) and its final batched state."""
+    out = tmp_path_factory.mktemp("policy") / "sweep"
+    cfg = sweep.SweepConfig(
+        envs=("probe_bandit",), algos=("sac",), sparsities=(0.8,), methods=("static", "tar"), seeds=2, train=TINY
+    )
+    final = []
+    train_chunks = sweep.train_chunks
+
+    def keep_final(*args, **kwargs):
+        state, history = train_chunks(*args, **kwargs)
+        final.append(state)
+        return state, history
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sweep, "train_chunks", keep_final)
+        sweep.run_sweep(cfg, out, show_progress=False)
+    (state,) = final
+    return out, state
+
+
+def test_load_policy_gives_the_trained_actor_of_its_slot(finished):
+    out, state = finished
+    obs = jax.random.uniform(jax.random.key(5), (7, 1), minval=-1.0, maxval=1.0)
+    # The runs axis is method-major, then seeds: static-seed0, static-seed1, tar-seed0, tar-seed1.
+    for slot, run in enumerate(f"probe_bandit-sac-s0.8-{m}-seed{s}" for m in ("static", "tar") for s in (0, 1)):
+        policy = load_policy(out, run)
+        actor = jax.tree.map(lambda x, slot=slot: x[slot], state.agent.actor)
+        assert policy.run_id == run and policy.chunk == TINY.num_chunks - 1
+        assert policy.config.sparse.method == run.split("-")[3]
+        for (name, p), (_, q) in zip(_kernels(policy.params), _kernels(actor), strict=True):
+            np.testing.assert_array_equal(p, q, err_msg=name)
+        mean, _ = GaussianActor(TINY.hidden, 1).apply({"params": actor}, obs)
+        np.testing.assert_allclose(policy(obs), jnp.tanh(mean), rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(policy(obs), make_policy(policy.config, state, run=slot)(obs))
+        np.testing.assert_array_equal(policy(obs[0]), policy(obs)[0])  # one observation works too
+
+        info = results.read_json(out / "runs" / run / "run.json")
+        masks = jax.tree.leaves(policy.masks)
+        assert sum(int(m.sum()) for m in masks) == info["params"]["actor"]["active"]
+        assert sum(m.size for m in masks) == info["params"]["actor"]["prunable"]
+        pairs = zip(jax.tree.leaves(policy.params), jax.tree.leaves(policy.masks, is_leaf=sj.is_none), strict=True)
+        for p, m in pairs:
+            if m is not None:
+                assert not np.any(np.asarray(p)[~np.asarray(m)]), "a pruned weight is not exactly 0"
+
+
+def test_load_policy_names_an_unknown_run_and_a_run_without_checkpoint(finished, tmp_path):
+    out, _ = finished
+    with pytest.raises(ValueError) as e:
+        load_policy(out, "probe_bandit-sac-s0.8-rigl-seed0")
+    message = str(e.value)
+    assert message.startswith("run='probe_bandit-sac-s0.8-rigl-seed0' is not allowed; allowed: a run id of ")
+    assert "probe_bandit-sac-s0.8-static-seed0" in message and "\n" not in message
+    with pytest.raises(ValueError, match="holds no runs"):
+        load_policy(tmp_path / "nothing", "x")
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns(".sweep.*"))
+    shutil.rmtree(copy / "checkpoints" / GROUP)
+    with pytest.raises(ValueError, match="run 'probe_bandit-sac-s0.8-tar-seed0' has no checkpoint"):
+        load_policy(copy, "probe_bandit-sac-s0.8-tar-seed0")
+
+
+def test_make_policy_from_a_state_in_memory_one_run_or_a_batch():
+    config = dataclasses.replace(TINY, algo="td3")
+    algo = make_algorithm(config, 1, 1)
+
+    def agent(seed):
+        actor, critic = algo.init_params(jax.random.key(seed))
+        actor_init = sj.sparse_init(jax.random.key(seed), actor, 0.5, method="static")
+        dense = sj.SparseInit(critic, sj.dense_masks(critic), sj.dense_masks(critic))
+        return algo.init_state(actor_init, dense, jax.random.key(seed))
+
+    one, other = agent(0), agent(1)
+    obs = jnp.linspace(-1.0, 1.0, 6)[:, None]
+    expected = DeterministicActor(config.hidden, 1).apply({"params": other.actor}, obs)
+    np.testing.assert_allclose(make_policy(config, other)(obs), expected, rtol=1e-6, atol=1e-7)
+    batch = jax.tree.map(lambda *xs: jnp.stack(xs), one, other)
+    np.testing.assert_allclose(make_policy(config, batch, run=1)(obs), expected, rtol=1e-6, atol=1e-7)
+    for state, run, message in (
+        (batch, None, "run=None is not allowed; allowed: a run index in 0 .. 1: the state is a batch of 2 runs."),
+        (batch, 2, "run=2 is not allowed; allowed: a run index in 0 .. 1"),
+        (one, 0, "run=0 is not allowed; allowed: None: the state holds one run"),
+    ):
+        with pytest.raises(ValueError) as e:
+            make_policy(config, state, run=run)
+        assert message in str(e.value)
+    with pytest.raises(ValueError, match="pass the config the state was trained with"):
+        make_policy(dataclasses.replace(config, hidden=(8, 8)), one)
+    with pytest.raises(ValueError, match=r"obs shape=\(6, 2\) is not allowed; allowed: \(\.\.\., 1\)"):
+        make_policy(config, one)(jnp.ones((6, 2)))
+
+
+# --- the eval and render commands ----------------------------------------------------------------------------------
+
+
+def test_eval_prints_the_deterministic_return(finished, capsys):
+    out, _ = finished
+    run = "probe_bandit-sac-s0.8-tar-seed1"
+    main(["eval", str(out), "--run", run, "--episodes", "5", "--seed", "3"])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    mean, std = evaluate_policy(load_policy(out, run), episodes=5, seed=3)
+    assert line.startswith(f"{run}: deterministic return {mean:.3f} +/- {std:.3f} (std) over 5 episodes, seed 3")
+    assert f"checkpoint after chunk {TINY.num_chunks} of {TINY.num_chunks}" in line
+    assert -4.0 <= mean <= 0.0  # the bandit's reward is -(a - t)^2 with a, t in [-1, 1]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["render", "--run", "probe_bandit-sac-s0.8-tar-seed0"], "env='probe_bandit' is not allowed; allowed: a brax"),
+        (["eval", "--run", "nope"], "run='nope' is not allowed; allowed: a run id of"),
+        (["eval", "--run", "probe_bandit-sac-s0.8-tar-seed0", "--episodes", "0"], "episodes=0 is not allowed"),
+    ],
+)
+def test_eval_and_render_refuse_bad_input_in_one_line(finished, tmp_path, capsys, args, message):
+    out, _ = finished
+    html = tmp_path / "rollout.html"
+    with pytest.raises(SystemExit) as exit_info:
+        main([args[0], str(out), *args[1:], *(["--out", str(html)] if args[0] == "render" else [])])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sparse-rl: error: ") and message in err and "\n" not in err
+    assert not html.exists()
+
+
+def _fake_sweep(out, config):
+    """A results directory of one untrained, sparse run of ``config``: its config, run.json and an agent checkpoint.
+
+    No env is stepped to make it, so the only compile of the render that reads it is the rollout's.
+    """
+    cfg = sweep.SweepConfig(
+        envs=(config.env,), algos=("sac",), sparsities=(0.8,), methods=("static",), seeds=1, train=config
+    )
+    ((cell, methods),) = cfg.groups()
+    run_cfg = dataclasses.replace(cfg.cell_config(cell), sparse=dataclasses.replace(config.sparse, method="static"))
+    run = results.run_id(cell.env, cell.algo, cell.sparsity, "static", 0)
+    results.atomic_write_json(out / "config.json", {"sweep": sweep.config_to_json(cfg)})
+    results.atomic_write_json(out / "runs" / run / "run.json", {"config": dataclasses.asdict(run_cfg)})
+    algo = make_algorithm(run_cfg, 4, 1)
+    actor, critic = algo.init_params(jax.random.key(0))
+    actor_init = sj.sparse_init(jax.random.key(1), actor, 0.8, method="static")
+    critic_init = sj.SparseInit(critic, sj.dense_masks(critic), sj.dense_masks(critic))
+    agent = jax.tree.map(lambda x: x[None], algo.init_state(actor_init, critic_init, jax.random.key(2)))
+    with checkpoint.open_manager(out / "checkpoints" / cfg.group_name(cell, methods)) as manager:
+        saved = ocp.args.StandardSave(checkpoint.saveable({"agent": agent}))
+        manager.save(0, args=ocp.args.Composite(state=saved, meta=ocp.args.JsonSave({"history": []})))
+        manager.wait_until_finished()
+    return run
+
+
+@pytest.mark.slow
+def test_render_writes_an_inverted_pendulum_rollout_as_html(tmp_path, capsys):
+    """One brax compile: the rollout's scan (sizes, the network and the checkpoint template come from shapes)."""
+    config = dataclasses.replace(TINY, env="inverted_pendulum", episode_length=1000)
+    run = _fake_sweep(tmp_path / "sweep", config)
+    html = tmp_path / "page" / "rollout.html"
+    main(["render", str(tmp_path / "sweep"), "--run", run, "--out", str(html), "--steps", "30"])
+    assert f"written to {html}" in capsys.readouterr().out
+    page = html.read_text()
+    assert "<html" in page.lower() and len(page) > 1000
