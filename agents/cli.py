@@ -231,6 +231,9 @@ def execute(command: SweepArgs | TrainArgs | ReportArgs) -> None:
             policy.check_renderable(config)
             if command.steps is not None:
                 check_int("steps", command.steps, minimum=1)
+            target = command.out if command.out is not None else Path(f"{command.run}.html")
+            if target.is_dir() or (target.parent.exists() and not target.parent.is_dir()):
+                fail("out", str(target), "an HTML file path whose folder exists or can be made")
         use_compile_cache(command.compile_cache)
         loaded = policy.load_policy(command.results, command.run)
         trained = f"checkpoint after chunk {loaded.chunk + 1} of {config.num_chunks}"
@@ -357,9 +360,12 @@ def distributed_settings(environ: dict[str, str]) -> dict[str, Any] | None:
     ...                       "JAX_PROCESS_ID": "1", "SPARSE_RL_INIT_TIMEOUT": "30"})
     {'coordinator_address': '10.0.0.1:1234', 'num_processes': 2, 'process_id': 1, 'initialization_timeout': 30}
     """
+    tasks = environ.get("SLURM_NTASKS", "1")
+    if not tasks.isdigit():
+        fail("SLURM_NTASKS", tasks, "an integer >= 1")
     multi = (
         "JAX_COORDINATOR_ADDRESS" in environ
-        or int(environ.get("SLURM_NTASKS", "1")) > 1
+        or int(tasks) > 1
         or len(environ.get("TPU_WORKER_HOSTNAMES", "").split(",")) > 1
     )
     if not multi:
@@ -404,12 +410,18 @@ def maybe_initialize_distributed(environ: dict[str, str] | None = None) -> None:
     timeout = settings.setdefault("initialization_timeout", 300)
     try:
         jax.distributed.initialize(**settings)
+        # gloo sets up its channel between the processes on their first collective and gives the other side
+        # only 30 s to join it; do that now, while the processes are in step, rather than at the first
+        # checkpoint, when one may still be compiling what the other found in the compilation cache.
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("sparse-rl: every process joined")
     except Exception as e:  # XLA raises several kinds (deadline exceeded, connection refused, ...)
         where = settings.get("coordinator_address", "the address the cluster environment gives")
         who = f"process {settings['process_id']}" if "process_id" in settings else "this process"
         reason = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
         raise JoinError(
-            f"{who} could not join the multi-host job at {where} within {timeout} s ({reason}); check that every "
+            f"{who} could not join the multi-host job at {where} (timeout {timeout} s): {reason}; check that every "
             "process was started with the same JAX_COORDINATOR_ADDRESS and JAX_NUM_PROCESSES, and that process 0 "
             "is reachable there."
         ) from None

@@ -228,6 +228,7 @@ def train_config_from_json(data: dict) -> TrainConfig:
     (8,)
     """
     fields = dict(data)
+    sparse = SparsityConfig(**fields.pop("sparse", {}))
     if "hidden" in fields:
         fields["hidden"] = tuple(fields["hidden"])
-    return TrainConfig(**fields, sparse=SparsityConfig(**fields.pop("sparse", {})))
+    return TrainConfig(**fields, sparse=sparse)

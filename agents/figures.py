@@ -107,11 +107,12 @@ def plot_final_returns(rows: Sequence[dict], runs: Sequence[dict], path: Path) -
 
 
 def plot_topology(runs: Sequence[dict], env: str, path: Path) -> None:
-    """Per-layer density and dead units (zero fan-in / fan-out) of seed-0 static vs TAR masks."""
+    """Per-layer density and dead units (zero fan-in / fan-out) of the first seed's static vs TAR masks."""
+    seed = stats.first_seed(runs)
     seed0 = {
         (stats.cell_of(r), r["method"]): r.get("topology")
         for r in runs
-        if r["env"] == env and r["seed"] == 0 and r["method"] in ("static", "tar")
+        if r["env"] == env and r["seed"] == seed and r["method"] in ("static", "tar")
     }
     pairs = sorted(
         (cell for cell, method in seed0 if method == "static" and seed0[(cell, "static")] and seed0.get((cell, "tar"))),
@@ -145,7 +146,7 @@ def plot_topology(runs: Sequence[dict], env: str, path: Path) -> None:
             ax_dead.set_title(_wrap(f"{title}: dead units"), fontsize="small")
             ax_density.legend(fontsize="small")
             ax_dead.legend(fontsize="x-small")
-    fig.suptitle(f"{env}: mask topology, seed 0")
+    fig.suptitle(f"{env}: mask topology, seed {seed}")
     _save(fig, path)
 
 

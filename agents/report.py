@@ -42,6 +42,7 @@ def load_runs(results_dir: str | Path) -> list[dict]:
             raise ValueError(f"{path} lacks the fields {', '.join(missing)}.")
         curve_path = path.with_name("curve.jsonl")
         run["curve"] = read_jsonl(curve_path) if curve_path.exists() else []
+        run.setdefault("run_id", path.parent.name)
         # Runs written before the grid had these axes leave them out.
         hidden = run.get("hidden")
         run["hidden"] = "-".join(map(str, hidden)) if isinstance(hidden, list | tuple) else hidden
@@ -128,14 +129,32 @@ def summarize(results_dir: str | Path) -> list[dict]:
     return _summarize_runs(runs)
 
 
+# Sweeps whose config.json differ only here hold more seeds of the same grid.
+_SEED_FIELDS = ("seeds", "seed_offset", "checkpoint_every")
+
+
+def _grid(results_dir: Path) -> dict | None:
+    """A sweep's config (``config.json``'s ``sweep``) without its seed fields; ``None`` without a config.json."""
+    path = results_dir / "config.json"
+    data = read_json(path) if path.is_file() else None
+    sweep = data.get("sweep") if isinstance(data, dict) else None
+    return {k: v for k, v in sweep.items() if k not in _SEED_FIELDS} if isinstance(sweep, dict) else None
+
+
 def _load_all(results_dir: Path, include: Sequence[str | Path]) -> list[dict]:
-    """The runs of ``results_dir`` and of every ``include`` directory; a run id found twice is refused."""
+    """The runs of ``results_dir`` and of every ``include`` directory (of the same grid); no run id twice."""
     runs, where = [], {}
     for d in (results_dir, *map(Path, include)):
-        if d != results_dir and not (d / "runs").is_dir():
-            raise ValueError(f"include={str(d)!r} is not allowed; allowed: results directories (holding runs/).")
+        if d != results_dir:
+            if not (d / "runs").is_dir():
+                raise ValueError(f"include={str(d)!r} is not allowed; allowed: results directories (holding runs/).")
+            if _grid(d) != _grid(results_dir):
+                raise ValueError(
+                    f"include={str(d)!r} is not allowed; allowed: sweeps of the same grid as {str(results_dir)!r} "
+                    f"(their config.json may differ only in {', '.join(_SEED_FIELDS)})."
+                )
         for run in load_runs(d):
-            rid = run.get("run_id", f"{run['env']}-{run['method']}-seed{run['seed']}")
+            rid = run["run_id"]
             if rid in where:
                 raise ValueError(
                     f"run {rid!r} is in both {str(where[rid])!r} and {str(d)!r}; a study's sweeps need different "

@@ -435,11 +435,17 @@ def aggregate(runs: Sequence[dict]) -> tuple[list[dict], list[str]]:
     return rows, skipped
 
 
+def first_seed(runs: Sequence[dict]) -> int:
+    """The lowest seed of ``runs`` (0, unless the sweep ran with a seed offset): the one whose masks are shown."""
+    return min((int(r["seed"]) for r in runs), default=0)
+
+
 def topology_changes(runs: Sequence[dict]) -> list[dict]:
-    """What revival changed, per cell and network, from the seed-0 masks of static, tar and uniform_revival.
+    """What revival changed, per cell and network, from the first seed's masks of static, tar and uniform_revival.
 
     Returns:
-      One dict per (cell, method, network) for ``tar`` and ``uniform_revival``:
+      One dict per (cell, method, network) for ``tar`` and ``uniform_revival``
+      (and ``seed``, the seed shown, :func:`first_seed`):
       ``moved`` (connections in other layers than static's per-layer counts
       put them: half the sum of the per-layer count differences),
       ``dead_before`` / ``dead_after`` (units with zero fan-in or fan-out
@@ -447,7 +453,8 @@ def topology_changes(runs: Sequence[dict]) -> list[dict]:
       masks), and ``reach_*`` (the smallest input-to-output pair fraction over
       the network's chains, before revival, after it and for static).
     """
-    seed0 = {(cell_of(r), r["method"]): r for r in runs if r["seed"] == 0 and r.get("topology")}
+    seed = first_seed(runs)
+    seed0 = {(cell_of(r), r["method"]): r for r in runs if r["seed"] == seed and r.get("topology")}
     out = []
     for (cell, method), run in sorted(seed0.items(), key=lambda kv: (tuple(sortable(v) for v in kv[0][0]), kv[0][1])):
         static = seed0.get((cell, "static"))
@@ -465,6 +472,7 @@ def topology_changes(runs: Sequence[dict]) -> list[dict]:
                     **dict(zip(CELL_KEYS, cell)),
                     "method": method,
                     "network": network,
+                    "seed": seed,
                     "moved": sum(abs(a["active"] - b["active"]) for a, b in zip(after, mine)) // 2,
                     "active": [t["active"] for t in after],
                     "active_static": [t["active"] for t in mine],

@@ -623,9 +623,12 @@ def run_group(
         first = step + 1
         progress(len(ids) * first * train_cfg.chunk_steps, {})
     records = _run_records(cfg, cell, ids, prepared) if jax.process_index() == 0 else []
-    for record in records:
-        for tracker in trackers:
-            tracker.start(record["run_id"], group, _tracked_config(record))
+    if first < train_cfg.num_chunks:  # a group whose last checkpoint is its last chunk logs nothing more
+        # Steps after the checkpoint's last chunk are the ones an interrupted attempt may have logged already.
+        first_step = int(np.max(history[-1]["env_steps"])) + 1 if history else 0
+        for record in records:
+            for tracker in trackers:
+                tracker.start(record["run_id"], group, _tracked_config(record), first_step)
 
     def on_chunk(report: ChunkReport) -> None:
         c, metrics = report.chunk, report.metrics

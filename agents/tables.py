@@ -233,7 +233,7 @@ def _topology_lines(topo: Sequence[dict]) -> list[str]:
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
     lines = [
         "",
-        "## What revival changed (seed 0)",
+        f"## What revival changed (seed {topo[0]['seed']})",
         "",
         "Moved: connections that sit in other layers than static's per-layer counts put them. Dead units: units "
         "with zero fan-in or zero fan-out, before revival, after it, and in static's mask. Reach: the smallest "

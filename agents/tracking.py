@@ -12,15 +12,20 @@ environment variables: ``WANDB_MODE=offline`` logs without network (``wandb
 sync`` uploads later), ``WANDB_PROJECT`` names the project (default
 ``sparse-rl``), files go under ``<results>/wandb``.
 
-Only process 0 of a multi-host job tracks. A resumed sweep logs the chunks it
-trains again after its checkpoint, and skips runs that had finished.
+Only process 0 of a multi-host job tracks. A resumed sweep (give ``--log``
+again) continues each unfinished run where its checkpoint left off: TensorBoard
+drops the events logged after that step (``purge_step``), and W&B resumes the
+same run (its id is derived from the results directory and the run id), so a
+curve has no duplicated or split chunks. Runs that had finished are skipped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,8 +38,12 @@ TRACKERS = ("tensorboard", "wandb")
 class Tracker(Protocol):
     """Where a sweep's runs are logged (see module docs)."""
 
-    def start(self, run_id: str, group: str, config: dict[str, Any]) -> None:
-        """Begin run ``run_id`` of compiled group ``group`` with its resolved ``config`` (nested JSON values)."""
+    def start(self, run_id: str, group: str, config: dict[str, Any], first_step: int = 0) -> None:
+        """Begin (or, from env step ``first_step`` on, continue) run ``run_id`` of compiled group ``group``.
+
+        ``config`` is the run's resolved config (nested JSON values); what an
+        earlier attempt logged at ``first_step`` or later is replaced.
+        """
 
     def log(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
         """Log one chunk's ``metrics`` of ``run_id`` at env step ``step``."""
@@ -77,8 +86,14 @@ class TensorBoardTracker:
         self._hparams: dict[str, dict] = {}
         self._last: dict[str, dict[str, float]] = {}
 
-    def start(self, run_id: str, group: str, config: dict[str, Any]) -> None:
-        writer = self._writer_type(logdir=str(self.directory / run_id))
+    def start(self, run_id: str, group: str, config: dict[str, Any], first_step: int = 0) -> None:
+        # purge_step drops the events an interrupted attempt logged from first_step on; the suffix keeps a
+        # resumed attempt's event file apart from the earlier one (their names otherwise differ only by the second).
+        writer = self._writer_type(
+            logdir=str(self.directory / run_id),
+            purge_step=first_step or None,
+            filename_suffix=f".{os.getpid()}.{time.time_ns()}",
+        )
         writer.add_text("config", "```\n" + json.dumps({"group": group, **config}, indent=2) + "\n```", 0)
         self._writers[run_id] = writer
         self._hparams[run_id] = {"group": group, **flatten_config(config)}
@@ -114,16 +129,21 @@ class WandbTracker:
         self.directory = Path(directory)
         self._runs: dict[str, Any] = {}
 
-    def start(self, run_id: str, group: str, config: dict[str, Any]) -> None:
+    def start(self, run_id: str, group: str, config: dict[str, Any], first_step: int = 0) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        # One id per (results directory, run): a resumed sweep continues the same W&B run.
+        key = f"{self.directory.resolve().parent}/{run_id}".encode()
         self._runs[run_id] = self._wandb.init(
             project=os.environ.get("WANDB_PROJECT", "sparse-rl"),
             name=run_id,
+            id=hashlib.sha1(key).hexdigest()[:16],
+            resume="allow",
             group=group,
             config=config,
             dir=str(self.directory),
             reinit="create_new",
         )
+        del first_step  # W&B ignores steps below the last one it has; the resumed chunks come after it
 
     def log(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
         self._runs[run_id].log(metrics, step=step)

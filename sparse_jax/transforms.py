@@ -769,6 +769,11 @@ def _fit_masks(old: Masks, new: Masks) -> Masks:
     ``optax.multi_transform`` (whose hidden leaves are ``MaskedNode``s there).
     """
     old_paths, new_paths = _by_path(old), _by_path(new)
+    if old_paths and not set(old_paths) & set(new_paths):
+        raise ValueError(
+            f"the masks' paths ({next(iter(new_paths))!r}, ...) and the state's ({next(iter(old_paths))!r}, ...) "
+            "do not line up; make the masks from the params the optimizer was initialised with."
+        )
     for where, n in new_paths.items():
         o = old_paths.get(where, None)
         if where not in old_paths or isinstance(o, optax.MaskedNode):
@@ -867,6 +872,12 @@ def keep_sparse(params: Any, opt_state: Any) -> Any:
     True
     """
     by_path = {k: v for k, v in _by_path(_one_state(opt_state).masks).items() if not _is_mask_leaf(v)}
+    missing = set(by_path) - {path_name(p) for p, _ in jax.tree.leaves_with_path(params)}
+    if missing:
+        raise ValueError(
+            f"params have no leaf at {sorted(missing)[0]!r}, where the state has a mask; pass the params the "
+            "optimizer updates."
+        )
 
     def one(path, p):
         m = by_path.get(path_name(path))
@@ -880,7 +891,8 @@ def get_masks(opt_state: Any) -> Masks:
 
     Works on any nesting: ``optax.chain``, ``named_chain``, ``inject_hyperparams``,
     ``optax.masked`` and ``multi_transform`` (the leaves they hide from the
-    transform read as ``None``, i.e. dense), and batched (vmapped) states.
+    transform read as ``None``, i.e. dense; a prefix mask that hides a whole
+    subtree gives one ``None`` for it), and batched (vmapped) states.
     """
     masks = _one_state(opt_state).masks
     return jax.tree.map(lambda m: None if isinstance(m, optax.MaskedNode) else m, masks, is_leaf=_is_mask_leaf)

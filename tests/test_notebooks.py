@@ -112,3 +112,18 @@ def test_notebook_runs(name):
         assert "vs best of SET/RigL" in text
         assert "| probe_bandit | sac | 0.9 | static | 0 (0.00) | 0 (0.00) |" in text  # fixed masks change nothing
         assert len(images) >= 4  # curves, final returns, gains, diagnostics
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_rendered_copy_has_outputs_and_the_notebooks_source(name):
+    """docs/notebooks/ holds each notebook run with its own parameters (scripts/render_notebooks.py), under 1 MB."""
+    rendered = ROOT / "docs" / "notebooks" / name
+    assert rendered.stat().st_size < 1_000_000
+    copy, source = nbformat.read(rendered, as_version=4), nbformat.read(NOTEBOOKS / name, as_version=4)
+    assert [(c.cell_type, c.source) for c in copy.cells] == [(c.cell_type, c.source) for c in source.cells], (
+        "docs/notebooks is stale: run scripts/render_notebooks.py"
+    )
+    code = [c for c in copy.cells if c.cell_type == "code"]
+    assert all(c.execution_count is not None for c in code)
+    assert not outputs(copy, "error")
+    assert any("image/png" in o.get("data", {}) for o in outputs(copy))
