@@ -391,6 +391,27 @@ def distributed_settings(environ: dict[str, str]) -> dict[str, Any] | None:
     return settings
 
 
+def _wait_for_coordinator(address: str, timeout: float, process_id: int) -> None:
+    """Return once ``address`` (``host:port``) accepts a TCP connection; :class:`JoinError` after ``timeout`` s."""
+    import socket
+    import time
+
+    host, _, port = address.rpartition(":")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
+                return
+        except (OSError, ValueError) as e:
+            if time.monotonic() >= deadline:
+                raise JoinError(
+                    f"process {process_id} could not reach the coordinator at {address} within {timeout:g} s "
+                    f"({e.__class__.__name__}: {e}); check that process 0 runs, that every process has the same "
+                    "JAX_COORDINATOR_ADDRESS, and that the port is open."
+                ) from None
+            time.sleep(0.5)
+
+
 def maybe_initialize_distributed(environ: dict[str, str] | None = None) -> None:
     """Join a multi-host job when its launcher set the usual variables (see :func:`distributed_settings`).
 
@@ -408,6 +429,9 @@ def maybe_initialize_distributed(environ: dict[str, str] | None = None) -> None:
     # CPU devices of different processes need a collectives backend; accelerators use their own.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     timeout = settings.setdefault("initialization_timeout", 300)
+    if settings.get("process_id", 0) > 0 and "coordinator_address" in settings:
+        # XLA ends the process with a stack trace when the coordinator does not answer in time: find out first.
+        _wait_for_coordinator(settings["coordinator_address"], timeout, settings["process_id"])
     try:
         jax.distributed.initialize(**settings)
         # gloo sets up its channel between the processes on their first collective and gives the other side
