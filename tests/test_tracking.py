@@ -12,7 +12,7 @@ from agents.cli import main
 from agents.sweep import PRESETS
 
 TINY = ["--preset", "quick", "--envs", "probe_bandit", "--methods", "static", "--seeds", "1", "--total-steps", "4000",
-        "--no-progress"]  # fmt: skip
+        "--config.hidden", "16", "16", "--no-progress"]  # fmt: skip
 
 
 def read_events(folder: Path) -> tuple[dict[str, list[tuple[int, float]]], list[str], set[str]]:
