@@ -1,5 +1,4 @@
-"""The training loop on probe envs: sparsity invariants, tracing, seeds, analytic Q values (sharding: test_multihost)."""
-
+"""The training loop on probe envs: sparsity invariants, tracing, seeds, analytic Q values (sharding: multihost)."""
 
 import chex
 import jax
@@ -280,3 +279,17 @@ def test_synflow_base_score_in_the_trainer():
         assert sum(int(m.sum()) for m in jax.tree.leaves(init.masks)) == sj.target_active(n, 0.8)
     with pytest.raises(ValueError, match="synflow_iterations=0 is not allowed; allowed: an integer >= 1"):
         SparsityConfig(score="synflow", synflow_iterations=0)
+
+
+def test_the_mask_only_chunk_is_one_program_whatever_the_masks_are_made_of():
+    """Sparsity, base score, distribution and rho change only the masks: the chunk lowers to the same program."""
+    from agents.runner import _chunk_jit, state_template
+
+    def program(method, **sparse):
+        trainer = make_train(TrainConfig(**BANDIT, sparse=SparsityConfig(method=method, **sparse)))
+        return _chunk_jit(trainer, None).lower(state_template(trainer, 2), jnp.int32(0)).as_text()
+
+    base = program("static", sparsity=0.8)
+    for method, sparse in (("tar", dict(sparsity=0.9, score="snip")), ("uniform_revival", dict(sparsity=0.95,
+                           distribution="uniform", rho=0.2)), ("dense", {})):  # fmt: skip
+        assert program(method, **sparse) == base, (method, sparse)
