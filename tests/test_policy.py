@@ -17,21 +17,12 @@ from agents.networks import DeterministicActor, GaussianActor
 from agents.policy import evaluate_policy, load_policy, make_policy
 from agents.runner import state_template
 from agents.train import make_algorithm, make_train
+from tests.helpers import BANDIT
 
 # Two chunks of the one-step bandit with tiny networks: a sweep of 2 methods x 2 seeds in seconds.
-TINY = TrainConfig(
-    env="probe_bandit",
-    episode_length=1,
-    total_steps=600,
-    warmup_steps=200,
-    chunk_steps=200,
-    num_envs=4,
-    updates_per_step=1,
-    hidden=(16, 16),
-    batch_size=32,
-    eval_episodes=4,
-    sparse=SparsityConfig(sparsity=0.8),
-)
+SMALLER = dict(total_steps=600, warmup_steps=200, chunk_steps=200, updates_per_step=1, hidden=(16, 16), batch_size=32,
+               eval_episodes=4)  # fmt: skip
+TINY = TrainConfig(**{**BANDIT, **SMALLER}, sparse=SparsityConfig(sparsity=0.8))
 GROUP = "probe_bandit-sac-s0.8-static+tar"
 
 
