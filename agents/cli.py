@@ -48,9 +48,13 @@ class SweepArgs(RunOptions):
     resume: bool = False
     """Continue an interrupted sweep in `out` from the last checkpoint of every run, with the config it was started
     with; options that would change it are refused (--progress and --compile-cache may change, and --devices when
-    every group's runs divide evenly over both device counts)."""
+    every batch's runs divide evenly over both device counts)."""
     overwrite: bool = False
     """Delete the earlier sweep in `out` first (only a directory that holds a sweep's config.json)."""
+    max_runs_per_batch: int | None = None
+    """At most this many runs per vmapped batch (default: as many as fit in 80% of the devices' free memory; every
+    mask-only run of one env, algo and width shares one compiled program, and so do the runs of each dynamic method).
+    The plan is printed before anything compiles; --resume keeps the plan the sweep started with."""
     envs: tuple[str, ...] | None = None
     """Override the preset's environments."""
     algos: tuple[str, ...] | None = None
@@ -284,6 +288,7 @@ def execute(command: SweepArgs | TrainArgs | ReportArgs) -> None:
         show_progress=command.progress,
         num_devices=command.devices,
         log=command.log,
+        max_runs_per_batch=getattr(command, "max_runs_per_batch", None),
     )
     import jax
 

@@ -28,7 +28,7 @@ import numpy as np
 import sparse_jax as sj
 from agents import checkpoint, results
 from agents.config import TrainConfig, train_config_from_json
-from agents.runner import check_group, state_template
+from agents.runner import check_batch, state_template
 from agents.train import TrainState, make_algorithm, make_train
 from envs import BRAX_ENV_NAMES, PROBE_ENVS, make_env
 from sparse_jax.validation import check_int, fail
@@ -182,21 +182,20 @@ def run_config(results_dir: str | Path, run: str) -> TrainConfig:
 
 
 def _group_of(results_dir: Path, run: str) -> tuple[str, TrainConfig, int, int]:
-    """``(group name, group config, slot, runs in the group)`` of ``run``, from the sweep's ``config.json``.
+    """``(batch name, batch config, slot, runs in the batch)`` of ``run``, from the sweep's ``config.json``.
 
-    The slot is the run's index on the group's runs axis: method-major, then
-    seeds, as :func:`agents.runner.prepare` orders them.
+    The slot is the run's index on its batch's runs axis, and the batch
+    config the one its program was built from (:func:`agents.runner.check_batch`).
     """
     from agents import sweep  # the sweep module imports the report and trackers: only when a sweep is read
 
     if not (results_dir / "config.json").is_file():
         raise ValueError(f"{str(results_dir)!r} has no config.json, so its runs' checkpoints cannot be found.")
     cfg = sweep.stored_config(results_dir)
-    for cell, methods in cfg.groups():
-        ids = cfg.run_ids(cell, methods)
+    for batch in sweep.stored_plan(results_dir).batches(cfg):
+        ids = [cfg.run_id(r) for r in batch.runs]
         if run in ids:
-            group_config = check_group(cfg.cell_config(cell), methods)[0]
-            return cfg.group_name(cell, methods), group_config, ids.index(run), len(ids)
+            return batch.name, check_batch([cfg.run_config(r) for r in batch.runs]), ids.index(run), len(ids)
     raise ValueError(
         f"run {run!r} has a run.json but is not a run of the sweep in {str(results_dir / 'config.json')!r}; "
         "was the folder copied in from another sweep?"

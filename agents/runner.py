@@ -104,16 +104,55 @@ class Prepared(NamedTuple):
     chunk: Callable | None = None
 
 
+# The sparsity settings that change only what a run's masks are made of, never the compiled chunk of a
+# mask-only method (tests/test_train.py checks the lowered program), nor SET's, RigL's or GMP's beyond
+# their static top-k bounds (which make_train's share_with widens).
+_MASK_AXES = ("sparsity", "score", "distribution", "rho", "method")
+
+
+def check_batch(configs: Sequence[TrainConfig]) -> TrainConfig:
+    """Validate that runs of ``configs`` can share one compiled chunk; return the one it is built from.
+
+    Allowed: mask-only methods (dense, static, uniform_revival, tar) together,
+    or one dynamic method (set, rigl, gmp) alone, with configs that differ
+    only by sparsity, base score, distribution and rho (GMP's distribution
+    fixes its program, so it must be the same). Errors name the difference.
+    """
+    if not configs:
+        raise ValueError("a batch needs one or more runs.")
+    first = configs[0]
+    updates = {sj.METHODS[c.sparse.method].update for c in configs}
+    if len(updates) > 1 or (updates != {"fixed"} and len({c.sparse.method for c in configs}) > 1):
+        methods = tuple(dict.fromkeys(c.sparse.method for c in configs))
+        raise ValueError(
+            f"methods {methods} cannot share one compiled function; only {', '.join(sj.MASK_METHODS)} can, "
+            "and set, rigl and gmp each run alone."
+        )
+    fixed = {f: getattr(first.sparse, f) for f in _MASK_AXES}
+    if updates == {"gmp"}:
+        del fixed["distribution"]
+    for c in configs[1:]:
+        same = dataclasses.replace(c, sparse=dataclasses.replace(c.sparse, **fixed))
+        if same != first:
+            diff = [k for k, v in dataclasses.asdict(same).items() if v != getattr(first, k)]
+            raise ValueError(
+                f"runs of these configs cannot share one compiled function: they differ in {', '.join(diff)} "
+                f"(only {', '.join(sorted(fixed))} may differ within a batch)."
+            )
+    return first
+
+
 def check_group(config: TrainConfig, methods: Sequence[str] | None) -> tuple[TrainConfig, tuple[str, ...]]:
     """Validate that ``methods`` can share one compiled function; return the group's config."""
     methods = tuple(methods or (config.sparse.method,))
     for m in methods:  # validates every name before anything compiles
         dataclasses.replace(config.sparse, method=m)
-    if len(methods) > 1 and not all(m in sj.MASK_METHODS for m in methods):
-        raise ValueError(
-            f"methods {methods} cannot share one compiled function; only {', '.join(sj.MASK_METHODS)} can."
-        )
-    return dataclasses.replace(config, sparse=dataclasses.replace(config.sparse, method=methods[0])), methods
+    check_batch([_with_method(config, m) for m in methods])
+    return _with_method(config, methods[0]), methods
+
+
+def _with_method(config: TrainConfig, method: str) -> TrainConfig:
+    return dataclasses.replace(config, sparse=dataclasses.replace(config.sparse, method=method))
 
 
 def prepare(
@@ -124,20 +163,35 @@ def prepare(
     Each seed's dense init and warm-up data are shared by every method, so
     methods differ only by their masks. Several methods share one compiled
     function only if they are all mask-only (dense, static, uniform_revival,
-    tar); ``set`` and ``rigl`` run alone. With several devices the runs axis
-    is sharded across them (see :func:`runs_mesh`, :func:`shard_runs`).
+    tar); ``set``, ``rigl`` and ``gmp`` run alone. :func:`prepare_runs`
+    batches runs of several configs.
+    """
+    config, methods = check_group(config, methods)
+    return prepare_runs([(_with_method(config, m), s) for m in methods for s in seeds], num_devices)
+
+
+def prepare_runs(runs: Sequence[tuple[TrainConfig, int]], num_devices: int | None = None) -> Prepared:
+    """Init, warm up and mask a batch of ``(config, seed)`` runs that share one compiled chunk.
+
+    The configs may differ by sparsity, base score, distribution, rho and
+    (mask-only) method (see :func:`check_batch`): those change only the
+    masks, so a sweep trains every such variant of one env, algorithm and
+    width in one program. Each seed's dense init and warm-up are computed
+    once and shared by every run of that seed. With several devices the runs
+    axis is sharded across them (see :func:`runs_mesh`, :func:`shard_runs`).
 
     The chunk function is compiled on a second thread meanwhile: XLA compiles
     without holding the GIL, so its compilation overlaps warm-up and masking.
     """
-    config, methods = check_group(config, methods)
+    configs = [c for c, _ in runs]
+    program = check_batch(configs)
     mesh = runs_mesh(num_devices)
-    trainer = make_train(config)
-    labels = [(m, s) for m in methods for s in seeds]
+    trainer = make_train(program, share_with=list(dict.fromkeys(c for c in configs if c != program)))
+    labels = [(c.sparse.method, s) for c, s in runs]
     num_slots = len(labels) + (0 if mesh is None else -len(labels) % mesh.size)
     with ThreadPoolExecutor(max_workers=1) as pool:
         chunk = pool.submit(compile_chunk, trainer, num_slots, mesh)
-        state, masks = _init_and_mask(trainer, seeds, methods)
+        state, masks = _init_and_mask(trainer, runs)
         chunk = chunk.result()
     if mesh is not None:
         state = shard_runs(pad_runs(state, len(labels), mesh.size), mesh)
@@ -145,27 +199,44 @@ def prepare(
 
 
 def _init_and_mask(
-    trainer: Trainer, seeds: Sequence[int], methods: Sequence[str]
+    trainer: Trainer, runs: Sequence[tuple[TrainConfig, int]]
 ) -> tuple[TrainState, tuple[sj.SparseInit, sj.SparseInit]]:
-    """The batched state of ``methods x seeds`` after init, warm-up and masking (see :func:`prepare`)."""
-    config = trainer.config
+    """The batched state of ``runs`` after init, warm-up and masking (see :func:`prepare_runs`)."""
+    seeds = list(dict.fromkeys(s for _, s in runs))
     keys = jnp.stack([jax.random.key(s) for s in seeds])
-    state = jax.jit(jax.vmap(trainer.warmup))(jax.jit(jax.vmap(trainer.init))(keys))
-    # "global" with revival needs concrete masks: make those run by run, eagerly.
-    eager = config.sparse.distribution == "global"
-    inits = []
-    for m in methods:
-        mask_method = sj.METHODS[m].mask
-        if eager:
-            per_run = [
-                trainer.make_masks(jax.tree.map(lambda x, i=i: x[i], state), mask_method) for i in range(len(seeds))
-            ]
-            inits.append(jax.tree.map(lambda *xs: jnp.stack(xs), *per_run))
-        else:
-            inits.append(jax.jit(jax.vmap(lambda s, m=mask_method: trainer.make_masks(s, m)))(state))
-    masks = _stack_runs(inits)
-    state = jax.jit(jax.vmap(trainer.apply_masks))(_stack_runs([state] * len(methods)), *masks)
+    warm = jax.jit(jax.vmap(trainer.warmup))(jax.jit(jax.vmap(trainer.init))(keys))
+    variants: dict[TrainConfig, list[int]] = {}
+    for r, (c, _) in enumerate(runs):
+        variants.setdefault(c, []).append(r)
+    # Mask-only methods build the same optimizer state: one trainer per cell makes all their masks.
+    shared = lambda c: _with_method(c, trainer.config.sparse.method) if c.sparse.method in sj.MASK_METHODS else c
+    trainers = {shared(trainer.config): trainer}
+    states, inits, order = [], [], []
+    for c, rows in variants.items():
+        if shared(c) not in trainers:
+            trainers[shared(c)] = make_train(shared(c))
+        t = trainers[shared(c)]
+        take = np.asarray([seeds.index(runs[r][1]) for r in rows])
+        sub = jax.tree.map(lambda x, take=take: x[take], warm)
+        masks = _make_masks(t, sub, sj.METHODS[c.sparse.method].mask)
+        states.append(jax.jit(jax.vmap(t.apply_masks))(sub, *masks))
+        inits.append(masks)
+        order += rows
+    state, masks = _stack_runs(states), _stack_runs(inits)
+    if order != sorted(order):  # back to the order of `runs`
+        back = np.argsort(order)
+        state, masks = jax.tree.map(lambda x: x[back], (state, masks))
     return state, masks
+
+
+def _make_masks(trainer: Trainer, state: TrainState, mask_method: str) -> tuple[sj.SparseInit, sj.SparseInit]:
+    """The masks of ``mask_method`` for every run of the batched ``state``, made by ``trainer``'s settings."""
+    if trainer.config.sparse.distribution != "global":
+        return jax.jit(jax.vmap(lambda s: trainer.make_masks(s, mask_method)))(state)
+    # "global" with revival needs concrete masks: make those run by run, eagerly.
+    runs = jax.tree.leaves(state.env_steps)[0].shape[0]
+    per_run = [trainer.make_masks(jax.tree.map(lambda x, i=i: x[i], state), mask_method) for i in range(runs)]
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *per_run)
 
 
 def state_template(trainer: Trainer, num_runs: int) -> TrainState:

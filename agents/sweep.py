@@ -1,14 +1,16 @@
 """Sweeps: a grid of cells x methods x seeds into one results directory.
 
 A cell is one point of envs x algorithms x widths x sparsities x base scores
-x distributions x rhos (see :class:`SweepConfig`). Every cell runs its
-methods in compiled groups: the
-mask-only methods (dense, static, uniform_revival, tar) together, vmapped over
-methods and seeds; SET and RigL each on their own, vmapped over seeds. After
-every chunk a group writes an orbax checkpoint (state plus the metric
-history) and rewrites its runs' learning curves, so ``resume`` continues an
-interrupted sweep from the last checkpoint of every group and ends with the
-same final metrics as an uninterrupted sweep. Finally ``agents.report``
+x distributions x rhos (see :class:`SweepConfig`); every cell runs every
+method. Runs train in compiled programs: every mask-only run (dense, static,
+uniform_revival, tar) of one (env, algo, width), whatever its sparsity, score,
+distribution and rho, vmapped in one program; every SET, RigL or GMP run of
+one (env, algo, width) in one program per method (:meth:`SweepConfig.programs`).
+A program's runs train as one batch unless memory says otherwise
+(:mod:`agents.plan`). After every chunk a batch writes an orbax checkpoint
+(state plus the metric history) and rewrites its runs' learning curves, so
+``resume`` continues an interrupted sweep from the last checkpoint of every
+batch and ends with the same final metrics as an uninterrupted sweep. Finally ``agents.report``
 builds the tables and figures. The layout is in :mod:`agents.results`.
 """
 
@@ -36,9 +38,10 @@ from tqdm.auto import tqdm
 
 import sparse_jax as sj
 from agents import checkpoint, results, tracking
+from agents import plan as plan_lib
 from agents import report as report_lib
 from agents.config import ALGOS, METHODS, SparsityConfig, TrainConfig, train_config_from_json
-from agents.runner import ChunkReport, Prepared, prepare, state_template, train_chunks
+from agents.runner import ChunkReport, Prepared, prepare_runs, state_template, train_chunks
 from agents.sharding import runs_mesh
 from envs import ENV_NAMES
 from sparse_jax.validation import check_choice, check_int, check_number, fail
@@ -58,6 +61,27 @@ class Cell(NamedTuple):
     score: str
     distribution: str
     rho: float
+
+
+class GridRun(NamedTuple):
+    """One run of a sweep: a cell, a method and a seed."""
+
+    cell: Cell
+    method: str
+    seed: int
+
+
+class Batch(NamedTuple):
+    """The runs that train as one vmapped batch of one compiled program, with a checkpoint folder ``name``.
+
+    ``runs`` are in the order of the batch's runs axis: cell-major, then
+    method, then seed (see :meth:`SweepConfig.batches`); ``program`` is the
+    index of its program in :meth:`SweepConfig.programs`.
+    """
+
+    name: str
+    runs: tuple[GridRun, ...]
+    program: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,36 +175,109 @@ class SweepConfig:
         hidden = self.train.hidden if cell.width is None else (cell.width,) * len(self.train.hidden)
         return dataclasses.replace(self.train, env=cell.env, algo=cell.algo, hidden=hidden, sparse=sparse)
 
-    def cell_tags(self, cell: Cell) -> tuple[str, ...]:
-        """The name parts of the axes this sweep sets (widths, scores, distributions, rhos), for run names."""
+    def _axis_tags(self, cell: Cell) -> list[tuple[str, str]]:
         tags = []
         if self.widths is not None:
-            tags.append(f"w{cell.width}")
+            tags.append(("width", f"w{cell.width}"))
         if self.scores is not None:
-            tags.append(cell.score)
+            tags.append(("score", cell.score))
         if self.distributions is not None:
-            tags.append(cell.distribution)
+            tags.append(("distribution", cell.distribution))
         if self.rhos is not None:
-            tags.append(f"r{results.sparsity_label(cell.rho)}")
-        return tuple(tags)
+            tags.append(("rho", f"r{results.sparsity_label(cell.rho)}"))
+        return tags
 
-    def group_name(self, cell: Cell, methods: tuple[str, ...]) -> str:
-        """The checkpoint folder name of one compiled group."""
-        parts = (cell.env, cell.algo, f"s{results.sparsity_label(cell.sparsity)}", *self.cell_tags(cell))
-        return "-".join((*parts, "+".join(methods)))
+    def cell_tags(self, cell: Cell) -> tuple[str, ...]:
+        """The name parts of the axes this sweep sets (widths, scores, distributions, rhos), for run names."""
+        return tuple(tag for _, tag in self._axis_tags(cell))
+
+    def run_config(self, run: GridRun) -> TrainConfig:
+        """The ``TrainConfig`` of one run: its cell's, with its method."""
+        train = self.cell_config(run.cell)
+        return dataclasses.replace(train, sparse=dataclasses.replace(train.sparse, method=run.method))
+
+    def run_id(self, run: GridRun) -> str:
+        """The folder name of one run under ``runs/`` (:func:`agents.results.run_id`)."""
+        c = run.cell
+        return results.run_id(c.env, c.algo, c.sparsity, run.method, run.seed, self.cell_tags(c))
 
     def run_ids(self, cell: Cell, methods: tuple[str, ...]) -> list[str]:
-        """The run ids of one compiled group, in the order of its runs axis (method-major, then seeds)."""
-        tags = self.cell_tags(cell)
-        return [
-            results.run_id(cell.env, cell.algo, cell.sparsity, m, s, tags) for m in methods for s in self.seed_values()
-        ]
+        """The run ids of ``methods x seeds`` in one cell (method-major, then seeds)."""
+        return [self.run_id(GridRun(cell, m, s)) for m in methods for s in self.seed_values()]
 
-    def groups(self) -> list[tuple[Cell, tuple[str, ...]]]:
-        """``(cell, methods)`` for every compiled group, in run order: mask-only methods together, SET/RigL alone."""
-        mask_only = tuple(m for m in self.methods if m in sj.MASK_METHODS)
-        dynamic = [(m,) for m in self.methods if m not in sj.MASK_METHODS]
-        return [(cell, ms) for cell in self.cells() for ms in ([mask_only] if mask_only else []) + dynamic]
+    def _program(self, cell: Cell, method: str, per_cell: bool) -> tuple:
+        """What decides the compiled program of a run: the runs with equal keys share one.
+
+        Sparsity, score, distribution and rho change only the masks (and the
+        static top-k bounds of SET, RigL and GMP, which a shared program takes
+        as the largest of its runs'). SET and RigL under ``global`` keep apart
+        from the per-layer distributions, whose bounds are far tighter; GMP's
+        distribution is part of its program.
+        """
+        key = (cell.env, cell.algo, cell.width, "mask" if method in sj.MASK_METHODS else method)
+        if method in ("set", "rigl"):
+            key += (cell.distribution == "global",)
+        elif method == "gmp":
+            key += (cell.distribution,)
+        return key + ((cell,) if per_cell else ())
+
+    def programs(self, per_cell: bool = False) -> list[list[tuple[Cell, str]]]:
+        """The ``(cell, method)`` variants of each compiled program, in run order.
+
+        One program per (env, algo, width) for every mask-only method of every
+        cell, and one per dynamic method (SET and RigL apart under ``global``,
+        GMP per distribution). ``per_cell`` gives each cell programs of its
+        own, as sweeps of versions before 0.4 ran them (``resume`` of such a
+        results directory needs it).
+        """
+        ordered = [m for m in self.methods if m in sj.MASK_METHODS] + [
+            m for m in self.methods if m not in sj.MASK_METHODS
+        ]
+        programs: dict[tuple, list[tuple[Cell, str]]] = {}
+        for cell in self.cells():
+            for m in ordered:
+                programs.setdefault(self._program(cell, m, per_cell), []).append((cell, m))
+        return list(programs.values())
+
+    def batches(self, max_runs: Sequence[int | None] | None = None, per_cell: bool = False) -> list[Batch]:
+        """Every batch of runs, in run order: :meth:`programs`, each split into batches of at most ``max_runs[i]``.
+
+        A program's runs (its variants, each with every seed) split into the
+        fewest batches of near-equal size; ``None`` (the default for all)
+        keeps a program in one batch.
+        """
+        programs = self.programs(per_cell)
+        caps = [None] * len(programs) if max_runs is None else list(max_runs)
+        if len(caps) != len(programs):
+            raise ValueError(f"max_runs has {len(caps)} entries for {len(programs)} programs.")
+        out = []
+        for p, (variants, cap) in enumerate(zip(programs, caps)):
+            runs = [GridRun(c, m, s) for c, m in variants for s in self.seed_values()]
+            parts = 1 if cap is None else -(-len(runs) // max(int(cap), 1))
+            size, extra = divmod(len(runs), parts)
+            start = 0
+            for k in range(parts):
+                end = start + size + (k < extra)
+                name = self._batch_name(variants) + (f"-part{k + 1}of{parts}" if parts > 1 else "")
+                out.append(Batch(name, tuple(runs[start:end]), p))
+                start = end
+        return out
+
+    def _batch_name(self, variants: list[tuple[Cell, str]]) -> str:
+        """The checkpoint folder name of a program: env, algo, every axis value its runs share, its methods.
+
+        A one-cell program keeps the name of earlier versions' groups
+        (``inverted_pendulum-sac-s0.9-dense+static+tar``).
+        """
+        cells = list(dict.fromkeys(c for c, _ in variants))
+        parts = [cells[0].env, cells[0].algo]
+        if len({c.sparsity for c in cells}) == 1:
+            parts.append(f"s{results.sparsity_label(cells[0].sparsity)}")
+        tags = [self._axis_tags(c) for c in cells]
+        for i, (_, tag) in enumerate(tags[0]):
+            if all(t[i][1] == tag for t in tags):
+                parts.append(tag)
+        return "-".join((*parts, "+".join(dict.fromkeys(m for _, m in variants))))
 
 
 def _check_unique(kind: str, values: tuple) -> None:
@@ -471,6 +568,27 @@ def stored_config(out: str | Path) -> SweepConfig:
     return config_from_json(data["sweep"])
 
 
+def stored_plan(out: str | Path) -> plan_lib.Plan:
+    """The batch plan a results directory was started with; per-cell for directories of earlier versions."""
+    data = results.read_json(Path(out) / "config.json")
+    return plan_lib.Plan.from_json(data.get("plan") if isinstance(data, dict) else None)
+
+
+def _shared_plan(plan: plan_lib.Plan | None, cfg: SweepConfig) -> plan_lib.Plan:
+    """Process 0's plan on every process of a multi-host job (the others' memory and files may differ)."""
+    if jax.process_count() == 1:
+        return plan
+    from jax.experimental import multihost_utils
+
+    ours = plan is not None
+    per_cell = bool(multihost_utils.broadcast_one_to_all(np.int32(ours and plan.per_cell)))
+    if per_cell:
+        return plan if ours else plan_lib.Plan(caps=(), per_cell=True)
+    caps = np.asarray([-1 if c is None else c for c in plan.caps] if ours else [0] * len(cfg.programs()), np.int32)
+    caps = np.asarray(multihost_utils.broadcast_one_to_all(caps))
+    return plan if ours else plan_lib.Plan(tuple(None if c < 0 else int(c) for c in caps))
+
+
 def config_differences(old: SweepConfig, new: SweepConfig) -> list[str]:
     """``"field: old -> new"`` for every field (dotted, nested) where the two configs differ."""
 
@@ -537,19 +655,20 @@ def _curve_rows(history: list[dict], run: int) -> list[dict]:
     return rows
 
 
-def _run_records(cfg: SweepConfig, cell: Cell, ids: list[str], prepared: Prepared) -> list[dict]:
+def _run_records(cfg: SweepConfig, batch: Batch, prepared: Prepared) -> list[dict]:
     """What run.json says of each run's config and masks; it does not change from chunk to chunk."""
-    train_cfg, sp = cfg.cell_config(cell), cfg.cell_config(cell).sparse
     actor, critic = prepared.masks
     records = []
-    for r, rid in enumerate(ids):
-        method, seed = prepared.labels[r]
+    for r, run in enumerate(batch.runs):
+        cell, method, seed = run
+        train_cfg = cfg.run_config(run)
+        sp = train_cfg.sparse
         records.append({
-            "run_id": rid, "env": cell.env, "algo": cell.algo, "sparsity": cell.sparsity, "method": method,
-            "seed": seed, "hidden": list(train_cfg.hidden), "score": sp.score, "distribution": sp.distribution,
-            "rho": sp.rho, "total_steps": train_cfg.total_steps,
-            "config": json.loads(json.dumps(dataclasses.asdict(
-                dataclasses.replace(train_cfg, sparse=dataclasses.replace(sp, method=method))))),
+            "run_id": cfg.run_id(run), "env": cell.env, "algo": cell.algo, "sparsity": cell.sparsity,
+            "method": method, "seed": seed, "hidden": list(train_cfg.hidden), "score": sp.score,
+            "distribution": sp.distribution, "rho": sp.rho, "total_steps": train_cfg.total_steps,
+            "batch": batch.name,
+            "config": json.loads(json.dumps(dataclasses.asdict(train_cfg))),
             "total_chunks": train_cfg.num_chunks, "delta_t": sp.delta_t, "end_fraction": sp.end_fraction,
             "start_fraction": sp.start_fraction,
             "total_updates": train_cfg.total_updates,
@@ -586,18 +705,17 @@ def _write_runs(out: Path, records: list[dict], history: list[dict], finished: b
         results.atomic_write_json(folder / "run.json", info)
 
 
-def run_group(
+def run_batch(
     cfg: SweepConfig,
     out: Path,
-    cell: Cell,
-    methods: tuple[str, ...],
+    batch: Batch,
     resume: bool,
     progress: Callable[[int, dict[str, float]], None],
     num_devices: int | None = None,
     safe_points: _SafePoints | None = None,
     trackers: Sequence[tracking.Tracker] = (),
 ) -> None:
-    """Train one compiled group of runs, checkpointing and writing curves after every chunk.
+    """Train one batch of runs (one compiled program), checkpointing and writing curves after every chunk.
 
     Every process of a multi-host job runs this; only process 0 writes files
     (and gets the ``trackers``). The last two checkpoints are kept: when the
@@ -605,30 +723,29 @@ def run_group(
     older one.
     """
     safe_points = safe_points or _SafePoints()
-    train_cfg = cfg.cell_config(cell)
-    seeds = cfg.seed_values()
-    ids = cfg.run_ids(cell, methods)
-    group = cfg.group_name(cell, methods)
+    train_cfg = cfg.run_config(batch.runs[0])  # every run of a sweep has the same steps and chunks
+    ids = [cfg.run_id(r) for r in batch.runs]
     if resume and all(_run_finished(out / "runs" / i) for i in ids):
         progress(len(ids) * train_cfg.num_chunks * train_cfg.chunk_steps, {})
         return
 
-    prepared = prepare(train_cfg, seeds, methods, num_devices)
+    prepared = prepare_runs([(cfg.run_config(r), r.seed) for r in batch.runs], num_devices)
     state, history, first = prepared.state, [], 0
-    manager = checkpoint.open_manager((out / "checkpoints" / group).absolute()) if cfg.checkpoint_every else None
+    manager = checkpoint.open_manager((out / "checkpoints" / batch.name).absolute()) if cfg.checkpoint_every else None
     if resume and manager is not None and manager.all_steps():
         num_slots = jax.tree.leaves(state.env_steps)[0].shape[0]  # real runs plus padding
         template = state_template(prepared.trainer, num_slots)
-        step, state, history = checkpoint.restore(manager, state, template, prepared.mesh, group, _say)
+        step, state, history = checkpoint.restore(manager, state, template, prepared.mesh, batch.name, _say)
         first = step + 1
         progress(len(ids) * first * train_cfg.chunk_steps, {})
-    records = _run_records(cfg, cell, ids, prepared) if jax.process_index() == 0 else []
-    if first < train_cfg.num_chunks:  # a group whose last checkpoint is its last chunk logs nothing more
+    records = _run_records(cfg, batch, prepared) if jax.process_index() == 0 else []
+    if first < train_cfg.num_chunks:  # a batch whose last checkpoint is its last chunk logs nothing more
         # Steps after the checkpoint's last chunk are the ones an interrupted attempt may have logged already.
         first_step = int(np.max(history[-1]["env_steps"])) + 1 if history else 0
         for record in records:
             for tracker in trackers:
-                tracker.start(record["run_id"], group, _tracked_config(record), first_step)
+                tracker.start(record["run_id"], batch.name, _tracked_config(record), first_step)
+    methods = np.asarray([r.method for r in batch.runs])
 
     def on_chunk(report: ChunkReport) -> None:
         c, metrics = report.chunk, report.metrics
@@ -645,10 +762,7 @@ def run_group(
                 tracker.log(record["run_id"], int(row["env_steps"]), row)
                 if last:
                     tracker.finish(record["run_id"])
-        returns = {
-            m: float(np.nanmean(metrics["eval_return"][i * len(seeds) : (i + 1) * len(seeds)]))
-            for i, m in enumerate(methods)
-        }
+        returns = {m: float(np.nanmean(metrics["eval_return"][methods == m])) for m in dict.fromkeys(methods)}
         progress(len(ids) * train_cfg.chunk_steps, {**returns, "steps/s": float(metrics["steps_per_s"][0])})
 
     try:
@@ -687,21 +801,29 @@ def run_sweep(
     show_progress: bool = True,
     num_devices: int | None = None,
     log: Sequence[str] = (),
+    max_runs_per_batch: int | None = None,
 ) -> list[dict]:
-    """Run every group of ``cfg`` into ``out``, then write the report. Returns the summary rows (process 0).
+    """Run every batch of ``cfg`` into ``out``, then write the report. Returns the summary rows (process 0).
 
     With ``resume`` the sweep continues from its own ``config.json``; ``cfg``
     may then be ``None``, and a ``cfg`` that differs from it is refused with
     the list of differences (``show_progress`` may change, and ``num_devices``
-    when every group's runs divide evenly over both device counts).
+    when every batch's runs divide evenly over both device counts).
     With ``overwrite`` an existing sweep directory is emptied first. Every
     check runs before anything is written, and the directory is locked for
     the whole sweep. SIGTERM or SIGINT stops the sweep with
     :class:`SweepInterrupted` once any checkpoint being written is complete.
-    The runs axis of every group is sharded over ``num_devices`` devices
+    The runs axis of every batch is sharded over ``num_devices`` devices
     (default: all of them; results are identical to a one-device run).
     ``log`` names the trackers of every run (:data:`agents.tracking.TRACKERS`:
     ``tensorboard``, ``wandb``).
+
+    Every mask-only run of one (env, algo, width) trains in one compiled
+    program, and every run of one dynamic method in another
+    (:meth:`SweepConfig.programs`); a program's runs split into several
+    batches only where they would not fit the devices' free memory, or
+    ``max_runs_per_batch`` (:mod:`agents.plan`). The plan is printed before
+    anything compiles and kept in ``config.json`` for ``resume``.
     """
     out = Path(out)
     log = tracking.check_trackers(log)
@@ -709,6 +831,8 @@ def run_sweep(
     if writer or resume:  # other processes of a new multi-host sweep may already see process 0's config.json
         check_output_dir(out, resume, overwrite)
     runs_mesh(num_devices)  # validates the device count before anything is written
+    if max_runs_per_batch is not None:
+        check_int("max_runs_per_batch", max_runs_per_batch, minimum=1)
     if resume:
         stored = stored_config(out)
         if cfg is not None and cfg != stored:
@@ -717,15 +841,30 @@ def run_sweep(
                 f"{'; '.join(config_differences(stored, cfg))}. Drop them, or start a new sweep in another --out."
             )
         cfg = stored
+        plan = stored_plan(out)
+        if max_runs_per_batch is not None and max_runs_per_batch != plan.max_runs_per_batch:
+            raise ValueError(
+                f"--resume keeps the batches {str(out)!r} was started with (max_runs_per_batch="
+                f"{plan.max_runs_per_batch}), so that their checkpoints are found; drop --max-runs-per-batch "
+                f"{max_runs_per_batch}."
+            )
     elif cfg is None:
         raise ValueError("a new sweep needs a config (cfg=None is allowed only with resume=True).")
+    else:
+        plan = plan_lib.make_plan(cfg, num_devices, max_runs_per_batch) if writer else None
+    plan = _shared_plan(plan, cfg)
+    batches = plan.batches(cfg)
     safe_points = _SafePoints()
     held = hold_results_dir(out, resume, overwrite) if writer else contextlib.nullcontext()
     with held, safe_points.installed():
+        if writer:  # on stdout with the devices line: stderr holds only warnings and errors
+            for line in plan_lib.plan_lines(plan, batches):
+                tqdm.write(f"sparse-rl: {line}", file=sys.stdout)
         if not resume and writer:
-            results.atomic_write_json(out / "config.json", {"sweep": config_to_json(cfg), **_provenance()})
-        groups = cfg.groups()
-        total = sum(len(ms) * cfg.seeds * cfg.cell_config(c).num_chunks * cfg.train.chunk_steps for c, ms in groups)
+            results.atomic_write_json(
+                out / "config.json", {"sweep": config_to_json(cfg), "plan": plan.to_json(), **_provenance()}
+            )
+        total = sum(len(b.runs) * cfg.train.num_chunks * cfg.train.chunk_steps for b in batches)
         bar = tqdm(total=total, unit="step", desc="sweep", disable=not show_progress, dynamic_ncols=True)
         latest: dict[str, float] = {}
 
@@ -736,9 +875,9 @@ def run_sweep(
 
         trackers = tracking.make_trackers(log, out) if writer else []
         try:
-            for cell, methods in groups:
-                bar.set_description(cfg.group_name(cell, methods))
-                run_group(cfg, out, cell, methods, resume, progress, num_devices, safe_points, trackers)
+            for batch in batches:
+                bar.set_description(batch.name)
+                run_batch(cfg, out, batch, resume, progress, num_devices, safe_points, trackers)
         finally:
             bar.close()
             for tracker in trackers:

@@ -17,7 +17,8 @@ iterations that hold a mask update.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -114,27 +115,47 @@ def next_rewire_iteration(
     return nxt
 
 
-def make_algorithm(config: TrainConfig, obs_size: int, action_size: int) -> Algorithm:
-    """``config.algo``'s :class:`Algorithm`, with each network's sparse Adam built once."""
+def make_algorithm(
+    config: TrainConfig, obs_size: int, action_size: int, share_with: Sequence[TrainConfig] = ()
+) -> Algorithm:
+    """``config.algo``'s :class:`Algorithm`, with each network's sparse Adam built once.
+
+    ``share_with``: other configs (of the same method, differing only by
+    sparsity, score, distribution or rho) whose runs this algorithm's update
+    must also serve when vmapped in one program; it widens the static top-k
+    bounds of SET, RigL and GMP to cover theirs and changes nothing else.
+    """
     sparse = config.sparse
     lrs = {"actor": config.actor_lr, "critic": config.critic_lr}
+    update = sj.METHODS[sparse.method].update
+    others = [c.sparse for c in share_with]
+
+    def layer_counts(sp, network: str, shapes: Any) -> sj.masks.Counts:
+        scores = sj.scores.magnitude(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes))
+        k = sj.target_active(sum(x.size for x in jax.tree.leaves(scores)), sp.network_sparsity(network))
+        return sj.layer_counts(sp.distribution, scores, k)
 
     def max_active(network: str, shapes: Any) -> sj.masks.Counts | None:
         # Static per-layer active counts size the SET/RigL top-k, since masks are traced inside jit.
         # ERK/uniform counts depend on shapes only; "global" falls back to the layer sizes.
-        if sparse.distribution == "global" or sj.METHODS[sparse.method].update not in ("set", "rigl"):
+        if update not in ("set", "rigl") or any(sp.distribution == "global" for sp in (sparse, *others)):
             return None
-        scores = sj.scores.magnitude(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes))
-        k = sj.target_active(sum(x.size for x in jax.tree.leaves(scores)), sparse.network_sparsity(network))
-        return sj.layer_counts(sparse.distribution, scores, k)
+        trees = [layer_counts(sp, network, shapes) for sp in (sparse, *others)]
+        return jax.tree.map(lambda *c: None if c[0] is None else max(c), *trees, is_leaf=sj.is_none)
 
     def make_tx(network: str, shapes: Any, schedule: sj.DSTSchedule) -> optax.GradientTransformationExtraArgs:
+        bound_schedules = ()
+        if update == "gmp":
+            bound_schedules = tuple(
+                dataclasses.replace(schedule, sparsity=sp.network_sparsity(network)) for sp in others
+            )
         return sj.sparse_optimizer(
             sparse.method,
             optax.adam(lrs[network]),
             schedule=schedule,
             max_active=max_active(network, shapes),
             distribution=sparse.distribution,
+            bound_schedules=bound_schedules,
         )
 
     return ALGORITHMS[config.algo](config, obs_size, action_size, make_tx)
@@ -280,12 +301,16 @@ def _chunk_fn(
     return chunk
 
 
-def make_train(config: TrainConfig) -> Trainer:
-    """Build the pure training functions for ``config`` (nothing is compiled yet)."""
+def make_train(config: TrainConfig, share_with: Sequence[TrainConfig] = ()) -> Trainer:
+    """Build the pure training functions for ``config`` (nothing is compiled yet).
+
+    ``share_with``: configs of other runs the chunk will be vmapped with (see
+    :func:`make_algorithm`; :func:`agents.runner.prepare_runs` passes them).
+    """
     env, eval_env = _make_envs(config)
     obs_size, action_size = env.observation_size, env.action_size
     sparse = config.sparse
-    algo = make_algorithm(config, obs_size, action_size)
+    algo = make_algorithm(config, obs_size, action_size, share_with)
     env_step = _env_step_fn(config, env)
     traces = {"init": 0, "warmup": 0, "chunk": 0, "evaluate": 0}
 

@@ -1,4 +1,6 @@
-"""Run the benchmark suite: ``python -m benchmarks [--only peer profile overhead seeds memory bcoo paper] [--quick]``.
+"""Run the benchmark suite: ``python -m benchmarks [--only peer profile overhead seeds memory bcoo batching paper]``.
+
+``--quick`` runs tiny budgets (a smoke run of the pipeline).
 
 Each part writes ``benchmarks/results/<name>.json`` (``<name>_quick.json``
 with ``--quick``); afterwards ``benchmarks/RESULTS.md`` is rebuilt from every
@@ -19,7 +21,7 @@ from collections.abc import Sequence
 from benchmarks.common import write_json
 from benchmarks.report import write_results_md
 
-PARTS = ("peer", "profile", "overhead", "seeds", "memory", "bcoo", "paper")
+PARTS = ("peer", "profile", "overhead", "seeds", "memory", "bcoo", "batching", "paper")
 DEFAULT_PARTS = PARTS[:-1]  # "paper" (a halfcheetah sweep sized for an accelerator) runs only when asked
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from agents import results as results_lib
-from agents.sweep import PRESETS, run_sweep
+from agents.sweep import PRESETS, run_sweep, stored_plan
 from benchmarks.common import RESULTS_DIR, write_json
 
 METHODS = ("dense", "static", "tar", "set", "rigl")
@@ -69,14 +69,13 @@ def summarize(out: Path, cfg, rows: list[dict]) -> dict[str, Any]:
         for r in rows
     }
     groups = {}
-    for cell, methods in cfg.groups():
-        train = cfg.cell_config(cell)
-        # steps_per_s and wall_s are host-measured per chunk and shared by a group's vmapped runs.
-        rid = results_lib.run_id(ENV, ALGO, SPARSITY, methods[0], 0, cfg.cell_tags(cell))
-        curve = results_lib.read_jsonl(out / "runs" / rid / "curve.jsonl")
+    for batch in stored_plan(out).batches(cfg):
+        train = cfg.run_config(batch.runs[0])
+        # steps_per_s and wall_s are host-measured per chunk and shared by a batch's vmapped runs.
+        curve = results_lib.read_jsonl(out / "runs" / cfg.run_id(batch.runs[0]) / "curve.jsonl")
         sps = statistics.median([row["steps_per_s"] for row in curve[1:]] or [curve[0]["steps_per_s"]])
-        groups[cfg.group_name(cell, methods)] = {
-            "runs": len(methods) * cfg.seeds,
+        groups[batch.name] = {
+            "runs": len(batch.runs),
             "env_steps_per_s": sps,
             "updates_per_s": sps * train.updates_per_step / train.num_envs,
             "train_wall_s": float(sum(row["wall_s"] for row in curve)),

@@ -54,7 +54,7 @@ import dataclasses
 import functools
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from typing import Any, NamedTuple
 
@@ -82,12 +82,16 @@ class SparseState(NamedTuple):
         sets one); the mask update after update ``t`` draws from
         ``fold_in(key, t)``, so its draws do not depend on which earlier
         updates ran with ``rewire=False``.
+      targets: GMP's active-count table (:func:`gmp_sparse`), ``None`` for the
+        other transforms. It is state, not a static setting, so that one
+        compiled GMP update serves runs pruning to different sparsities.
     """
 
     inner_state: optax.OptState
     masks: Masks
     count: jax.Array
     key: jax.Array | None
+    targets: jax.Array | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -430,9 +434,10 @@ def _check_max_active(max_active: Counts | None, masks: Masks) -> None:
 
 
 def _rewire_masks(
-    inner, regrow, schedule, max_active, masks, inner_state, params, inner_updates, grads, key, t, on_schedule
+    inner, regrow, schedule, max_active, masks, inner_state, params, inner_updates, grads, key, t, on_schedule, targets
 ):
     """One SET/RigL mask update of every layer after this step's inner update; moments of changed entries zeroed."""
+    del targets
     m_leaves, treedef = jax.tree.flatten(masks, is_leaf=is_none)
     w_leaves = jax.tree.leaves(optax.apply_updates(params, inner_updates))
     g_leaves = jax.tree.leaves(grads)
@@ -535,18 +540,21 @@ def _masked_transform(
     *,
     needs_key: bool,
     max_active: Counts | None = None,
+    init_targets: Callable[[Masks], np.ndarray] | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """The shared skeleton: masked gradients, the inner update, the schedule's mask updates, exact zeros.
 
-    ``mask_update(masks, inner_state, params, inner_updates, grads, key, t, on_schedule)``
+    ``mask_update(masks, inner_state, params, inner_updates, grads, key, t, on_schedule, targets)``
     returns the new masks and the inner state (moments of changed entries
     zeroed); ``None`` means fixed masks. ``schedule`` has ``is_update_step``.
+    ``init_targets(masks)`` gives the state's ``targets`` (GMP's table).
     """
 
     def init_fn(params):
         masks = dense_masks(params, filter_fn)
         _check_max_active(max_active, masks)
-        return SparseState(inner.init(params), masks, jnp.zeros([], jnp.int32), None)
+        targets = None if init_targets is None else jnp.asarray(init_targets(masks))
+        return SparseState(inner.init(params), masks, jnp.zeros([], jnp.int32), None, targets)
 
     def update_fn(updates, state, params=None, *, step=None, rewire=None, **extra_args):
         if params is None:
@@ -577,7 +585,9 @@ def _masked_transform(
             # Draws depend on (key, t) only, so they do not depend on which updates passed rewire=False.
             sub = None if state.key is None else jax.random.fold_in(state.key, t)
             # rewire=None rewires only on update steps, where the count table holds f(t); rewire=True may not.
-            rewired = lambda ms, st: mask_update(ms, st, params, inner_updates, updates, sub, t, not rewire)
+            rewired = lambda ms, st: mask_update(
+                ms, st, params, inner_updates, updates, sub, t, not rewire, state.targets
+            )
             if rewire:
                 new_masks, inner_state = rewired(masks, inner_state)
             else:
@@ -593,7 +603,7 @@ def _masked_transform(
             params,
             is_leaf=is_none,
         )
-        return final, SparseState(inner_state, new_masks, count, state.key)
+        return final, state._replace(inner_state=inner_state, masks=new_masks, count=count)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -615,10 +625,25 @@ def _gmp_targets(schedule: GMPSchedule, distribution: str, masks: Masks) -> np.n
     return np.asarray(rows, np.int32)
 
 
-def _gmp_prune(schedule, distribution, inner, masks, inner_state, params, inner_updates, grads, key, t, on_schedule):
-    """One GMP step: keep the largest-magnitude active weights, down to the schedule's count for ``t``.
+def _gmp_bounds(tables: Sequence[np.ndarray], sizes: Sequence[int], distribution: str) -> list[int]:
+    """Static bounds on how many weights one GMP step prunes: one for ``global``, else one per layer.
 
-    ``t`` off the schedule (``rewire=True``) prunes to the count of the last update step before it.
+    From dense, a step prunes at most the layer size less its smallest count
+    (the sparsest tables decide when ``tables`` hold several schedules').
+    """
+    if distribution == "global":
+        return [max(int(sum(sizes) - t[-1, 0]) for t in tables)]
+    return [max(int(n - t[:, j].min()) for t in tables) for j, n in enumerate(sizes)]
+
+
+def _gmp_prune(
+    schedule, distribution, bounds, inner, masks, inner_state, params, inner_updates, grads, key, t, on_schedule, table
+):
+    """One GMP step: keep the largest-magnitude active weights, down to the state's count for ``t``.
+
+    ``table`` is the state's target table (:func:`_gmp_targets`); ``t`` off
+    the schedule (``rewire=True``) prunes to the count of the last update step
+    before it.
     """
     del grads, key, on_schedule
     m_leaves, treedef = jax.tree.flatten(masks, is_leaf=is_none)
@@ -626,8 +651,7 @@ def _gmp_prune(schedule, distribution, inner, masks, inner_state, params, inner_
     if not idx:
         return masks, inner_state
     w_leaves = jax.tree.leaves(optax.apply_updates(params, inner_updates))
-    table = _gmp_targets(schedule, distribution, masks)
-    targets = jnp.asarray(table)[schedule.index(t)]
+    targets = table[schedule.index(t)]
     big = jnp.finfo(jnp.float32).max
     # Active weights rank by |w| (NaN first, as SET/RigL drop them); pruned ones never rank.
     scores = [
@@ -639,14 +663,10 @@ def _gmp_prune(schedule, distribution, inner, masks, inner_state, params, inner_
     actives = [jnp.sum(m_leaves[i], dtype=jnp.int32) for i in idx]
     if distribution == "global":
         flat = jnp.concatenate(scores)
-        bound = int(flat.size - table[-1, 0])
         n = jnp.maximum(sum(actives) - targets[0], 0)
-        drops = jnp.split(_smallest(flat, n, bound), np.cumsum([s.size for s in scores])[:-1])
+        drops = jnp.split(_smallest(flat, n, bounds[0]), np.cumsum([s.size for s in scores])[:-1])
     else:
-        drops = []
-        for j, s in enumerate(scores):
-            n = jnp.maximum(actives[j] - targets[j], 0)
-            drops.append(_smallest(s, n, int(s.size - table[:, j].min())))
+        drops = [_smallest(s, jnp.maximum(actives[j] - targets[j], 0), bounds[j]) for j, s in enumerate(scores)]
     new, kept = list(m_leaves), [True if m is None else None for m in m_leaves]
     for i, d in zip(idx, drops):
         new[i] = m_leaves[i] & ~d.reshape(m_leaves[i].shape)
@@ -663,6 +683,7 @@ def gmp_sparse(
     schedule: GMPSchedule,
     distribution: str = "erk",
     filter_fn: FilterFn = default_filter,
+    bound_schedules: Sequence[GMPSchedule] = (),
 ) -> optax.GradientTransformationExtraArgs:
     """Gradual magnitude pruning (Zhu & Gupta 2017): dense start, cubic schedule to ``schedule.sparsity``.
 
@@ -675,13 +696,28 @@ def gmp_sparse(
     zeroed; nothing regrows. Start it from the dense masks of ``init`` (no
     :func:`with_masks` needed); from sparser masks it prunes only where a
     layer is above the schedule's count.
+
+    The table of counts is held in the state (:attr:`SparseState.targets`),
+    so one compiled update can serve states that ``init`` of other schedules
+    made (a sweep vmapping runs of several sparsities): list those schedules
+    in ``bound_schedules``, which only widens the static top-k bound. They
+    must have ``schedule``'s update steps (all but ``sparsity`` equal).
     """
     if not isinstance(schedule, GMPSchedule):
         raise ValueError(f"gmp_sparse needs a GMPSchedule (schedule=...), got {schedule!r}.")
     check_choice("distribution", distribution, ("uniform", "erk", "global"))
+    for other in bound_schedules:
+        if dataclasses.replace(other, sparsity=schedule.sparsity) != schedule:
+            fail("bound_schedules", other, f"GMPSchedules that differ from {schedule!r} in sparsity alone")
     inner = optax.with_extra_args_support(inner)
-    mask_update = functools.partial(_gmp_prune, schedule, distribution, inner)
-    return _masked_transform(inner, filter_fn, schedule, mask_update, needs_key=False)
+    init_targets = functools.partial(_gmp_targets, schedule, distribution)
+
+    def mask_update(masks, *args):
+        sizes = [m.size for m in jax.tree.leaves(masks, is_leaf=is_none) if m is not None]
+        tables = [_gmp_targets(s, distribution, masks) for s in (schedule, *bound_schedules)]
+        return _gmp_prune(schedule, distribution, _gmp_bounds(tables, sizes, distribution), inner, masks, *args)
+
+    return _masked_transform(inner, filter_fn, schedule, mask_update, needs_key=False, init_targets=init_targets)
 
 
 def static_sparse(
@@ -721,19 +757,23 @@ def sparse_optimizer(
     max_active: Counts | None = None,
     distribution: str = "erk",
     filter_fn: FilterFn = default_filter,
+    bound_schedules: Sequence[GMPSchedule] = (),
 ) -> optax.GradientTransformationExtraArgs:
     """The transform that trains a method of :data:`sparse_jax.METHODS` by name.
 
     ``dense``, ``static``, ``uniform_revival`` and ``tar`` train with fixed
     masks (they differ by the masks put in the state); ``set`` and ``rigl``
     rewire on a :class:`DSTSchedule` (``max_active`` bounds their top-k);
-    ``gmp`` prunes on a :class:`GMPSchedule` under ``distribution``.
+    ``gmp`` prunes on a :class:`GMPSchedule` under ``distribution``
+    (``bound_schedules``: see :func:`gmp_sparse`).
     """
     update = METHODS[check_choice("method", method, METHODS)].update
     if update == "fixed":
         return static_sparse(inner, filter_fn=filter_fn)
     if update == "gmp":
-        return gmp_sparse(inner, schedule=schedule, distribution=distribution, filter_fn=filter_fn)
+        return gmp_sparse(
+            inner, schedule=schedule, distribution=distribution, filter_fn=filter_fn, bound_schedules=bound_schedules
+        )
     regrow = {"set": "random", "rigl": "gradient"}[update]
     return sparse_transform(inner, regrow=regrow, schedule=schedule, max_active=max_active, filter_fn=filter_fn)
 

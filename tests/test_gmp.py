@@ -116,3 +116,27 @@ def test_gmp_errors():
         sj.gmp_sparse(optax.adam(1e-3), schedule=sj.GMPSchedule(100, 0.5), distribution="erdos")
     tx = sj.sparse_optimizer("gmp", optax.adam(1e-3), schedule=sj.GMPSchedule(100, 0.5))
     assert sj.get_masks(tx.init({"w": jnp.ones((3, 3))}))["w"].all()
+
+
+@pytest.mark.parametrize("distribution", ["erk", "global"])
+def test_one_gmp_update_serves_states_of_several_sparsities(distribution):
+    """A sweep vmaps GMP runs of several sparsities through one program: the table is state, the bound the widest."""
+    params = mlp_params(jax.random.key(0), (6, 24, 24, 3))
+    own = {s: sj.GMPSchedule(total_steps=30, sparsity=s, delta_t=4) for s in (0.5, 0.9)}
+    txs = {s: sj.gmp_sparse(optax.adam(1e-2), schedule=own[s], distribution=distribution) for s in own}
+    shared = sj.gmp_sparse(optax.adam(1e-2), schedule=own[0.5], distribution=distribution, bound_schedules=(own[0.9],))
+    grads = jax.tree.map(lambda p: jnp.sin(jnp.arange(p.size, dtype=jnp.float32)).reshape(p.shape), params)
+    states = {s: txs[s].init(params) for s in own}
+    batch = jax.tree.map(lambda *xs: jnp.stack(xs), *states.values())  # each state carries its own table
+    step = jax.jit(jax.vmap(shared.update, in_axes=(None, 0, None)))
+    for _ in range(own[0.5].total_steps):
+        _, batch = step(grads, batch, params)
+        for s in own:
+            _, states[s] = txs[s].update(grads, states[s], params)
+    for i, s in enumerate(own):
+        for a, b in zip(jax.tree.leaves(sj.get_masks(states[s])), jax.tree.leaves(batch.masks)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b)[i])
+        active = sum(int(m.sum()) for m in jax.tree.leaves(sj.get_masks(states[s])))
+        assert active == sj.target_active(sum(m.size for m in jax.tree.leaves(sj.get_masks(states[s]))), s)
+    with pytest.raises(ValueError, match="bound_schedules=.* is not allowed"):
+        sj.gmp_sparse(optax.adam(1e-2), schedule=own[0.5], bound_schedules=(sj.GMPSchedule(30, 0.9, delta_t=5),))

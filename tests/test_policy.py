@@ -271,17 +271,17 @@ def _fake_sweep(out, config):
     cfg = sweep.SweepConfig(
         envs=(config.env,), algos=("sac",), sparsities=(0.8,), methods=("static",), seeds=1, train=config
     )
-    ((cell, methods),) = cfg.groups()
-    run_cfg = dataclasses.replace(cfg.cell_config(cell), sparse=dataclasses.replace(config.sparse, method="static"))
-    run = results.run_id(cell.env, cell.algo, cell.sparsity, "static", 0)
-    results.atomic_write_json(out / "config.json", {"sweep": sweep.config_to_json(cfg)})
+    (batch,) = cfg.batches()
+    run_cfg, run = cfg.run_config(batch.runs[0]), cfg.run_id(batch.runs[0])
+    plan = {"caps": [None]}
+    results.atomic_write_json(out / "config.json", {"sweep": sweep.config_to_json(cfg), "plan": plan})
     results.atomic_write_json(out / "runs" / run / "run.json", {"config": dataclasses.asdict(run_cfg)})
     algo = make_algorithm(run_cfg, 4, 1)
     actor, critic = algo.init_params(jax.random.key(0))
     actor_init = sj.sparse_init(jax.random.key(1), actor, 0.8, method="static")
     critic_init = sj.SparseInit(critic, sj.dense_masks(critic), sj.dense_masks(critic))
     agent = jax.tree.map(lambda x: x[None], algo.init_state(actor_init, critic_init, jax.random.key(2)))
-    with checkpoint.open_manager(out / "checkpoints" / cfg.group_name(cell, methods)) as manager:
+    with checkpoint.open_manager(out / "checkpoints" / batch.name) as manager:
         saved = ocp.args.StandardSave(checkpoint.saveable({"agent": agent}))
         manager.save(0, args=ocp.args.Composite(state=saved, meta=ocp.args.JsonSave({"history": []})))
         manager.wait_until_finished()

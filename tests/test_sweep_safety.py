@@ -136,7 +136,7 @@ def test_run_names_are_injective_in_the_sparsity():
     b = results.run_id("hopper", "sac", 0.9000001, "tar", 0)
     assert a == "hopper-sac-s0.9-tar-seed0" and b == "hopper-sac-s0.9000001-tar-seed0"
     cfg = sweep.SweepConfig(envs=("probe_bandit",), sparsities=(0.9, 0.9000001), methods=("static",), seeds=1)
-    assert len({cfg.group_name(*g) for g in cfg.groups()}) == 2
+    assert len({b.name for b in cfg.batches(per_cell=True)}) == 2
 
 
 def test_unknown_backend_is_refused_before_anything_is_written(tmp_path, capsys):
@@ -193,8 +193,18 @@ def test_grid_axes_name_runs_injectively_and_set_each_cells_config():
     )  # fmt: skip
     cells = cfg.cells()
     assert len(cells) == 2 * 2 * 2 * 2
-    names = {cfg.group_name(cell, ms) for cell, ms in cfg.groups()}
-    assert len(names) == len(cfg.groups()) == 2 * len(cells)  # mask-only methods together, rigl alone
+    names = {b.name for b in cfg.batches(per_cell=True)}
+    assert len(names) == len(cfg.batches(per_cell=True)) == 2 * len(cells)  # mask-only methods together, rigl alone
+    # Batched: one mask-only program per width; RigL's per width, apart under global (names keep shared values).
+    programs = [b.name for b in cfg.batches()]
+    assert programs == [
+        "probe_bandit-sac-s0.9-w64-static+tar", "probe_bandit-sac-s0.9-w64-uniform-rigl",
+        "probe_bandit-sac-s0.9-w64-global-rigl", "probe_bandit-sac-s0.9-w256-static+tar",
+        "probe_bandit-sac-s0.9-w256-uniform-rigl", "probe_bandit-sac-s0.9-w256-global-rigl",
+    ]  # fmt: skip
+    assert sorted(cfg.run_id(r) for b in cfg.batches() for r in b.runs) == sorted(
+        cfg.run_id(r) for b in cfg.batches(per_cell=True) for r in b.runs
+    )
     cell = sweep.Cell("probe_bandit", "sac", 64, 0.9, "magnitude", "global", 0.2)
     assert cfg.cell_tags(cell) == ("w64", "magnitude", "global", "r0.2")
     train = cfg.cell_config(cell)

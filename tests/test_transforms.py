@@ -364,7 +364,10 @@ def test_traced_masks_rewire_like_concrete_ones():
 
     ref = rewired(masks)
     counts = sj.active_counts(masks)
-    for out in (rewired(masks, counts), jax.jit(rewired)(masks), jax.jit(lambda ms: rewired(ms, counts))(masks)):
+    wider = jax.tree.map(lambda c: None if c is None else c + 7, counts, is_leaf=sj.is_none)  # a sweep's shared bound
+    paths = (rewired(masks, counts), rewired(masks, wider), jax.jit(rewired)(masks),
+             jax.jit(lambda ms: rewired(ms, counts))(masks))  # fmt: skip
+    for out in paths:
         for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(ref)):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert any(bool((a != b).any()) for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(masks)))

@@ -1,0 +1,179 @@
+"""Batch planning: how a sweep's runs split into compiled programs and batches that fit in memory.
+
+Every mask-only run of one (env, algo, width) shares one compiled program, and
+so does every run of one dynamic method (see
+:meth:`agents.sweep.SweepConfig.programs`). A program's runs train as one
+vmapped batch unless that would not fit: :func:`make_plan` estimates the
+bytes of one run (its ``TrainState``: replay buffer, params, targets,
+optimizer states, env state; twice, since a chunk holds its input and its
+output state), reads the free memory of the devices the runs are sharded over
+(an accelerator's own, or the host's on CPU), and caps each batch at what fits
+in 80% of it, or at ``max_runs_per_batch``.
+
+The plan is stored in the sweep's ``config.json``, so ``--resume`` rebuilds
+the same batches (and finds their checkpoints) whatever memory is free then.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from agents.runner import state_template
+from agents.sharding import runs_mesh
+from agents.train import make_train
+
+# The share of the free memory a batch may plan for: activations, compiled code and the runtime's own
+# buffers are not in the estimate.
+MEMORY_SHARE = 0.8
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """How a sweep's programs split into batches.
+
+    Attributes:
+      caps: the most runs per batch, one per program (``None``: no cap).
+      bytes_per_run: the estimated bytes of one run of each program (twice its state).
+      free_bytes: the memory the plan was sized to (summed over the devices a batch is sharded over), or
+        ``None`` where it could not be read.
+      memory: where that memory is: ``"device"``, ``"host"`` (CPU runs) or ``"unknown"``.
+      max_runs_per_batch: the user's cap, if any.
+      per_cell: programs per cell, as sweeps of versions before 0.4 ran them (their results directories
+        hold no plan).
+    """
+
+    caps: tuple[int | None, ...]
+    bytes_per_run: tuple[int, ...] = ()
+    free_bytes: int | None = None
+    memory: str = "unknown"
+    max_runs_per_batch: int | None = None
+    per_cell: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The plan as ``config.json`` stores it."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Plan:
+        """Inverse of :meth:`to_json`; ``None`` (a ``config.json`` without a plan) is the per-cell plan."""
+        if data is None:
+            return cls(caps=(), per_cell=True)
+        if not isinstance(data, dict) or not isinstance(data.get("caps"), list):
+            raise ValueError(f"config.json: the batch plan must be an object with a list of caps, got {data!r}.")
+        return cls(**{**data, "caps": tuple(data["caps"]), "bytes_per_run": tuple(data.get("bytes_per_run", ()))})
+
+    def batches(self, cfg: Any) -> list:
+        """``cfg.batches`` under this plan (:class:`agents.sweep.Batch` list)."""
+        if self.per_cell:
+            return cfg.batches(per_cell=True)
+        return cfg.batches(self.caps)
+
+
+def state_bytes(tree: Any) -> int:
+    """Bytes of the arrays (or shape structs) of ``tree``; a PRNG key counts as its key data."""
+    total = 0
+    for x in jax.tree.leaves(tree):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            data = jax.eval_shape(jax.random.key_data, x)
+            total += math.prod(data.shape) * np.dtype(data.dtype).itemsize
+        else:
+            total += math.prod(x.shape) * np.dtype(x.dtype).itemsize
+    return int(total)
+
+
+def host_available_bytes() -> int | None:
+    """The host's available memory (``MemAvailable``; free pages where ``/proc/meminfo`` is missing)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def free_memory(num_devices: int | None = None) -> tuple[int | None, str]:
+    """``(bytes, where)``: the memory a batch sharded over ``num_devices`` devices may use.
+
+    On accelerators, the smallest free memory (``bytes_limit - bytes_in_use``)
+    of this process's devices times the number of devices. On CPU, where
+    ``memory_stats`` is ``None``, the host's available memory times the number
+    of processes.
+    """
+    mesh = runs_mesh(num_devices)
+    devices = list(mesh.devices.flat) if mesh is not None else jax.local_devices()[:1]
+    local = [d for d in devices if d.process_index == jax.process_index()]
+    stats = [d.memory_stats() for d in local]
+    if stats and all(s and "bytes_limit" in s for s in stats):
+        return min(int(s["bytes_limit"]) - int(s.get("bytes_in_use", 0)) for s in stats) * len(devices), "device"
+    host = host_available_bytes()
+    return (None, "unknown") if host is None else (host * jax.process_count(), "host")
+
+
+def make_plan(cfg: Any, num_devices: int | None = None, max_runs_per_batch: int | None = None) -> Plan:
+    """Size the batches of ``cfg``'s programs to the free memory, and to ``max_runs_per_batch`` if given.
+
+    With several devices a cap of at least the device count is rounded down
+    to a multiple of it, so that no device holds padding runs.
+    """
+    if max_runs_per_batch is not None and (isinstance(max_runs_per_batch, bool) or max_runs_per_batch < 1):
+        raise ValueError(f"max_runs_per_batch={max_runs_per_batch!r} is not allowed; allowed: an integer >= 1.")
+    free, where = free_memory(num_devices)
+    mesh = runs_mesh(num_devices)
+    devices = 1 if mesh is None else mesh.size
+    sizes: dict[tuple, int] = {}  # one estimate per (env, algo, width): the method barely changes the state
+    caps, per_run = [], []
+    for variants in cfg.programs():
+        cell, method = variants[0]
+        shape_key = (cell.env, cell.algo, cell.width)
+        if shape_key not in sizes:
+            trainer = make_train(cfg.cell_config(cell))
+            sizes[shape_key] = 2 * state_bytes(state_template(trainer, 1))
+        need = sizes[shape_key]
+        cap = None if free is None else max(1, int(MEMORY_SHARE * free) // need)
+        if max_runs_per_batch is not None:
+            cap = max_runs_per_batch if cap is None else min(cap, max_runs_per_batch)
+        if cap is not None and cap >= devices > 1:
+            cap -= cap % devices
+        runs = len(variants) * cfg.seeds
+        caps.append(None if cap is None or cap >= runs else int(cap))
+        per_run.append(need)
+    return Plan(tuple(caps), tuple(per_run), free, where, max_runs_per_batch)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError
+
+
+def plan_lines(plan: Plan, batches: Sequence) -> list[str]:
+    """The plan as printed before anything compiles: one line for the whole, one per batch."""
+    programs = len({b.program for b in batches})
+    runs = sum(len(b.runs) for b in batches)
+    free = "unknown" if plan.free_bytes is None else f"{_size(plan.free_bytes)} ({plan.memory})"
+    head = f"plan: {len(batches)} batch(es) of {programs} compiled program(s) for {runs} runs; free memory {free}"
+    if plan.max_runs_per_batch is not None:
+        head += f"; --max-runs-per-batch {plan.max_runs_per_batch}"
+    if plan.per_cell:
+        head += "; one program per cell, as this results directory was started"
+    lines = [head]
+    sizes = dict(enumerate(plan.bytes_per_run)) if not plan.per_cell else {}
+    for b in batches:
+        need = sizes.get(b.program)
+        memory = "" if need is None else f" x {_size(need)} = {_size(need * len(b.runs))}"
+        lines.append(f"  {b.name}: {len(b.runs)} runs{memory}")
+    return lines

@@ -1,0 +1,131 @@
+"""One compiled program per (env, algo, width): a sweep's grid batched together, and split by the plan."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from agents import plan as plan_lib
+from agents import runner, sweep
+from agents.config import SparsityConfig, TrainConfig
+from tests.helpers import BANDIT
+
+# The tolerance the README states for results of different batch shapes.
+RTOL, ATOL = 1e-5, 1e-6
+TRAIN = TrainConfig(**BANDIT, sparse=SparsityConfig(score="magnitude", distribution="uniform", delta_t=100))
+GRID = sweep.SweepConfig(
+    envs=("probe_bandit",), sparsities=(0.8, 0.9), methods=("static", "tar", "set"), seeds=2, train=TRAIN
+)
+CURVE_KEYS = ("eval_return", "critic_loss", "actor_loss", "actor_density", "critic_density", "actor_changed")
+
+
+def _curves(out):
+    return {
+        p.parent.name: [json.loads(row) for row in p.read_text().splitlines()] for p in out.glob("runs/*/curve.jsonl")
+    }
+
+
+def _assert_close(got, want):
+    """The first evaluation to float32 rounding (RTOL, ATOL), the rest to the drift training adds to it.
+
+    A batch of another shape compiles to other float code, so the last bits
+    differ; training then grows the difference. Measured on this grid (AVX2,
+    and under XLA's AVX and SSE4.2 code): at most 2.4e-7 relative at the
+    first evaluation and 1.6e-4 relative (5.3e-6 absolute) at the fourth.
+    """
+    assert set(got) == set(want)
+    for run in want:
+        for key in CURVE_KEYS:
+            a, b = [row[key] for row in got[run]], [row[key] for row in want[run]]
+            np.testing.assert_allclose(a[0], b[0], rtol=RTOL, atol=ATOL, err_msg=f"{run} {key}, first evaluation")
+            np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-4, err_msg=f"{run} {key}")
+
+
+@pytest.fixture(scope="module")
+def batched(tmp_path_factory):
+    """The grid swept with its default plan, counting the chunk compilations."""
+    out = tmp_path_factory.mktemp("batched") / "results"
+    compiled = []
+    original = runner.compile_chunk
+    runner.compile_chunk = lambda trainer, *a: compiled.append(trainer.config.sparse.method) or original(trainer, *a)
+    try:
+        sweep.run_sweep(GRID, out, show_progress=False)
+    finally:
+        runner.compile_chunk = original
+    return out, compiled
+
+
+def test_a_grid_of_sparsities_and_methods_compiles_one_program_per_kind(batched):
+    out, compiled = batched
+    assert compiled == ["static", "set"]  # one mask-only program for both sparsities, one SET program
+    ((name, runs), (set_name, set_runs)) = [(b.name, len(b.runs)) for b in GRID.batches()]
+    assert (name, runs, set_name, set_runs) == ("probe_bandit-sac-static+tar", 8, "probe_bandit-sac-set", 4)
+    stored = json.loads((out / "config.json").read_text())["plan"]
+    assert stored["caps"] == [None, None] and stored["memory"] == "host" and stored["free_bytes"] > 0
+    records = [json.loads(p.read_text()) for p in out.glob("runs/*/run.json")]
+    assert {r["batch"] for r in records} == {name, set_name}
+    # Each run kept its own cell's masks: 20% and 10% of the prunable weights active.
+    for r in records:
+        active, prunable = r["params"]["actor"]["active"], r["params"]["actor"]["prunable"]
+        assert abs(active / prunable - (1 - r["sparsity"])) < 0.01, r["run_id"]
+
+
+def test_batched_runs_match_each_cell_run_on_its_own(batched):
+    """The 2-sparsity x 2-method grid against each cell's runs alone (SET's shared bound: see test_transforms)."""
+    out, _ = batched
+    separate = {}
+    for cell in GRID.cells():
+        result = runner.run(GRID.cell_config(cell), GRID.seed_values(), ("static", "tar"))
+        for r, rid in enumerate(GRID.run_ids(cell, ("static", "tar"))):
+            separate[rid] = [{k: float(v[r]) for k, v in h.items()} for h in result.history]
+    _assert_close({k: v for k, v in _curves(out).items() if "-set-" not in k}, separate)
+
+
+def test_max_runs_per_batch_splits_a_program_prints_the_plan_and_resumes_per_batch(batched, tmp_path, capsys):
+    cfg = dataclasses.replace(GRID, methods=("static", "tar"))
+    out = tmp_path / "results"
+    done = []
+    original = sweep.run_batch
+
+    def stop_after_first(cfg, out, batch, *args):
+        if done:
+            raise sweep.SweepInterrupted(15)
+        original(cfg, out, batch, *args)
+        done.append(batch.name)
+
+    sweep.run_batch = stop_after_first
+    try:
+        with pytest.raises(sweep.SweepInterrupted):
+            # Two batches of 4 runs: the shape of each cell's runs alone, whose program the cache holds.
+            sweep.run_sweep(cfg, out, show_progress=False, max_runs_per_batch=4)
+    finally:
+        sweep.run_batch = original
+    printed = capsys.readouterr().out
+    assert "plan: 2 batch(es) of 1 compiled program(s) for 8 runs" in printed and "--max-runs-per-batch 4" in printed
+    names = [f"probe_bandit-sac-static+tar-part{k}of2" for k in (1, 2)]
+    for name in names:
+        assert f"  {name}: 4 runs x " in printed
+    assert done == names[:1] and sorted(p.name for p in (out / "checkpoints").iterdir()) == names[:1]
+    with pytest.raises(ValueError, match="drop --max-runs-per-batch 3"):
+        sweep.run_sweep(None, out, resume=True, show_progress=False, max_runs_per_batch=3)
+    sweep.run_sweep(None, out, resume=True, show_progress=False)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == names
+    batched_curves = {k: v for k, v in _curves(batched[0]).items() if "-set-" not in k}
+    _assert_close(_curves(out), batched_curves)
+
+
+def test_the_plan_caps_batches_by_memory_and_rounds_to_the_device_count(monkeypatch):
+    need = 2 * plan_lib.state_bytes(runner.state_template(runner.make_train(GRID.cell_config(GRID.cells()[0])), 1))
+    monkeypatch.setattr(plan_lib, "free_memory", lambda num_devices=None: (int(5.5 * need / 0.8), "device"))
+    plan = plan_lib.make_plan(GRID)
+    assert plan.caps == (5, None) and plan.bytes_per_run == (need, need)  # 8 mask-only runs > 5; 4 SET runs fit
+    assert [len(b.runs) for b in plan.batches(GRID)] == [4, 4, 4]
+    assert plan_lib.make_plan(GRID, max_runs_per_batch=2).caps == (2, 2)
+    # A cap splits a program into the fewest near-equal batches, in run order.
+    split = GRID.batches([3, None])
+    assert [len(b.runs) for b in split] == [3, 3, 2, 4] and [b.program for b in split] == [0, 0, 0, 1]
+    assert [r for b in split[:3] for r in b.runs] == list(GRID.batches()[0].runs)
+    assert plan_lib.Plan.from_json(json.loads(json.dumps(plan.to_json()))) == plan
+    with pytest.raises(ValueError, match="max_runs_per_batch=0 is not allowed"):
+        plan_lib.make_plan(GRID, max_runs_per_batch=0)
