@@ -45,7 +45,7 @@ class Plan:
         ``None`` where it could not be read.
       memory: where that memory is: ``"device"``, ``"host"`` (CPU runs) or ``"unknown"``.
       max_runs_per_batch: the user's cap, if any.
-      per_cell: programs per cell, as sweeps of versions before 0.4 ran them (their results directories
+      per_cell: programs per cell, as sweeps of earlier versions ran them (their results directories
         hold no plan).
     """
 

@@ -134,12 +134,18 @@ def check_batch(configs: Sequence[TrainConfig]) -> TrainConfig:
     for c in configs[1:]:
         same = dataclasses.replace(c, sparse=dataclasses.replace(c.sparse, **fixed))
         if same != first:
-            diff = [k for k, v in dataclasses.asdict(same).items() if v != getattr(first, k)]
+            a, b = _flat_fields(same), _flat_fields(first)
+            diff = [k for k in a if a[k] != b[k]]
             raise ValueError(
                 f"runs of these configs cannot share one compiled function: they differ in {', '.join(diff)} "
-                f"(only {', '.join(sorted(fixed))} may differ within a batch)."
+                f"(only sparse.{', sparse.'.join(sorted(fixed))} may differ within a batch)."
             )
     return first
+
+
+def _flat_fields(config: TrainConfig) -> dict[str, Any]:
+    fields = {k: v for k, v in dataclasses.asdict(config).items() if k != "sparse"}
+    return {**fields, **{f"sparse.{k}": v for k, v in dataclasses.asdict(config.sparse).items()}}
 
 
 def check_group(config: TrainConfig, methods: Sequence[str] | None) -> tuple[TrainConfig, tuple[str, ...]]:

@@ -227,7 +227,7 @@ class SweepConfig:
         One program per (env, algo, width) for every mask-only method of every
         cell, and one per dynamic method (SET and RigL apart under ``global``,
         GMP per distribution). ``per_cell`` gives each cell programs of its
-        own, as sweeps of versions before 0.4 ran them (``resume`` of such a
+        own, as sweeps of earlier versions ran them (``resume`` of such a
         results directory needs it).
         """
         ordered = [m for m in self.methods if m in sj.MASK_METHODS] + [

@@ -10,19 +10,29 @@ import pytest
 from tests.helpers import mlp_params
 
 
+# Set by the first pytest process of a run (the xdist controller, or pytest alone) for its workers.
+_SHARED_CACHE = "SPARSE_RL_TEST_COMPILE_CACHE"
+
+
 def pytest_configure(config):
     """One persistent compilation cache per test run, in a fresh temporary directory.
 
     Many tests build the same trainer anew, which compiles the same programs
-    again; the cache turns those repeats into disk reads. Subprocesses inherit
-    the directory through the environment, and ``sparse-rl --compile-cache auto``
-    resolves to it, so no test writes to the user's cache.
+    again (every mask-only chunk of one env, algo, width and batch size is
+    one program); the cache turns those repeats into disk reads. xdist
+    workers share their controller's directory, so a program compiled for one
+    test file is read by another on the other worker. Subprocesses inherit
+    the directory through the environment, and ``sparse-rl --compile-cache
+    auto`` resolves to it, so no test writes to the user's cache.
     """
-    cache = tempfile.mkdtemp(prefix="jax-compile-cache-")
+    cache = os.environ.get(_SHARED_CACHE) if os.environ.get("PYTEST_XDIST_WORKER") else None
+    if cache is None:
+        cache = tempfile.mkdtemp(prefix="jax-compile-cache-")
+        os.environ[_SHARED_CACHE] = cache
+        config._jax_compile_cache = cache  # the process that made it removes it
     os.environ["JAX_COMPILATION_CACHE_DIR"] = cache
     jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    config._jax_compile_cache = cache
 
 
 def pytest_unconfigure(config):

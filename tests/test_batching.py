@@ -129,3 +129,19 @@ def test_the_plan_caps_batches_by_memory_and_rounds_to_the_device_count(monkeypa
     assert plan_lib.Plan.from_json(json.loads(json.dumps(plan.to_json()))) == plan
     with pytest.raises(ValueError, match="max_runs_per_batch=0 is not allowed"):
         plan_lib.make_plan(GRID, max_runs_per_batch=0)
+
+
+def test_runs_that_cannot_share_a_program_are_refused_naming_the_difference():
+    with_sparse = lambda **kw: dataclasses.replace(TRAIN, sparse=dataclasses.replace(TRAIN.sparse, **kw))
+    assert (
+        runner.check_batch([with_sparse(method="static"), with_sparse(method="tar", sparsity=0.5)]).sparse.method
+        == "static"
+    )
+    with pytest.raises(ValueError, match=r"methods \('static', 'set'\) cannot share one compiled function"):
+        runner.check_batch([with_sparse(method="static"), with_sparse(method="set")])
+    with pytest.raises(ValueError, match="they differ in hidden "):
+        runner.check_batch([TRAIN, dataclasses.replace(TRAIN, hidden=(8, 8))])
+    gmp = [with_sparse(method="gmp", distribution=d) for d in ("erk", "global")]
+    with pytest.raises(ValueError, match="they differ in sparse.distribution "):
+        runner.check_batch(gmp)
+    runner.check_batch([with_sparse(method="rigl", distribution="erk"), with_sparse(method="rigl", sparsity=0.5)])
