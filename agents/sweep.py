@@ -814,7 +814,7 @@ def run_sweep(
     the whole sweep. SIGTERM or SIGINT stops the sweep with
     :class:`SweepInterrupted` once any checkpoint being written is complete.
     The runs axis of every batch is sharded over ``num_devices`` devices
-    (default: all of them; results are identical to a one-device run).
+    (default: all of them; results match a one-device run to float32 rounding).
     ``log`` names the trackers of every run (:data:`agents.tracking.TRACKERS`:
     ``tensorboard``, ``wandb``).
 
