@@ -7,7 +7,7 @@ Layout (``DIR`` is the results directory)::
     DIR/runs/<run_id>/curve.jsonl   one line per chunk: env_steps, eval_return, losses, ...
     DIR/summary.csv, summary.md     the table (``agents.report``)
     DIR/figures/*.png               learning curves, final returns, topology (``agents.report``)
-    DIR/checkpoints/<group>/        orbax checkpoints of each compiled group of runs
+    DIR/checkpoints/<batch>/        orbax checkpoints of each batch of runs (agents.plan)
 
 ``run_id`` is ``<env>-<algo>-s<sparsity>[-<axis tags>]-<method>-seed<seed>``, with the
 sparsity written so that it reads back exactly (so two different sparsities

@@ -1,7 +1,7 @@
 """Experiment tracking: each run of a sweep to TensorBoard and/or Weights & Biases.
 
 One tracked run per (cell, method, seed), named by its run id (the folder
-name under ``runs/``) and grouped by its compiled group. It gets the resolved
+name under ``runs/``) and grouped by its batch (one compiled program). It gets the resolved
 config of that run as hyperparameters when it starts, and after every chunk
 the metrics of its ``curve.jsonl`` row, stepped by ``env_steps``.
 
@@ -39,7 +39,7 @@ class Tracker(Protocol):
     """Where a sweep's runs are logged (see module docs)."""
 
     def start(self, run_id: str, group: str, config: dict[str, Any], first_step: int = 0) -> None:
-        """Begin (or, from env step ``first_step`` on, continue) run ``run_id`` of compiled group ``group``.
+        """Begin (or, from env step ``first_step`` on, continue) run ``run_id`` of batch ``group``.
 
         ``config`` is the run's resolved config (nested JSON values); what an
         earlier attempt logged at ``first_step`` or later is replaced.

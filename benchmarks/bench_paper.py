@@ -6,10 +6,10 @@ update per env step) at its global distribution (where layers can fall short
 of their connectivity target, so TAR acts) and both arms of its width axis
 (256 and 1024 units), methods dense, static, tar, set and rigl x 5 seeds,
 ``--total-steps`` env steps per run (default 100k). It runs the sweep of
-``sparse-rl sweep`` (per width three compiled groups: dense+static+tar
+``sparse-rl sweep`` (per width three compiled programs: dense+static+tar
 vmapped, set, rigl) into ``benchmarks/results/paper_sweep_<steps>/`` and
 reports, per cell and method, the sweep's final return (mean and 95% CI over
-seeds), and per compiled group the steady env steps/s and updates/s summed
+seeds), and per batch the steady env steps/s and updates/s summed
 over its vmapped runs (chunks after the first) and the wall time.
 
 The sweep checkpoints every chunk, so an interrupted run (for instance one

@@ -357,10 +357,10 @@ def _paper(r: dict[str, Any]) -> list[str]:
         f"{s['env']}, {s['algo'].upper()}, sparsity {s['sparsity']}, the `paper` preset's protocol "
         f"({'-'.join(map(str, c['hidden']))} networks, batch {c['batch_size']}, {c['num_envs']} env, "
         f"{c['updates_per_step']} update per env step, evaluation every {c['chunk_steps']} env steps), "
-        f"{s['total_steps']} env steps per run, {s['seeds']} seeds. Throughput is summed over a compiled group's "
+        f"{s['total_steps']} env steps per run, {s['seeds']} seeds. Throughput is summed over a batch's "
         "vmapped runs, median over its chunks after the first.",
         "",
-        "| compiled group | runs | env steps/s | updates/s | training wall (s) |",
+        "| batch | runs | env steps/s | updates/s | training wall (s) |",
         "|---|---:|---:|---:|---:|",
     ]
     for group, g in r["groups"].items():
