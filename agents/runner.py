@@ -148,15 +148,6 @@ def _flat_fields(config: TrainConfig) -> dict[str, Any]:
     return {**fields, **{f"sparse.{k}": v for k, v in dataclasses.asdict(config.sparse).items()}}
 
 
-def check_group(config: TrainConfig, methods: Sequence[str] | None) -> tuple[TrainConfig, tuple[str, ...]]:
-    """Validate that ``methods`` can share one compiled function; return the group's config."""
-    methods = tuple(methods or (config.sparse.method,))
-    for m in methods:  # validates every name before anything compiles
-        dataclasses.replace(config.sparse, method=m)
-    check_batch([_with_method(config, m) for m in methods])
-    return _with_method(config, methods[0]), methods
-
-
 def _with_method(config: TrainConfig, method: str) -> TrainConfig:
     return dataclasses.replace(config, sparse=dataclasses.replace(config.sparse, method=method))
 
@@ -172,8 +163,9 @@ def prepare(
     tar); ``set``, ``rigl`` and ``gmp`` run alone. :func:`prepare_runs`
     batches runs of several configs.
     """
-    config, methods = check_group(config, methods)
-    return prepare_runs([(_with_method(config, m), s) for m in methods for s in seeds], num_devices)
+    # Building each run's config validates every method name before anything compiles.
+    runs = [(_with_method(config, m), s) for m in methods or (config.sparse.method,) for s in seeds]
+    return prepare_runs(runs, num_devices)
 
 
 def prepare_runs(runs: Sequence[tuple[TrainConfig, int]], num_devices: int | None = None) -> Prepared:
@@ -217,6 +209,9 @@ def _init_and_mask(
     # Mask-only methods build the same optimizer state: one trainer per cell makes all their masks.
     shared = lambda c: _with_method(c, trainer.config.sparse.method) if c.sparse.method in sj.MASK_METHODS else c
     trainers = {shared(trainer.config): trainer}
+    # The optimizer state depends on the cell only through GMP's target table, so every other batch
+    # applies its masks with the program's trainer: one compiled function for all its variants.
+    applies = {}
     states, inits, order = [], [], []
     for c, rows in variants.items():
         if shared(c) not in trainers:
@@ -225,7 +220,10 @@ def _init_and_mask(
         take = np.asarray([seeds.index(runs[r][1]) for r in rows])
         sub = jax.tree.map(lambda x, take=take: x[take], warm)
         masks = _make_masks(t, sub, sj.METHODS[c.sparse.method].mask)
-        states.append(jax.jit(jax.vmap(t.apply_masks))(sub, *masks))
+        applier = t if sj.METHODS[c.sparse.method].update == "gmp" else trainer
+        if id(applier) not in applies:
+            applies[id(applier)] = jax.jit(jax.vmap(applier.apply_masks))
+        states.append(applies[id(applier)](sub, *masks))
         inits.append(masks)
         order += rows
     state, masks = _stack_runs(states), _stack_runs(inits)

@@ -30,9 +30,10 @@ def _assert_close(got, want):
     """The first evaluation to float32 rounding (RTOL, ATOL), the rest to the drift training adds to it.
 
     A batch of another shape compiles to other float code, so the last bits
-    differ; training then grows the difference. Measured on this grid (AVX2,
-    and under XLA's AVX and SSE4.2 code): at most 2.4e-7 relative at the
-    first evaluation and 1.6e-4 relative (5.3e-6 absolute) at the fourth.
+    differ; training then grows the difference. Measured on this grid split
+    into batches of 3 against one batch of 8 (AVX2, and under XLA's AVX and
+    SSE4.2 code): at most 2.4e-7 relative at the first evaluation and 1.6e-4
+    relative (5.3e-6 absolute) at the fourth.
     """
     assert set(got) == set(want)
     for run in want:
