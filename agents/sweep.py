@@ -175,21 +175,18 @@ class SweepConfig:
         hidden = self.train.hidden if cell.width is None else (cell.width,) * len(self.train.hidden)
         return dataclasses.replace(self.train, env=cell.env, algo=cell.algo, hidden=hidden, sparse=sparse)
 
-    def _axis_tags(self, cell: Cell) -> list[tuple[str, str]]:
-        tags = []
-        if self.widths is not None:
-            tags.append(("width", f"w{cell.width}"))
-        if self.scores is not None:
-            tags.append(("score", cell.score))
-        if self.distributions is not None:
-            tags.append(("distribution", cell.distribution))
-        if self.rhos is not None:
-            tags.append(("rho", f"r{results.sparsity_label(cell.rho)}"))
-        return tags
-
     def cell_tags(self, cell: Cell) -> tuple[str, ...]:
         """The name parts of the axes this sweep sets (widths, scores, distributions, rhos), for run names."""
-        return tuple(tag for _, tag in self._axis_tags(cell))
+        tags = []
+        if self.widths is not None:
+            tags.append(f"w{cell.width}")
+        if self.scores is not None:
+            tags.append(cell.score)
+        if self.distributions is not None:
+            tags.append(cell.distribution)
+        if self.rhos is not None:
+            tags.append(f"r{results.sparsity_label(cell.rho)}")
+        return tuple(tags)
 
     def run_config(self, run: GridRun) -> TrainConfig:
         """The ``TrainConfig`` of one run: its cell's, with its method."""
@@ -273,10 +270,8 @@ class SweepConfig:
         parts = [cells[0].env, cells[0].algo]
         if len({c.sparsity for c in cells}) == 1:
             parts.append(f"s{results.sparsity_label(cells[0].sparsity)}")
-        tags = [self._axis_tags(c) for c in cells]
-        for i, (_, tag) in enumerate(tags[0]):
-            if all(t[i][1] == tag for t in tags):
-                parts.append(tag)
+        tags = [self.cell_tags(c) for c in cells]  # one axis per position
+        parts += [tag for i, tag in enumerate(tags[0]) if all(t[i] == tag for t in tags)]
         return "-".join((*parts, "+".join(dict.fromkeys(m for _, m in variants))))
 
 
