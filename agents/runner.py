@@ -78,8 +78,16 @@ class ChunkReport(NamedTuple):
         return {k: v[run].item() for k, v in self.metrics.items()}
 
 
+# Whole-tree gathers and concatenations, one program each: op by op, every leaf shape of a state would
+# compile a program of its own (a hundred small compilations per batch).
+@jax.jit
 def _stack_runs(trees: Sequence[Any]) -> Any:
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
+
+
+@jax.jit
+def _take_runs(tree: Any, rows: jax.Array) -> Any:
+    return jax.tree.map(lambda x: x[rows], tree)
 
 
 class Prepared(NamedTuple):
@@ -217,8 +225,7 @@ def _init_and_mask(
         if shared(c) not in trainers:
             trainers[shared(c)] = make_train(shared(c))
         t = trainers[shared(c)]
-        take = np.asarray([seeds.index(runs[r][1]) for r in rows])
-        sub = jax.tree.map(lambda x, take=take: x[take], warm)
+        sub = _take_runs(warm, np.asarray([seeds.index(runs[r][1]) for r in rows]))
         masks = _make_masks(t, sub, sj.METHODS[c.sparse.method].mask)
         applier = t if sj.METHODS[c.sparse.method].update == "gmp" else trainer
         if id(applier) not in applies:
@@ -228,8 +235,7 @@ def _init_and_mask(
         order += rows
     state, masks = _stack_runs(states), _stack_runs(inits)
     if order != sorted(order):  # back to the order of `runs`
-        back = np.argsort(order)
-        state, masks = jax.tree.map(lambda x: x[back], (state, masks))
+        state, masks = _take_runs((state, masks), np.argsort(order))
     return state, masks
 
 

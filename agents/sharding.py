@@ -7,6 +7,7 @@ one fills the shards it can address; this also works across hosts (after
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -33,8 +34,12 @@ def runs_mesh(num_devices: int | None = None) -> Mesh | None:
 def pad_runs(tree: Any, num_runs: int, multiple: int) -> Any:
     """Repeat the last run until the runs axis is a multiple of ``multiple`` (padding is dropped later)."""
     pad = -num_runs % multiple
-    if pad == 0:
-        return tree
+    return tree if pad == 0 else _repeat_last(tree, pad)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _repeat_last(tree: Any, pad: int) -> Any:
+    # One program for the whole tree: op by op, every leaf shape would compile its own.
     return jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]), tree)
 
 

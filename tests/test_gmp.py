@@ -56,15 +56,13 @@ def test_counts_follow_the_schedule_at_every_step(distribution):
         counts = [int(m.sum()) for m in jax.tree.leaves(masks)]
         expected = _expected_counts(schedule, distribution, masks, t)
         assert (sum(counts) if distribution == "global" else counts) == expected, t
-        for m, p, old in zip(
-            jax.tree.leaves(masks), [params[k]["kernel"] for k in sorted(params)], jax.tree.leaves(prev)
-        ):
-            assert bool((p[~m] == 0).all())  # pruned weights are exactly 0
-            assert not bool((m & ~old).any())  # nothing regrows
-        mu, nu = state.inner_state[0].mu, state.inner_state[0].nu
-        for k in params:
-            m = masks[k]["kernel"]
-            assert bool((mu[k]["kernel"][~m] == 0).all()) and bool((nu[k]["kernel"][~m] == 0).all())
+        # The checks on the host: boolean indexing of device arrays would compile a program per shape.
+        host = jax.device_get((masks, params, state.inner_state[0].mu, state.inner_state[0].nu))
+        for k, m in host[0].items():
+            m = m["kernel"]
+            assert (host[1][k]["kernel"][~m] == 0).all()  # pruned weights are exactly 0
+            assert not (m & ~np.asarray(prev[k]["kernel"])).any()  # nothing regrows
+            assert (host[2][k]["kernel"][~m] == 0).all() and (host[3][k]["kernel"][~m] == 0).all()
         prev = masks
     assert sum(counts) == sj.target_active(sum(m.size for m in jax.tree.leaves(masks)), 0.8)
 
@@ -129,10 +127,11 @@ def test_one_gmp_update_serves_states_of_several_sparsities(distribution):
     states = {s: txs[s].init(params) for s in own}
     batch = jax.tree.map(lambda *xs: jnp.stack(xs), *states.values())  # each state carries its own table
     step = jax.jit(jax.vmap(shared.update, in_axes=(None, 0, None)))
+    alone = {s: jax.jit(txs[s].update) for s in own}
     for _ in range(own[0.5].total_steps):
         _, batch = step(grads, batch, params)
         for s in own:
-            _, states[s] = txs[s].update(grads, states[s], params)
+            _, states[s] = alone[s](grads, states[s], params)
     for i, s in enumerate(own):
         for a, b in zip(jax.tree.leaves(sj.get_masks(states[s])), jax.tree.leaves(batch.masks)):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b)[i])
