@@ -21,8 +21,9 @@ def pytest_configure(config):
     one program); the cache turns those repeats into disk reads. xdist
     workers share their controller's directory, so a program compiled for one
     test file is read by another on the other worker. Subprocesses inherit
-    the directory through the environment, and ``sparse-rl --compile-cache
-    auto`` resolves to it, so no test writes to the user's cache.
+    the directory (and the threshold) through the environment, and
+    ``sparse-rl --compile-cache auto`` resolves to it, so no test writes to
+    the user's cache.
     """
     cache = os.environ.get(_SHARED_CACHE) if os.environ.get("PYTEST_XDIST_WORKER") else None
     if cache is None:
@@ -30,8 +31,11 @@ def pytest_configure(config):
         os.environ[_SHARED_CACHE] = cache
         config._jax_compile_cache = cache  # the process that made it removes it
     os.environ["JAX_COMPILATION_CACHE_DIR"] = cache
+    # Every program is cached, the small ones too: a sweep or notebook run in a subprocess (which
+    # inherits both variables) otherwise recompiles dozens of them (about 12% of the sweep tests' time).
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     jax.config.update("jax_compilation_cache_dir", cache)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 
 def pytest_unconfigure(config):

@@ -19,11 +19,14 @@ from agents.runner import state_template
 from agents.train import make_algorithm, make_train
 from tests.helpers import BANDIT
 
-# Two chunks of the one-step bandit with tiny networks: a sweep of 2 methods x 2 seeds in seconds.
+# Two chunks of the one-step bandit with tiny networks: the config of the checkpoint, policy and render tests.
 SMALLER = dict(total_steps=600, warmup_steps=200, chunk_steps=200, updates_per_step=1, hidden=(16, 16), batch_size=32,
                eval_episodes=4)  # fmt: skip
 TINY = TrainConfig(**{**BANDIT, **SMALLER}, sparse=SparsityConfig(sparsity=0.8))
-GROUP = "probe_bandit-sac-s0.8-static+tar"
+# The sweep of tests/test_sweep.py (its programs come from the compilation cache): static and tar, 2 seeds.
+SWEEP = ["sweep", "--preset", "quick", "--envs", "probe_bandit", "--methods", "static", "tar", "--seeds", "2",
+         "--total-steps", "4000", "--config.hidden", "16", "16", "--no-progress"]  # fmt: skip
+GROUP = "probe_bandit-sac-s0.9-static+tar"
 
 
 def _kernels(tree):
@@ -138,11 +141,8 @@ def test_checkpoint_in_the_numbered_layout_of_earlier_versions_restores(bandit_s
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    """A finished tiny sweep (static and tar, 2 seeds, one compiled group) and its final batched state."""
+    """A finished tiny sweep (static and tar, 2 seeds, one batch) and its final batched state."""
     out = tmp_path_factory.mktemp("policy") / "sweep"
-    cfg = sweep.SweepConfig(
-        envs=("probe_bandit",), algos=("sac",), sparsities=(0.8,), methods=("static", "tar"), seeds=2, train=TINY
-    )
     final = []
     train_chunks = sweep.train_chunks
 
@@ -153,7 +153,7 @@ def finished(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(sweep, "train_chunks", keep_final)
-        sweep.run_sweep(cfg, out, show_progress=False)
+        main([*SWEEP, "--out", str(out)])
     (state,) = final
     return out, state
 
@@ -162,14 +162,14 @@ def test_load_policy_gives_the_trained_actor_of_its_slot(finished):
     out, state = finished
     obs = jax.random.uniform(jax.random.key(5), (7, 1), minval=-1.0, maxval=1.0)
     # The runs axis is method-major, then seeds: static-seed0, static-seed1, tar-seed0, tar-seed1.
-    for slot, run in enumerate(f"probe_bandit-sac-s0.8-{m}-seed{s}" for m in ("static", "tar") for s in (0, 1)):
+    for slot, run in enumerate(f"probe_bandit-sac-s0.9-{m}-seed{s}" for m in ("static", "tar") for s in (0, 1)):
         policy = load_policy(out, run)
         actor = jax.tree.map(lambda x, slot=slot: x[slot], state.agent.actor)
-        assert policy.run_id == run and policy.chunk == TINY.num_chunks - 1
+        assert policy.run_id == run and policy.chunk == policy.config.num_chunks - 1 == 2
         assert policy.config.sparse.method == run.split("-")[3]
         for (name, p), (_, q) in zip(_kernels(policy.params), _kernels(actor), strict=True):
             np.testing.assert_array_equal(p, q, err_msg=name)
-        mean, _ = GaussianActor(TINY.hidden, 1).apply({"params": actor}, obs)
+        mean, _ = GaussianActor((16, 16), 1).apply({"params": actor}, obs)
         np.testing.assert_allclose(policy(obs), jnp.tanh(mean), rtol=1e-6, atol=1e-7)
         np.testing.assert_array_equal(policy(obs), make_policy(policy.config, state, run=slot)(obs))
         np.testing.assert_array_equal(policy(obs[0]), policy(obs)[0])  # one observation works too
@@ -187,17 +187,17 @@ def test_load_policy_gives_the_trained_actor_of_its_slot(finished):
 def test_load_policy_names_an_unknown_run_and_a_run_without_checkpoint(finished, tmp_path):
     out, _ = finished
     with pytest.raises(ValueError) as e:
-        load_policy(out, "probe_bandit-sac-s0.8-rigl-seed0")
+        load_policy(out, "probe_bandit-sac-s0.9-rigl-seed0")
     message = str(e.value)
-    assert message.startswith("run='probe_bandit-sac-s0.8-rigl-seed0' is not allowed; allowed: a run id of ")
-    assert "probe_bandit-sac-s0.8-static-seed0" in message and "\n" not in message
+    assert message.startswith("run='probe_bandit-sac-s0.9-rigl-seed0' is not allowed; allowed: a run id of ")
+    assert "probe_bandit-sac-s0.9-static-seed0" in message and "\n" not in message
     with pytest.raises(ValueError, match="holds no runs"):
         load_policy(tmp_path / "nothing", "x")
     copy = tmp_path / "copy"
     shutil.copytree(out, copy, ignore=shutil.ignore_patterns(".sweep.*"))
     shutil.rmtree(copy / "checkpoints" / GROUP)
-    with pytest.raises(ValueError, match="run 'probe_bandit-sac-s0.8-tar-seed0' has no checkpoint"):
-        load_policy(copy, "probe_bandit-sac-s0.8-tar-seed0")
+    with pytest.raises(ValueError, match="run 'probe_bandit-sac-s0.9-tar-seed0' has no checkpoint"):
+        load_policy(copy, "probe_bandit-sac-s0.9-tar-seed0")
 
 
 def test_make_policy_from_a_state_in_memory_one_run_or_a_batch():
@@ -235,21 +235,21 @@ def test_make_policy_from_a_state_in_memory_one_run_or_a_batch():
 
 def test_eval_prints_the_deterministic_return(finished, capsys):
     out, _ = finished
-    run = "probe_bandit-sac-s0.8-tar-seed1"
+    run = "probe_bandit-sac-s0.9-tar-seed1"
     main(["eval", str(out), "--run", run, "--episodes", "5", "--seed", "3"])
     line = capsys.readouterr().out.strip().splitlines()[-1]
     mean, std = evaluate_policy(load_policy(out, run), episodes=5, seed=3)
     assert line.startswith(f"{run}: deterministic return {mean:.3f} +/- {std:.3f} (std) over 5 episodes, seed 3")
-    assert f"checkpoint after chunk {TINY.num_chunks} of {TINY.num_chunks}" in line
+    assert "checkpoint after chunk 3 of 3" in line
     assert -4.0 <= mean <= 0.0  # the bandit's reward is -(a - t)^2 with a, t in [-1, 1]
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["render", "--run", "probe_bandit-sac-s0.8-tar-seed0"], "env='probe_bandit' is not allowed; allowed: a brax"),
+        (["render", "--run", "probe_bandit-sac-s0.9-tar-seed0"], "env='probe_bandit' is not allowed; allowed: a brax"),
         (["eval", "--run", "nope"], "run='nope' is not allowed; allowed: a run id of"),
-        (["eval", "--run", "probe_bandit-sac-s0.8-tar-seed0", "--episodes", "0"], "episodes=0 is not allowed"),
+        (["eval", "--run", "probe_bandit-sac-s0.9-tar-seed0", "--episodes", "0"], "episodes=0 is not allowed"),
     ],
 )
 def test_eval_and_render_refuse_bad_input_in_one_line(finished, tmp_path, capsys, args, message):

@@ -11,8 +11,10 @@ from agents import report, results, tracking
 from agents.cli import main
 from agents.sweep import PRESETS
 
-TINY = ["--preset", "quick", "--envs", "probe_bandit", "--methods", "static", "--seeds", "1", "--total-steps", "4000",
-        "--config.hidden", "16", "16", "--no-progress"]  # fmt: skip
+# The shape of tests/test_sweep.py's sweep (2 methods x 2 seeds, 4000 steps), so its programs come from the cache.
+TINY = ["--preset", "quick", "--envs", "probe_bandit", "--methods", "static", "tar", "--seeds", "2", "--total-steps",
+        "4000", "--config.hidden", "16", "16", "--no-progress"]  # fmt: skip
+RUNS = [f"probe_bandit-sac-s0.9-{m}-seed{s}" for m in ("static", "tar") for s in (2, 3)]
 
 
 def read_events(folder: Path) -> tuple[dict[str, list[tuple[int, float]]], list[str], set[str]]:
@@ -52,7 +54,7 @@ def _has_wandb() -> bool:
 
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory):
-    """Seed 2 of a one-method sweep, tracked in TensorBoard and (where wandb installs) in W&B's offline mode."""
+    """Seeds 2 and 3 of a sweep, tracked in TensorBoard and (where wandb installs) in W&B's offline mode."""
     out = tmp_path_factory.mktemp("tracked") / "more"
     mp = pytest.MonkeyPatch()
     mp.setenv("WANDB_MODE", "offline")
@@ -67,7 +69,7 @@ def tracked(tmp_path_factory):
 
 def test_tensorboard_holds_every_curve_row_and_the_config(tracked):
     run = "probe_bandit-sac-s0.9-static-seed2"
-    assert sorted(p.name for p in (tracked / "tensorboard").iterdir()) == [run]
+    assert sorted(p.name for p in (tracked / "tensorboard").iterdir()) == RUNS
     scalars, texts, tags = read_events(tracked / "tensorboard" / run)
     curve = results.read_jsonl(tracked / "runs" / run / "curve.jsonl")
     assert len(curve) == 3
@@ -77,7 +79,7 @@ def test_tensorboard_holds_every_curve_row_and_the_config(tracked):
         np.testing.assert_allclose([v for _, v in logged], [row[key] for row in curve], rtol=1e-6)
     assert {"_hparams_/session_start_info", "_hparams_/session_end_info"} <= tags  # the hparams plugin's session
     config = next(t for t in texts if '"train"' in t)
-    for text in ('"method": "static"', '"seed": 2', '"group": "probe_bandit-sac-s0.9-static"', '"batch_size": 128'):
+    for text in ('"method": "static"', '"seed": 2', '"group": "probe_bandit-sac-s0.9-static+tar"', '"batch_size": 128'):
         assert text in config, text
 
 
@@ -85,18 +87,18 @@ def test_wandb_offline_writes_one_run_per_sweep_run(tracked):
     if not _has_wandb():
         pytest.skip("wandb is not installed (the fake-module test covers the tracker)")
     files = sorted((tracked / "wandb").rglob("offline-run-*/*.wandb"))
-    assert len(files) == 1
+    assert len(files) == len(RUNS)
     # The offline log is protobuf records; names, metric keys and config values are stored as text.
-    data = files[0].read_bytes()
-    for text in (b"probe_bandit-sac-s0.9-static-seed2", b"eval_return", b"actor_dormant", b"sparse"):
-        assert text in data, text
+    data = {run: next(f.read_bytes() for f in files if run.encode() in f.read_bytes()) for run in RUNS}
+    for text in (b"eval_return", b"actor_dormant", b"sparse"):
+        assert all(text in d for d in data.values()), text
 
 
 def test_seed_offset_and_report_include_join_two_sweeps(tracked, tmp_path, capsys):
     first = tmp_path / "first"
     main(["sweep", *TINY, "--out", str(first)])
     rows = report.write_report(first, include=[tracked])
-    assert [(r["method"], r["n_seeds"]) for r in rows] == [("static", 2)]
+    assert [(r["method"], r["n_seeds"]) for r in rows] == [("static", 4), ("tar", 4)]
     main(["report", str(first), "--include", str(tracked)])
     assert "static" in capsys.readouterr().out
     # The same sweep twice would count a seed twice: refused, naming the run.
