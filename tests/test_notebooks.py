@@ -38,9 +38,10 @@ SMALL = {
     "03_results.ipynb": {
         "RESULTS_DIR": None,
         "SWEEP_METHODS": ("static", "tar"),  # one compiled group; the notebook's own default adds set
+        # tests/test_sweep.py's sweep shape, so the programs come from the compilation cache.
         "SWEEP_SEEDS": 2,
-        "SWEEP_STEPS": 2000,
-        "SWEEP_CHUNK": 500,
+        "SWEEP_STEPS": 4000,
+        "SWEEP_CHUNK": 1000,
         "SWEEP_HIDDEN": (16, 16),
     },
 }
