@@ -6,7 +6,9 @@ history). ``state`` holds the state's leaves as nested dicts keyed by their
 pytree path (``agent/actor/MLP_0/Dense_0/kernel``, ``buffer/data/obs``,
 ``env_state/obs``, ...; see :func:`leaf_keys`), PRNG keys as raw key data,
 zero-size leaves left out. Checkpoints of earlier versions numbered the
-leaves in pytree order instead (``00000``, ``00001``, ...); they restore too.
+leaves in pytree order instead (``00000``, ``00001``, ...); they restore too,
+as do GMP checkpoints from before its count table (``SparseState.targets``)
+was part of the optimizer state: the table comes from the state restored into.
 Restoring needs a template of the same batched state
 (:func:`agents.runner.state_template`), sharded like the live one; one part
 of the state (e.g. only ``agent``, for a trained policy) can be read alone.
@@ -219,7 +221,7 @@ def _state_args(target: dict, partial: bool) -> Any:
 def _restore_step(manager: ocp.CheckpointManager, step: int, template: dict, legacy: dict | None, partial: bool):
     """Checkpoint ``step`` restored into ``template``, or into ``legacy`` (the numbered layout) if that fits it."""
 
-    def restore(target):
+    def restore(target, partial=partial):
         args = ocp.args.Composite(state=_state_args(target, partial), meta=ocp.args.JsonRestore())
         if not partial:
             return manager.restore(step, args=args)
@@ -237,13 +239,29 @@ def _restore_step(manager: ocp.CheckpointManager, step: int, template: dict, leg
 
     try:
         return restore(template)
-    except Exception as named_error:  # the numbered layout fails on the names first, before reading any data
-        if legacy is None:
-            raise
-        try:
-            return restore(legacy)
-        except Exception:
-            raise named_error from None
+    except Exception as named_error:  # an earlier layout fails on the names first, before reading any data
+        # The numbered layout; then a checkpoint from before GMP's count table joined its optimizer state,
+        # read without the table, which the caller's state holds (it is rebuilt from the config).
+        for older, older_partial in ((legacy, partial), (_without_count_tables(template), True)):
+            if older is None:
+                continue
+            try:
+                return restore(older, older_partial)
+            except Exception:
+                pass
+        raise named_error from None
+
+
+def _without_count_tables(template: dict) -> dict | None:
+    """``template`` without its ``targets`` leaves (``SparseState.targets``); ``None`` if it has none."""
+
+    def strip(node):
+        if not isinstance(node, dict):
+            return node
+        return {k: strip(v) for k, v in node.items() if not (k == "targets" and not isinstance(v, dict))}
+
+    stripped = strip(template)
+    return None if jax.tree.structure(stripped) == jax.tree.structure(template) else stripped
 
 
 def restore_latest(
