@@ -12,13 +12,30 @@ was part of the optimizer state: the table comes from the state restored into.
 Restoring needs a template of the same batched state
 (:func:`agents.runner.state_template`), sharded like the live one; one part
 of the state (e.g. only ``agent``, for a trained policy) can be read alone.
+
+Orbax's compressed chunks carry no checksum: a flipped bit restores without
+an error, into a state that trains to inf/nan. So each step directory also
+holds :data:`MANIFEST` (``SHA256SUMS``), the SHA-256 of every other file of
+the step in ``sha256sum``'s format (``cd <step> && sha256sum -c SHA256SUMS``
+checks one by hand), written once orbax has finished the step. A step whose
+files do not match it counts as damaged, like one orbax fails to read: it is
+reported and the older one tried. A step without a manifest restores
+unverified only when no older step of its directory has one (checkpoints of
+earlier versions, also those a newer version then continued); after one that
+has, it is a save that stopped before writing its manifest, and counts as
+damaged too.
+
+A checkpoint that cannot be written (a full disk) ends the sweep with one
+``OSError`` naming its folder, not orbax's logged thread tracebacks.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +44,18 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding, PartitionSpec, SingleDeviceSharding
 
+from agents import results
 from agents.train import TrainState
 from sparse_jax.utils import path_name
 
 MAX_TO_KEEP = 2
+MANIFEST = "SHA256SUMS"
 
 # Orbax joins nested keys with "." into array names that become file paths: a key part keeps only these.
 _UNSAFE = re.compile(r"[^0-9A-Za-z_-]")
 _NUMBERED = re.compile(r"\d{5}")
+# A line of ``sha256sum``'s output: the digest, a space, " " (text mode) or "*" (binary mode), the path.
+_SUM_LINE = re.compile(r"([0-9a-f]{64}) [ *](.+)")
 
 
 def open_manager(directory: Path, read_only: bool = False) -> ocp.CheckpointManager:
@@ -55,6 +76,24 @@ def open_manager(directory: Path, read_only: bool = False) -> ocp.CheckpointMana
         return ocp.CheckpointManager(directory, options=options)
     finally:
         logger.removeFilter(quiet)
+
+
+@contextlib.contextmanager
+def _errors_unlogged() -> Iterator[None]:
+    """Leave out orbax's error logs (with their tracebacks): the exception that follows them is reported instead."""
+    quiet = lambda record: record.levelno < logging.ERROR
+    logger = logging.getLogger("absl")
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
+def close_after_failure(manager: ocp.CheckpointManager) -> None:
+    """Close ``manager`` while another exception is on its way out: orbax's repeat of a failed save is dropped."""
+    with _errors_unlogged(), contextlib.suppress(Exception):
+        manager.close()
 
 
 class _DropLog(logging.Filter):
@@ -196,15 +235,81 @@ def abstract_saveable(
 
 
 def save(manager: ocp.CheckpointManager, chunk: int, state: TrainState, history: list[dict]) -> None:
-    """Write the checkpoint after ``chunk`` and wait until it is on disk."""
-    manager.save(
-        chunk,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardSave(saveable(state)),
-            meta=ocp.args.JsonSave({"history": history_to_json(history)}),
-        ),
+    """Write the checkpoint after ``chunk``, wait until it is on disk, then write its :data:`MANIFEST`.
+
+    Every process of a multi-host job calls this (each writes its own
+    shards); only process 0 writes the manifest.
+    """
+    args = ocp.args.Composite(
+        state=ocp.args.StandardSave(saveable(state)), meta=ocp.args.JsonSave({"history": history_to_json(history)})
     )
-    manager.wait_until_finished()
+    # Orbax logs a failed write from each of its threads with a traceback, then raises (tensorstore's errors
+    # as ValueError): say it once, as the OSError it is, naming the folder; the older checkpoint stays.
+    try:
+        with _errors_unlogged():
+            saved = manager.save(chunk, args=args)
+            manager.wait_until_finished()
+    except (OSError, ValueError) as e:
+        errno = e.errno if isinstance(e, OSError) else None
+        reason = " ".join(str(e).split())[:300] or type(e).__name__
+        raise OSError(errno, f"checkpoint not written ({reason})", str(step_directory(manager, chunk))) from None
+    # Process 0 is orbax's primary host: its wait returns once every process has written its shards and the
+    # step was renamed into place, so the directory is final; orbax writes nothing in it afterwards.
+    if saved and jax.process_index() == 0:
+        write_manifest(step_directory(manager, chunk))
+
+
+def step_directory(manager: ocp.CheckpointManager, step: int) -> Path:
+    """The directory of checkpoint ``step`` (orbax's default step names: the bare number)."""
+    return Path(manager.directory) / str(step)
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()  # reads in blocks, not the whole file at once
+
+
+def write_manifest(step_dir: Path) -> None:
+    """Write ``step_dir/SHA256SUMS``: the SHA-256 of every other file under ``step_dir``, in ``sha256sum``'s format.
+
+    One ``<hex digest>  <path>`` line per file, paths relative to
+    ``step_dir``, sorted; written atomically (temporary file and rename), so
+    a manifest is either whole or absent. Hashing reads every file once, at
+    disk or SHA-256 speed (about 1.5 GB/s on one core with the CPU's SHA
+    instructions): a checkpoint of 5 MB takes about 5 ms, to write or check.
+    """
+    files = sorted(p.relative_to(step_dir).as_posix() for p in step_dir.rglob("*") if p.is_file())
+    lines = [f"{_sha256(step_dir / f)}  {f}\n" for f in files if f != MANIFEST]
+    results.atomic_write_text(step_dir / MANIFEST, "".join(lines))
+
+
+def check_manifest(step_dir: Path) -> None:
+    """Check that every file ``step_dir/SHA256SUMS`` lists is there with its listed SHA-256.
+
+    Files it does not list are not checked.
+
+    Raises:
+      ValueError: naming the first file (relative to ``step_dir``) that is
+        missing or differs, or saying that the manifest is missing or damaged.
+    """
+    try:
+        text = (step_dir / MANIFEST).read_text()
+    except FileNotFoundError:
+        raise ValueError(f"its {MANIFEST} is missing: its save stopped before writing it") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"its {MANIFEST} does not read: {e}") from None
+    lines = text.splitlines()
+    if not lines:
+        raise ValueError(f"its {MANIFEST} lists no file")
+    for n, line in enumerate(lines, 1):
+        match = _SUM_LINE.fullmatch(line)
+        if match is None:
+            raise ValueError(f"its {MANIFEST} is damaged at line {n}")
+        digest, name = match.groups()
+        if not (step_dir / name).is_file():
+            raise ValueError(f"{name} is missing, which {MANIFEST} lists")
+        if _sha256(step_dir / name) != digest:
+            raise ValueError(f"{name} is damaged: its SHA-256 differs from {MANIFEST}")
 
 
 def _state_args(target: dict, partial: bool) -> Any:
@@ -278,15 +383,26 @@ def restore_latest(
 
     ``template`` is :func:`abstract_saveable` of the state, ``legacy`` the same
     in the numbered layout (tried on a checkpoint ``template`` does not fit);
-    a ``partial`` template reads only the leaves it holds. A checkpoint that
-    does not restore is reported through ``warn`` before the older one is
-    tried; ``delete_damaged=False`` keeps it (for a reader that must not
-    change the directory).
+    a ``partial`` template reads only the leaves it holds. Each step's files
+    are first checked against its :data:`MANIFEST` (:func:`check_manifest`);
+    a step without one is read unverified only when no older step of the
+    directory has one (an earlier version's checkpoints), and counts as
+    damaged otherwise (a save that stopped before its manifest). A checkpoint that
+    does not restore or check is reported through ``warn`` before the older
+    one is tried; ``delete_damaged=False`` keeps it (for a reader that must
+    not change the directory).
+
+    Raises:
+      ValueError: no checkpoint restores; the message gives each one's reason.
     """
     steps = sorted(manager.all_steps(), reverse=True)
+    signed = {s for s in steps if (step_directory(manager, s) / MANIFEST).is_file()}
     errors = []
     for i, step in enumerate(steps):
         try:
+            # Only the newest steps can lack a manifest because their save stopped: after a signed step, it is due.
+            if step in signed or any(s < step for s in signed):
+                check_manifest(step_directory(manager, step))
             restored = _restore_step(manager, step, template, legacy, partial)
             if not isinstance(restored["meta"], dict) or "history" not in restored["meta"]:
                 raise ValueError("its metric history is missing")
@@ -316,7 +432,7 @@ def stored_runs(manager: ocp.CheckpointManager) -> int | None:
     for step in sorted(manager.all_steps(), reverse=True):
         handler = ocp.StandardCheckpointHandler()
         try:
-            tree = handler.metadata(Path(manager.directory) / str(step) / "state").tree
+            tree = handler.metadata(step_directory(manager, step) / "state").tree
             shapes = [x.shape for x in jax.tree.leaves(tree) if hasattr(x, "shape")]
         except Exception:  # a damaged checkpoint: try the older one
             continue

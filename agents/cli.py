@@ -6,8 +6,10 @@ what is allowed, exit code 2, and nothing written.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -456,17 +458,75 @@ def maybe_initialize_distributed(environ: dict[str, str] | None = None) -> None:
         ) from None
 
 
-def _resume_hint(argv: list[str] | None) -> str:
-    """The command that continues the sweep that ``argv`` started."""
+def _recovery_hint(argv: list[str] | None) -> str:
+    """What to run once a failed write's cause is fixed: a command that works for that directory.
+
+    A sweep or train run whose ``config.json`` exists continues with
+    ``--resume``; one that failed before writing it is started again (from an
+    emptied directory, if the failure left anything there); ``report``,
+    ``eval`` and ``render`` are run again as they were.
+    """
     import shlex
 
     args = list(sys.argv[1:] if argv is None else argv)
-    command = args[0] if args and args[0] in ("sweep", "train") else "sweep"
+    command = args[0] if args and args[0] in ("sweep", "train", "report", "eval", "render") else "sweep"
+    if command not in ("sweep", "train"):
+        return f"run again: {shlex.join(['sparse-rl', *args])}"
+    default = "results/train" if command == "train" else f"results/{_flag(args, '--preset') or 'quick'}"
+    out = _flag(args, "--out") or default
+    if not (Path(out) / "config.json").is_file():
+        from agents.sweep import _entries
+
+        fresh = [a for a in args if a not in ("--resume", "--overwrite")]
+        start = shlex.join(["sparse-rl", *fresh])
+        return f"remove {shlex.quote(out)} and run again: {start}" if _entries(Path(out)) else f"run again: {start}"
     if command == "train":  # train resumes with the same options
         rest = [a for a in args[1:] if a not in ("--resume", "--overwrite")]
-        return shlex.join(["sparse-rl", "train", *rest, "--resume"])
-    out = _flag(args, "--out") or f"results/{_flag(args, '--preset') or 'quick'}"
-    return shlex.join(["sparse-rl", "sweep", "--resume", "--out", out])
+        return "continue with: " + shlex.join(["sparse-rl", "train", *rest, "--resume"])
+    return "continue with: " + shlex.join(["sparse-rl", "sweep", "--resume", "--out", out])
+
+
+def _flag_of(argument: Any) -> str:
+    """The command-line flag of a tyro argument (``--config.batch-size``), ``"a value"`` when it has none."""
+    flags = getattr(getattr(argument, "lowered", None), "name_or_flags", None) or ()
+    return "/".join(flags) or getattr(getattr(argument, "lowered", None), "metavar", None) or "a value"
+
+
+@contextlib.contextmanager
+def _one_line_value_errors() -> Iterator[None]:
+    """Turn tyro's boxed errors for a bad value into our one-line ``ValueError``, naming the flag.
+
+    A value of the wrong type (``--config.batch-size abc``), a value outside
+    a choice, and a config that refuses its values (``__post_init__``; tyro's
+    box would name it ``__tyro-dummy-inner__.config``) all become one line.
+    Unknown or missing options keep tyro's own message, which suggests
+    close matches. tyro's hook module is marked unstable: without it, its
+    boxes are what the user sees.
+    """
+    try:
+        from tyro._errors import BadValue, InstantiationFailure, InvalidChoice, on_parse_error
+    except ImportError:
+        yield
+        return
+
+    def hook(event: Any) -> None:
+        if isinstance(event, InstantiationFailure):
+            message = " ".join(event.message.split())
+            if event.argument is None:  # a config's own check: its message names the field and what is allowed
+                raise ValueError(message)
+            message = message.split(" Got errors:")[0].rstrip(".")  # tyro's list of every type it tried
+            metavar = getattr(getattr(event.argument, "lowered", None), "metavar", None)
+            allowed = f"; allowed: {metavar}" if isinstance(metavar, str) else ""
+            raise ValueError(f"{_flag_of(event.argument)}: {message}{allowed}.")
+        if isinstance(event, InvalidChoice):
+            allowed = ", ".join(event.choices)
+            raise ValueError(f"{_flag_of(event.argument)} {event.value!r} is not allowed; allowed: {allowed}.")
+        if isinstance(event, BadValue):
+            got = "no value" if event.offending_value is None else repr(event.offending_value)
+            raise ValueError(f"{_flag_of(event.argument)} does not take {got}.")
+
+    with on_parse_error(hook):
+        yield
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -484,7 +544,9 @@ def main(argv: list[str] | None = None) -> None:
         maybe_initialize_distributed()
         # Config dataclasses validate in __post_init__, so bad values can surface while parsing.
         args = list(sys.argv[1:] if argv is None else argv)
-        execute(tyro.cli(command_type(args), args=args, prog="sparse-rl"))
+        with _one_line_value_errors():
+            command = tyro.cli(command_type(args), args=args, prog="sparse-rl")
+        execute(command)
     except ValueError as e:
         print(f"sparse-rl: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -494,16 +556,13 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as e:
         where = f": {e.filename}" if e.filename else ""
         print(
-            f"sparse-rl: error: {e.strerror or e}{where}; what was written is kept; once that is fixed, continue with: "
-            f"{_resume_hint(argv)}",
+            f"sparse-rl: error: {e.strerror or e}{where}; what was written is kept; once that is fixed, "
+            f"{_recovery_hint(argv)}",
             file=sys.stderr,
         )
         raise SystemExit(1) from None
     except SweepInterrupted as e:
-        print(
-            f"sparse-rl: stopped by {e}; every checkpoint is complete, continue with: {_resume_hint(argv)}",
-            file=sys.stderr,
-        )
+        print(f"sparse-rl: stopped by {e}; every checkpoint is complete, {_recovery_hint(argv)}", file=sys.stderr)
         raise SystemExit(128 + e.signum) from None
 
 

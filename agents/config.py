@@ -182,8 +182,11 @@ class TrainConfig:
         if self.chunk_steps > self.total_steps - self.warmup_steps:
             training = self.total_steps - self.warmup_steps
             fail("chunk_steps", self.chunk_steps, f"at most the training part, total_steps - warmup_steps = {training}")
-        if self.chunk_steps < self.num_envs:
-            fail("chunk_steps", self.chunk_steps, f"an integer >= num_envs={self.num_envs}")
+        # Every iteration steps all num_envs envs: other counts would be rounded without a word.
+        for name in ("chunk_steps", "warmup_steps"):
+            value = getattr(self, name)
+            if value % self.num_envs:
+                fail(name, value, f"a multiple of num_envs={self.num_envs} (each iteration steps every env)")
         if not self.hidden or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in self.hidden):
             fail("hidden", self.hidden, "a non-empty tuple of positive int widths")
         check_number("gamma", self.gamma, lo=0.0, hi=1.0, hi_open=True)

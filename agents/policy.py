@@ -195,6 +195,7 @@ def _group_of(results_dir: Path, run: str) -> tuple[str, TrainConfig, int, int]:
     for batch in sweep.stored_plan(results_dir).batches(cfg):
         ids = [cfg.run_id(r) for r in batch.runs]
         if run in ids:
+            sweep.check_checkpoint_steps(cfg, results_dir, [batch])
             return batch.name, check_batch([cfg.run_config(r) for r in batch.runs]), ids.index(run), len(ids)
     raise ValueError(
         f"run {run!r} has a run.json but is not a run of the sweep in {str(results_dir / 'config.json')!r}; "

@@ -134,21 +134,30 @@ _SEED_FIELDS = ("seeds", "seed_offset", "checkpoint_every")
 
 
 def _grid(results_dir: Path) -> dict | None:
-    """A sweep's config (``config.json``'s ``sweep``) without its seed fields; ``None`` without a config.json."""
+    """A sweep's config (``config.json``'s ``sweep``) without its seed fields; ``None`` without a config.json.
+
+    A config with fields this version does not know (another version wrote
+    it) is refused, as ``--resume`` and ``eval`` refuse it.
+    """
+    from agents.sweep import check_known_fields  # the sweep module imports this one
+
     path = results_dir / "config.json"
     data = read_json(path) if path.is_file() else None
     sweep = data.get("sweep") if isinstance(data, dict) else None
+    if isinstance(sweep, dict):
+        check_known_fields(sweep, str(path))
     return {k: v for k, v in sweep.items() if k not in _SEED_FIELDS} if isinstance(sweep, dict) else None
 
 
 def _load_all(results_dir: Path, include: Sequence[str | Path]) -> list[dict]:
     """The runs of ``results_dir`` and of every ``include`` directory (of the same grid); no run id twice."""
     runs, where = [], {}
+    grid = _grid(results_dir)
     for d in (results_dir, *map(Path, include)):
         if d != results_dir:
             if not (d / "runs").is_dir():
                 raise ValueError(f"include={str(d)!r} is not allowed; allowed: results directories (holding runs/).")
-            if _grid(d) != _grid(results_dir):
+            if _grid(d) != grid:
                 raise ValueError(
                     f"include={str(d)!r} is not allowed; allowed: sweeps of the same grid as {str(results_dir)!r} "
                     f"(their config.json may differ only in {', '.join(_SEED_FIELDS)})."
@@ -183,7 +192,8 @@ def write_report(results_dir: str | Path, include: Sequence[str | Path] = ()) ->
       The summary rows (see :func:`summarize`).
 
     Raises:
-      ValueError: if the directories hold no runs, or one run id twice.
+      ValueError: if the directories hold no runs, or one run id twice, or a
+        ``config.json`` written by another version (fields this one does not know).
     """
     results_dir = Path(results_dir)
     runs = _load_all(results_dir, include)

@@ -77,6 +77,7 @@ from scipy import stats as scipy_stats
 
 import sparse_jax as sj
 from agents.config import METHODS
+from agents.results import sparsity_label
 from sparse_jax.validation import check_int
 
 CELL_KEYS = ("env", "algo", "hidden", "sparsity", "score", "distribution", "rho")
@@ -259,9 +260,9 @@ def cell_name(row: dict, keys: Sequence[str] = CELL_KEYS) -> str:
         if v is None:
             continue
         if k == "sparsity":
-            parts.append(f"s{v:g}")
+            parts.append(f"s{sparsity_label(v)}")
         elif k == "rho":
-            parts.append(f"rho {v:g}")
+            parts.append(f"rho {sparsity_label(v)}")
         elif k == "hidden":
             parts.append(f"{v} units")
         else:

@@ -107,6 +107,9 @@ class SweepConfig:
 
     Every cell runs every method, also those an axis does not affect (static
     under several rhos, say), so that each cell's comparison is self-contained.
+    An axis with several values that changes none of the sweep's methods
+    (``rhos`` with static alone, say: :func:`axis_methods`) is refused, since
+    its runs would be identical copies.
     """
 
     envs: tuple[str, ...] = ("inverted_pendulum",)
@@ -146,6 +149,15 @@ class SweepConfig:
             if not isinstance(w, int):
                 fail("width", w, "an integer >= 1")
             check_int("width", w, minimum=1)
+        for axis, values in (("sparsities", self.sparsities), ("scores", self.scores),
+                             ("distributions", self.distributions), ("rhos", self.rhos)):  # fmt: skip
+            acting = axis_methods(axis)
+            if values is not None and len(values) > 1 and not set(acting) & set(self.methods):
+                fail(
+                    axis, tuple(values),
+                    f"one value, or a method it changes ({', '.join(acting)}): the runs of "
+                    f"{', '.join(self.methods)} would be identical copies under each of them",
+                )  # fmt: skip
         for cell in self.cells():  # every cell's config validates itself (backends, scores, rho, ...) first
             self.cell_config(cell)
 
@@ -273,6 +285,24 @@ class SweepConfig:
         tags = [self.cell_tags(c) for c in cells]  # one axis per position
         parts += [tag for i, tag in enumerate(tags[0]) if all(t[i] == tag for t in tags)]
         return "-".join((*parts, "+".join(dict.fromkeys(m for _, m in variants))))
+
+
+def axis_methods(axis: str) -> tuple[str, ...]:
+    """The methods whose runs a grid axis (``sparsities``, ``scores``, ``distributions``, ``rhos``) changes.
+
+    Dense ignores all four; GMP prunes by magnitude whatever the base score;
+    only revival (tar, uniform_revival) spends the reserve ``rho``.
+
+    >>> axis_methods("rhos"), axis_methods("scores")
+    (('uniform_revival', 'tar'), ('static', 'uniform_revival', 'tar', 'set', 'rigl'))
+    """
+    acts = {
+        "sparsities": lambda m: m != sj.Method("dense", "fixed"),
+        "distributions": lambda m: m != sj.Method("dense", "fixed"),
+        "scores": lambda m: m.mask != "dense",
+        "rhos": lambda m: m.mask in ("uniform_revival", "tar"),
+    }[axis]
+    return tuple(name for name, m in sj.METHODS.items() if acts(m))
 
 
 def _check_unique(kind: str, values: tuple) -> None:
@@ -451,6 +481,9 @@ def hold_results_dir(out: Path, resume: bool, overwrite: bool) -> Iterator[None]
         yield
     finally:
         (out / PID_FILE).unlink(missing_ok=True)
+        # Removed while still held, so that no empty lock file stays behind; a sweep that opened the old file
+        # meanwhile does not count a lock on it as held (filelock >= 4 checks that the file is still linked).
+        (out / LOCK_FILE).unlink(missing_ok=True)
         lock.release()
 
 
@@ -471,7 +504,10 @@ class _SafePoints:
 
     SLURM and preemptible VMs send SIGTERM before they kill a job; Ctrl-C sends
     SIGINT. Either stops the sweep at once, except inside :meth:`critical`
-    (checkpoint and curve writes), which finishes first.
+    (checkpoint and curve writes), which finishes first. A SIGINT that the
+    process was started with ignored (a shell's background job, ``nohup``)
+    stays ignored, as shells and the GNU coding standards expect; SIGTERM is
+    always handled.
     """
 
     def __init__(self):
@@ -499,7 +535,10 @@ class _SafePoints:
         if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
             yield
             return
-        previous = {s: signal.signal(s, self._handler) for s in (signal.SIGTERM, signal.SIGINT)}
+        signals = [signal.SIGTERM]
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            signals.append(signal.SIGINT)
+        previous = {s: signal.signal(s, self._handler) for s in signals}
         try:
             yield
         finally:
@@ -540,17 +579,26 @@ def _unknown_fields(cls: type, data: Any, where: str = "") -> list[str]:
     return unknown
 
 
+def check_known_fields(data: Any, where: str = "config.json") -> None:
+    """Refuse a stored sweep config (``config.json``'s ``sweep``) with fields this version does not know.
+
+    Such a directory was written by another version: ``--resume``, ``eval``
+    and ``report`` all refuse it rather than misread it.
+    """
+    unknown = _unknown_fields(SweepConfig, data)
+    if unknown:
+        raise ValueError(
+            f"{where} has fields this version of sparse-rl does not know: {', '.join(unknown)} "
+            "(written by another version?)."
+        )
+
+
 def config_from_json(data: dict) -> SweepConfig:
     """Inverse of :func:`config_to_json`; unknown fields raise ``ValueError`` naming them all.
 
     Fields missing from ``data`` take their defaults.
     """
-    unknown = _unknown_fields(SweepConfig, data)
-    if unknown:
-        raise ValueError(
-            f"config.json has fields this version of sparse-rl does not know: {', '.join(unknown)} "
-            "(written by another version?)."
-        )
+    check_known_fields(data)
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != "train"}
     return SweepConfig(**fields, train=train_config_from_json(data.get("train", {})))
 
@@ -600,6 +648,13 @@ def config_differences(old: SweepConfig, new: SweepConfig) -> list[str]:
 
 def _finite(x: Any) -> bool:
     return bool(np.all(np.isfinite(x)))
+
+
+def _finite_mean(x: Any) -> float:
+    """The mean of the finite values of ``x``; NaN, without numpy's empty-slice warning, when there are none."""
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else math.nan
 
 
 def _params_info(init: sj.SparseInit, run: int, final_sparsity: float | None = None) -> dict[str, int]:
@@ -741,6 +796,7 @@ def run_batch(
             for tracker in trackers:
                 tracker.start(record["run_id"], batch.name, _tracked_config(record), first_step)
     methods = np.asarray([r.method for r in batch.runs])
+    saved_steps = set(checkpoint_steps(cfg))
 
     def on_chunk(report: ChunkReport) -> None:
         c, metrics = report.chunk, report.metrics
@@ -748,7 +804,7 @@ def run_batch(
         # A signal that arrives while the checkpoint and curves are written takes effect after them.
         with safe_points.critical():
             history.append(metrics)
-            if manager is not None and ((c + 1) % cfg.checkpoint_every == 0 or last):
+            if manager is not None and c in saved_steps:
                 checkpoint.save(manager, c, report.state, history)
             _write_runs(out, records, history, finished=last)
         for r, record in enumerate(records):
@@ -757,16 +813,57 @@ def run_batch(
                 tracker.log(record["run_id"], int(row["env_steps"]), row)
                 if last:
                     tracker.finish(record["run_id"])
-        returns = {m: float(np.nanmean(metrics["eval_return"][methods == m])) for m in dict.fromkeys(methods)}
+        returns = {m: _finite_mean(metrics["eval_return"][methods == m]) for m in dict.fromkeys(methods)}
         progress(len(ids) * train_cfg.chunk_steps, {**returns, "steps/s": float(metrics["steps_per_s"][0])})
 
     try:
         with safe_points.critical():
             _write_runs(out, records, history, finished=first == train_cfg.num_chunks)
         train_chunks(prepared.trainer, state, first, on_chunk, prepared.labels, prepared.mesh, prepared.chunk)
-    finally:
+    except BaseException:
         if manager is not None:
-            manager.close()
+            checkpoint.close_after_failure(manager)  # the exception on its way says what went wrong
+        raise
+    if manager is not None:
+        manager.close()
+
+
+def checkpoint_steps(cfg: SweepConfig) -> list[int]:
+    """The checkpoint steps a sweep writes: after every ``checkpoint_every``-th chunk and after the last one."""
+    chunks, every = cfg.train.num_chunks, cfg.checkpoint_every
+    return [c for c in range(chunks) if every and ((c + 1) % every == 0 or c + 1 == chunks)]
+
+
+def check_checkpoint_steps(cfg: SweepConfig, out: Path, batches: Sequence[Batch]) -> None:
+    """Refuse checkpoint folders holding a step that ``cfg`` cannot have written (copied in or renamed).
+
+    Restoring it would skip chunks that never trained, or train none and
+    leave the runs unfinished without a word.
+    """
+    allowed = set(checkpoint_steps(cfg))
+    for batch in batches:
+        folder = out / "checkpoints" / batch.name
+        found = sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.is_dir() else []
+        foreign = [step for step in found if step not in allowed]
+        if foreign:
+            raise ValueError(
+                f"checkpoint folder {str(folder)!r} holds step(s) {', '.join(map(str, foreign))}, which this sweep "
+                f"cannot have written (it checkpoints after chunks {sorted(allowed)} of 0 .. "
+                f"{cfg.train.num_chunks - 1}); move them out of the folder, then resume."
+            )
+
+
+def _dropped_steps(train: TrainConfig) -> str | None:
+    """What a run leaves untrained when its steps after warm-up do not fill whole chunks; ``None`` when they do."""
+    trained = train.num_chunks * train.chunk_steps
+    rest = train.total_steps - train.warmup_steps - trained
+    if not rest:
+        return None
+    return (
+        f"each run trains {train.num_chunks} chunks of {train.chunk_steps} env steps after {train.warmup_steps} "
+        f"warm-up steps, {train.warmup_steps + trained} of total_steps={train.total_steps}: the last {rest} do not "
+        "fill a chunk and are not trained (make total_steps - warmup_steps a multiple of chunk_steps to train them)."
+    )
 
 
 def _say(message: str) -> None:
@@ -849,12 +946,17 @@ def run_sweep(
         plan = plan_lib.make_plan(cfg, num_devices, max_runs_per_batch) if writer else None
     plan = _shared_plan(plan, cfg)
     batches = plan.batches(cfg)
+    if resume:
+        check_checkpoint_steps(cfg, out, batches)
     safe_points = _SafePoints()
     held = hold_results_dir(out, resume, overwrite) if writer else contextlib.nullcontext()
     with held, safe_points.installed():
         if writer:  # on stdout with the devices line: stderr holds only warnings and errors
             for line in plan_lib.plan_lines(plan, batches):
                 tqdm.write(f"sparse-rl: {line}", file=sys.stdout)
+            dropped = _dropped_steps(cfg.train)
+            if dropped:
+                _say(f"warning: {dropped}")
         if not resume and writer:
             results.atomic_write_json(
                 out / "config.json", {"sweep": config_to_json(cfg), "plan": plan.to_json(), **_provenance()}

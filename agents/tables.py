@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agents import stats
+from agents.results import sparsity_label
 
 GROUP_KEYS = stats.CELL_KEYS + ("method",)
 COLUMNS = GROUP_KEYS + (
@@ -54,20 +55,25 @@ COMPARISON_COLUMNS = stats.CELL_KEYS + (
 )
 
 
-def _fmt_csv(value: Any) -> str:
+def _fmt_csv(value: Any, key: bool = False) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.6g}"
+        # A cell's sparsity or rho reads back exactly, as in run names; statistics to 6 digits.
+        return sparsity_label(value) if key else f"{value:.6g}"
     return str(value)
 
 
 def summary_csv(rows: Sequence[dict], columns: Sequence[str] = COLUMNS) -> str:
-    """CSV text of ``rows`` under the header ``columns``: floats to 6 significant digits, ``None`` as empty."""
+    """CSV text of ``rows`` under the header ``columns``.
+
+    Cell keys as they read back exactly (0.9 and 0.9000001 differ), other
+    floats to 6 significant digits, ``None`` as empty.
+    """
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
-    writer.writerows([_fmt_csv(r[c]) for c in columns] for r in rows)
+    writer.writerows([_fmt_csv(r[c], c in stats.CELL_KEYS) for c in columns] for r in rows)
     return buf.getvalue()
 
 
@@ -81,11 +87,11 @@ def _varying(rows: Sequence[dict]) -> list[str]:
 
 
 def _fmt_key(row: dict, key: str) -> str:
-    """A cell value for a table: floats as ``:g``, ``None`` as a dash."""
+    """A cell value for a table: floats so that they read back exactly (as in run names), ``None`` as a dash."""
     v = row.get(key)
     if v is None:
         return "-"
-    return f"{v:g}" if isinstance(v, float) else str(v)
+    return sparsity_label(v) if isinstance(v, float) else str(v)
 
 
 def _fmt_ci(mean: float | None, lo: float | None, hi: float | None, spec: str = ".1f") -> str:

@@ -237,8 +237,8 @@ def resolve_backend(name: str, backend: str | None) -> str | None:
     """The backend ``make_env(name, backend=backend)`` uses; ``None`` for probes.
 
     Raises:
-      ValueError: unknown ``name`` or ``backend``, or a backend ``name`` does not
-        support; the message lists the allowed values.
+      ValueError: unknown ``name`` or ``backend``, a backend ``name`` does not
+        support, or any backend for a probe env; the message lists the allowed values.
 
     >>> resolve_backend("probe_bandit", None) is None
     True
@@ -249,6 +249,8 @@ def resolve_backend(name: str, backend: str | None) -> str | None:
     if backend is not None and backend not in BACKENDS:
         fail("backend", backend, f"{', '.join(BACKENDS)} (or None for the env's default in DEFAULT_BACKENDS)")
     if name in PROBE_ENVS:
+        if backend is not None:  # a probe has no physics: a backend asked for would be silently unused
+            fail("backend", backend, f"None for {name!r}, a probe env without a physics backend")
         return None
     if backend is None:
         return DEFAULT_BACKENDS[name]

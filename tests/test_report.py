@@ -306,3 +306,28 @@ def test_results_of_earlier_versions_leave_the_turnover_table_out(results):
     diag = stats.diagnostics(report.load_runs(results))
     assert diag and all(d["actor_changed"] is None and d["actor_dormant"] is None for d in diag)
     assert "Mask turnover" not in tables.summary_md(report.summarize(results), diag=diag)
+
+
+def test_cell_values_print_as_they_read_back(tmp_path):
+    for sparsity in (0.9, 0.9000001, 0.9999999):
+        write_run(tmp_path, "hopper", "static", 0, 1.0, sparsity=sparsity)
+    rows = report.summarize(tmp_path)
+    md, csv = tables.summary_md(rows), tables.summary_csv(rows)
+    for label in ("0.9", "0.9000001", "0.9999999"):
+        assert f"| {label} |" in md and f",{label}," in csv, label
+    assert "| sac | 1 |" not in md and ",1,static" not in csv
+
+
+def test_a_method_whose_every_run_diverged_reports_without_numpy_warnings(tmp_path):
+    import warnings
+
+    from agents.sweep import _finite_mean
+
+    for seed in (0, 1):
+        write_run(tmp_path, "hopper", "static", seed, 1.0, diverged=True)
+        write_run(tmp_path, "hopper", "tar", seed, 2.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "Mean of empty slice" is a RuntimeWarning
+        rows = report.write_report(tmp_path)
+        assert math.isnan(_finite_mean(np.array([np.nan, np.inf])))  # the sweep's progress line
+    assert _row(rows, "hopper", "static")["n_diverged"] == 2 and _row(rows, "hopper", "static")["mean"] is None

@@ -1,6 +1,9 @@
 """End-to-end sweeps on the bandit probe: every output file, report rebuilds, kill and resume."""
 
+import hashlib
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from agents import report, results
+from agents.checkpoint import write_manifest
 from agents.cli import main
+from agents.policy import load_policy
 
 # The quick preset on the bandit probe, with 16-16 networks: every file and path of a sweep, in seconds.
 TINY = ["--preset", "quick", "--envs", "probe_bandit", "--seeds", "2", "--config.hidden", "16", "16", "--no-progress"]
@@ -60,6 +65,7 @@ def test_sweep_writes_every_file_and_report_rebuilds_them(straight, capsys):
     assert "static" in capsys.readouterr().out
     assert {n: (straight / n).read_bytes() for n in before} == before
     assert not list(straight.rglob("*.tmp"))
+    assert not list(straight.glob(".sweep.*"))  # neither the lock nor the pid file stays behind
 
 
 def _sweep_until_first_checkpoint(out: Path, **popen) -> subprocess.Popen:
@@ -75,9 +81,18 @@ def _sweep_until_first_checkpoint(out: Path, **popen) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_kill_after_first_checkpoint_and_resume_matches_straight_run(straight, tmp_path):
+def test_sigint_is_ignored_when_started_ignored_and_kill_then_resume_matches_straight_run(straight, tmp_path):
+    """Started as ``cmd &`` in a script starts it (SIGINT ignored), a SIGINT does not stop the sweep; a kill does."""
     out = tmp_path / "killed"
-    proc = _sweep_until_first_checkpoint(out, stderr=subprocess.DEVNULL, start_new_session=True)
+    ignore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)
+    proc = _sweep_until_first_checkpoint(out, stderr=subprocess.DEVNULL, start_new_session=True,
+                                         preexec_fn=ignore_sigint)  # fmt: skip
+    proc.send_signal(signal.SIGINT)
+    second = out / "checkpoints" / "probe_bandit-sac-s0.9-static+tar" / "1"
+    deadline = time.time() + 300
+    while not second.is_dir() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    assert second.is_dir(), f"the sweep stopped at the SIGINT (exit code {proc.poll()})"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     info = results.read_json(out / "runs" / "probe_bandit-sac-s0.9-tar-seed0" / "run.json")
@@ -204,29 +219,172 @@ def test_ctrl_c_inside_a_checkpoint_write_waits_for_it_then_stops():
     from agents.sweep import SweepInterrupted, _SafePoints
 
     safe_points, written = _SafePoints(), []
-    with pytest.raises(SweepInterrupted) as stopped, safe_points.installed():
-        with safe_points.critical():
-            signal.raise_signal(signal.SIGINT)
-            written.append("checkpoint")  # still runs: the handler only took note
-        written.append("next chunk")  # never runs
-    assert written == ["checkpoint"] and stopped.value.signum == signal.SIGINT
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the previous handler is back
-    with pytest.raises(SweepInterrupted), safe_points.installed():
-        signal.raise_signal(signal.SIGTERM)  # outside a critical section: at once
+    # A shell's background job starts with SIGINT ignored: give this test a handler of its own either way.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(SweepInterrupted) as stopped, safe_points.installed():
+            with safe_points.critical():
+                signal.raise_signal(signal.SIGINT)
+                written.append("checkpoint")  # still runs: the handler only took note
+            written.append("next chunk")  # never runs
+        assert written == ["checkpoint"] and stopped.value.signum == signal.SIGINT
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the previous handler is back
+        with pytest.raises(SweepInterrupted), safe_points.installed():
+            signal.raise_signal(signal.SIGTERM)  # outside a critical section: at once
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
-def test_ctrl_c_gives_one_line_and_the_resume_command(tmp_path, capsys, monkeypatch):
-    from agents import sweep as sweep_lib
+def test_an_ignored_sigint_stays_ignored_and_sigterm_still_stops():
+    """A process started with SIGINT ignored (``cmd &`` in a script, nohup) keeps ignoring it."""
+    from agents.sweep import SweepInterrupted, _SafePoints
 
-    def interrupted(*args, **kwargs):
-        raise sweep_lib.SweepInterrupted(signal.SIGINT)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        safe_points = _SafePoints()
+        with pytest.raises(SweepInterrupted) as stopped, safe_points.installed():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            signal.raise_signal(signal.SIGINT)  # nothing happens
+            signal.raise_signal(signal.SIGTERM)
+        assert stopped.value.signum == signal.SIGTERM
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
-    monkeypatch.setattr(sweep_lib, "run_sweep", interrupted)
+
+def test_a_checkpoint_step_the_sweep_cannot_have_written_is_refused(straight, tmp_path, capsys):
+    out = _copy_sweep(straight, tmp_path / "renamed")
+    group = out / "checkpoints" / "probe_bandit-sac-s0.9-static+tar"
+    (group / "2").rename(group / "40")  # past the last of the sweep's 3 chunks
+    _unfinish(out)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    for argv in (
+        ["sweep", "--out", str(out), "--resume", "--no-progress"],
+        ["eval", str(out), "--run", "probe_bandit-sac-s0.9-tar-seed0", "--episodes", "1"],
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and str(group) in err and "step(s) 40" in err and "cannot have written" in err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+# Checkpoint checksums: a flipped bit in orbax's data is caught, and resume and load_policy fall back.
+GROUP = Path("checkpoints") / "probe_bandit-sac-s0.9-static+tar"
+RUN = "probe_bandit-sac-s0.9-tar-seed0"
+
+
+def _files(step: Path) -> dict[str, bytes]:
+    """Every file under ``step``, by its path relative to ``step``."""
+    return {p.relative_to(step).as_posix(): p.read_bytes() for p in step.rglob("*") if p.is_file()}
+
+
+def _check_sums(step: Path) -> list[str]:
+    """Check ``step/SHA256SUMS`` as ``sha256sum -c`` does, with hashlib; the paths it lists, in its order."""
+    lines = (step / "SHA256SUMS").read_text().splitlines()
+    listed = []
+    for line in lines:
+        match = re.fullmatch(r"([0-9a-f]{64})  (\S+)", line)
+        assert match, line
+        digest, name = match.groups()
+        assert hashlib.sha256((step / name).read_bytes()).hexdigest() == digest, name
+        listed.append(name)
+    return listed
+
+
+def _flip(step: Path) -> Path:
+    """XOR 64 bytes in the middle of the largest file of ``step``'s state (orbax's compressed data); the file."""
+    data_file = max((p for p in (step / "state").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    data = bytearray(data_file.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(b ^ 0xA5 for b in data[middle : middle + 64])
+    data_file.write_bytes(bytes(data))
+    return data_file
+
+
+def test_every_kept_step_has_a_manifest_of_its_other_files(straight):
+    group = straight / GROUP
+    assert sorted(p.name for p in group.iterdir() if p.name.isdigit()) == ["1", "2"]
+    for step in (group / "1", group / "2"):
+        listed = _check_sums(step)
+        assert listed == sorted(listed)
+        assert set(listed) == set(_files(step)) - {"SHA256SUMS"}
+        assert any(name.startswith("state/ocdbt.process_0/d/") for name in listed)
+        if shutil.which("sha256sum"):  # the tool the format is for, where the machine has it
+            subprocess.run(["sha256sum", "--check", "--quiet", "SHA256SUMS"], cwd=step, check=True)
+    assert not list(group.rglob("*.tmp"))
+
+
+def test_a_flipped_byte_block_in_the_newest_checkpoint_falls_back_on_resume(straight, tmp_path, capsys):
+    out = _copy_sweep(straight, tmp_path / "flipped")
+    step = out / GROUP / "2"
+    damaged = _flip(step).relative_to(step).as_posix()
+    assert damaged.startswith("state/ocdbt.process_0/d/")
+    _unfinish(out)
+    main(["sweep", "--out", str(out), "--resume", "--no-progress"])
+    err = capsys.readouterr().err
+    assert f"checkpoint 2 of {GROUP.name} does not restore ({damaged} is damaged" in err
+    assert "falling back to checkpoint 1" in err and "Traceback" not in err
+    assert _curves(out) == _curves(straight)
+    # The damaged step was deleted and saved again, with a manifest of its own.
+    assert set(_check_sums(step)) == set(_files(step)) - {"SHA256SUMS"}
+
+
+def test_a_step_without_manifest_is_skipped_unless_no_step_has_one(straight, tmp_path):
+    out = _copy_sweep(straight, tmp_path / "unlisted")
+    group = out / GROUP
+    (group / "2" / "SHA256SUMS").unlink()  # a save that stopped between orbax's commit and the manifest
+    warnings = []
+    assert load_policy(out, RUN, warn=warnings.append).chunk == 1
+    assert len(warnings) == 1 and "checkpoint 2 of" in warnings[0] and "SHA256SUMS is missing" in warnings[0]
+    assert "falling back to checkpoint 1" in warnings[0]
+    (group / "1" / "SHA256SUMS").unlink()  # now as an earlier version wrote them: no step has one
+    assert load_policy(out, RUN, warn=warnings.append).chunk == 2 and len(warnings) == 1
+    # An earlier version's step 1, continued by this one (step 2 signed, then damaged): step 1 still serves.
+    write_manifest(group / "2")
+    _flip(group / "2")
+    assert load_policy(out, RUN, warn=warnings.append).chunk == 1 and "is damaged" in warnings[-1]
+
+
+def test_load_policy_warns_on_a_flipped_newest_checkpoint_and_deletes_nothing(straight, tmp_path):
+    out = _copy_sweep(straight, tmp_path / "flipped")
+    damaged = _flip(out / GROUP / "2").name
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    warnings = []
+    assert load_policy(out, RUN, warn=warnings.append).chunk == 1
+    assert len(warnings) == 1 and damaged in warnings[0] and "falling back to checkpoint 1" in warnings[0]
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_a_checkpoint_that_cannot_be_written_gives_one_line_exit_1_and_resume_finishes(
+    straight, tmp_path, capsys, monkeypatch
+):
+    """Orbax on a full disk: every thread logs its traceback, then tensorstore's ValueError comes out."""
+    import logging
+
+    import orbax.checkpoint as ocp
+
+    out, real = tmp_path / "full", ocp.CheckpointManager.wait_until_finished
+
+    def disk_fills_at_the_second_checkpoint(manager):
+        if any(p.name.startswith("1") for p in Path(manager.directory).iterdir()):
+            try:
+                raise OSError(28, "No space left on device")
+            except OSError:
+                logging.getLogger("absl").exception("Save Finalize thread (save_finalize) failed.")
+            raise ValueError('Error writing local file "d/0a1b": [OSError 28] No space left on device')
+        real(manager)
+
+    monkeypatch.setattr(ocp.CheckpointManager, "wait_until_finished", disk_fills_at_the_second_checkpoint)
     with pytest.raises(SystemExit) as exit_info:
-        main(["sweep", *TINY, "--out", str(tmp_path / "x")])
-    assert exit_info.value.code == 128 + signal.SIGINT
+        main(["sweep", *TINY, "--methods", "static", "tar", "--total-steps", "4000", "--out", str(out)])
+    assert exit_info.value.code == 1  # a failed write, not bad input
     err = capsys.readouterr().err.strip()
-    assert err == (
-        f"sparse-rl: stopped by SIGINT; every checkpoint is complete, continue with: "
-        f"sparse-rl sweep --resume --out {tmp_path / 'x'}"
-    )
+    assert "\n" not in err and "Traceback" not in err, err
+    assert "checkpoint not written" in err and "No space left on device" in err
+    assert str(out / "checkpoints" / "probe_bandit-sac-s0.9-static+tar" / "1") in err
+    assert err.endswith(f"continue with: sparse-rl sweep --resume --out {out}")
+    monkeypatch.setattr(ocp.CheckpointManager, "wait_until_finished", real)
+    main(["sweep", "--out", str(out), "--resume", "--no-progress"])
+    assert _curves(out) == _curves(straight)

@@ -141,11 +141,49 @@ def test_run_names_are_injective_in_the_sparsity():
 
 def test_unknown_backend_is_refused_before_anything_is_written(tmp_path, capsys):
     out = tmp_path / "results"
-    with pytest.raises(SystemExit) as exit_info:  # tyro reports errors in the nested TrainConfig in its own box
-        main(["train", "--config.env", "hopper", "--config.backend", "warp", "--out", str(out)])
-    assert exit_info.value.code == 2
-    assert "backend='warp' is not allowed" in " ".join(capsys.readouterr().err.split())
+    err = _refused(capsys, ["train", "--config.env", "hopper", "--config.backend", "warp", "--out", str(out)])
+    assert "backend='warp' is not allowed" in err and "__tyro" not in err
     assert not out.exists()  # so the corrected command is not refused as "not empty"
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--config.batch-size", "abc"], "--config.batch-size: invalid literal for int() with base 10: 'abc'"),
+        (["--seeds", "x"], "--seeds: no type matching"),
+        (["--config.hidden", "16", "x"], "--config.hidden: "),
+        (["--config.sparse.rho", "2"], "rho=2.0 is not allowed; allowed: [0, 1]"),
+        (["--config.backend", "mjx"], "backend='mjx' is not allowed; allowed: None for 'probe_bandit'"),
+        (["--config.num-envs", "3"], "chunk_steps=1000 is not allowed; allowed: a multiple of num_envs=3"),
+        (["--config.num-envs", "8", "--config.chunk-steps", "800", "--config.warmup-steps", "1004"],
+         "warmup_steps=1004 is not allowed; allowed: a multiple of num_envs=8"),
+    ],
+)  # fmt: skip
+def test_bad_values_and_silently_unused_settings_are_one_line(tmp_path, capsys, flags, message):
+    out = tmp_path / "results"
+    err = _refused(capsys, ["sweep", *TINY, *flags, "--out", str(out)])
+    assert message in err and "__tyro" not in err and "│" not in err
+    assert not out.exists()
+
+
+def test_steps_that_do_not_fill_a_chunk_are_named():
+    from agents.config import TrainConfig
+
+    assert sweep._dropped_steps(TrainConfig(total_steps=21_000, warmup_steps=1_000, chunk_steps=2_000)) is None
+    note = sweep._dropped_steps(TrainConfig(total_steps=20_000, warmup_steps=1_000, chunk_steps=2_000))
+    assert "9 chunks of 2000 env steps" in note and "19000 of total_steps=20000" in note and "last 1000" in note
+
+
+def test_report_refuses_a_directory_of_another_version_and_rewrites_nothing(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    _sweep_dir(out)
+    data = results.read_json(out / "config.json")
+    data["sweep"]["grid_order"] = "envs-first"
+    (out / "config.json").write_text(json.dumps(data))
+    before = _tree(out)
+    err = _refused(capsys, ["report", str(out)])
+    assert str(out / "config.json") in err and "does not know: grid_order" in err
+    assert _tree(out) == before
 
 
 def test_results_path_below_a_file_is_refused(tmp_path, capsys):
@@ -162,7 +200,58 @@ def test_read_only_results_path_gives_one_line_naming_it(tmp_path, capsys, monke
     monkeypatch.setattr(results, "atomic_write_bytes", read_only)
     out = tmp_path / "results"
     err = _refused(capsys, ["sweep", *TINY, "--out", str(out)], code=1)
-    assert "Read-only file system" in err and str(out) in err and "--resume" in err
+    # config.json was never written: --resume would be refused, so the hint starts the sweep again.
+    assert "Read-only file system" in err and str(out) in err
+    assert err.endswith(f"run again: sparse-rl sweep {' '.join(TINY)} --out {out}")
+
+
+def test_a_write_error_names_the_file_not_its_temporary_copy(tmp_path):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("this user writes into read-only folders (root)")
+        with pytest.raises(PermissionError) as e:
+            results.atomic_write_text(folder / "summary.md", "x")
+        assert e.value.filename == str(folder / "summary.md")
+    finally:
+        folder.chmod(0o700)
+
+
+def test_report_on_a_read_only_directory_hints_at_running_the_report_again(tmp_path, capsys, monkeypatch):
+    from tests.test_report import write_run
+
+    out = tmp_path / "sweep"
+    write_run(out, "hopper", "static", 0, 1.0)
+
+    def read_only(path, data):
+        raise OSError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    monkeypatch.setattr(results, "atomic_write_bytes", read_only)
+    err = _refused(capsys, ["report", str(out)], code=1)
+    assert str(out / "summary.csv") in err and err.endswith(f"run again: sparse-rl report {out}")
+    assert "--resume" not in err and ".tmp" not in err
+
+
+def test_recovery_hints_are_commands_that_work_for_the_directory(tmp_path):
+    from agents.cli import _recovery_hint
+
+    started = tmp_path / "started"
+    _sweep_dir(started)
+    resume = f"continue with: sparse-rl sweep --resume --out {started}"
+    assert _recovery_hint(["sweep", "--out", str(started)]) == resume
+    assert _recovery_hint(["train", "--seeds", "2", "--out", str(started)]) == (
+        f"continue with: sparse-rl train --seeds 2 --out {started} --resume"
+    )
+    empty = tmp_path / "my dir"
+    assert _recovery_hint(["sweep", "--seeds", "2", "--out", str(empty)]) == (
+        f"run again: sparse-rl sweep --seeds 2 --out '{empty}'"
+    )
+    (empty / "runs").mkdir(parents=True)  # left by a failure before config.json: a new sweep refuses it
+    assert _recovery_hint(["sweep", "--out", str(empty)]) == (
+        f"remove '{empty}' and run again: sparse-rl sweep --out '{empty}'"
+    )
 
 
 def test_config_json_with_an_unknown_field_is_refused_naming_it(tmp_path, capsys):
@@ -280,9 +369,31 @@ def test_config_fields_that_the_grid_sets_are_refused_with_the_axis_flag(tmp_pat
     assert not out.exists()
 
 
-def test_resume_hint_names_the_presets_directory():
-    from agents.cli import _resume_hint
+def test_resume_hint_names_the_presets_directory(tmp_path, monkeypatch):
+    from agents.cli import _recovery_hint
 
-    assert _resume_hint(["sweep", "--preset", "evidence"]) == "sparse-rl sweep --resume --out results/evidence"
-    assert _resume_hint(["sweep", "--out", "my dir"]) == "sparse-rl sweep --resume --out 'my dir'"
-    assert _resume_hint(["train", "--seeds", "2", "--out", "x"]) == "sparse-rl train --seeds 2 --out x --resume"
+    monkeypatch.chdir(tmp_path)
+    for out in ("results/evidence", "my dir", "x"):
+        _sweep_dir(tmp_path / out)
+    hint = lambda *argv: _recovery_hint(list(argv)).removeprefix("continue with: sparse-rl ")
+    assert hint("sweep", "--preset", "evidence") == "sweep --resume --out results/evidence"
+    assert hint("sweep", "--out", "my dir") == "sweep --resume --out 'my dir'"
+    assert hint("train", "--seeds", "2", "--out", "x") == "train --seeds 2 --out x --resume"
+
+
+@pytest.mark.parametrize(
+    "flags, axis",
+    [
+        (["--rhos", "0.1", "0.2", "--methods", "static"], "rhos=(0.1, 0.2) is not allowed"),
+        (["--sparsities", "0.8", "0.9", "--methods", "dense"], "sparsities=(0.8, 0.9) is not allowed"),
+        (["--scores", "snip", "magnitude", "--methods", "dense", "gmp"], "scores=('snip', 'magnitude')"),
+    ],
+)
+def test_an_axis_that_changes_none_of_the_methods_is_refused(tmp_path, capsys, flags, axis):
+    out = tmp_path / "results"
+    err = _refused(capsys, ["sweep", *TINY, *flags, "--out", str(out)])
+    assert axis in err and "identical copies" in err
+    assert not out.exists()
+    # With a method the axis changes, the grid runs.
+    cfg = sweep.SweepConfig(envs=("probe_bandit",), methods=("static", "tar"), rhos=(0.1, 0.2), seeds=1)
+    assert len(cfg.cells()) == 2
