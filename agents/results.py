@@ -89,17 +89,25 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+class DamagedFile(ValueError):
+    """A results file that does not parse; ``path`` names it and ``reason`` says what is wrong."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        super().__init__(f"{str(path)!r} is damaged ({reason}); delete it or restore it.")
+        self.path, self.reason = str(path), reason
+
+
 def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file; a damaged one raises ``ValueError`` naming it."""
+    """Read a JSON file; a damaged one raises :class:`DamagedFile` (a ``ValueError``) naming it."""
     try:
         return json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{str(path)!r} is damaged (not valid JSON: {e}); delete it or restore it.") from None
+        raise DamagedFile(path, f"not valid JSON: {e}") from None
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read a JSON-lines file (one object per line); a damaged one raises ``ValueError`` naming it."""
+    """Read a JSON-lines file (one object per line); a damaged one raises :class:`DamagedFile` naming it."""
     try:
         return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{str(path)!r} is damaged (not valid JSON lines: {e}); delete it or restore it.") from None
+        raise DamagedFile(path, f"not valid JSON lines: {e}") from None

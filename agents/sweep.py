@@ -878,8 +878,12 @@ def _run_finished(folder: Path) -> bool:
     try:
         info = results.read_json(folder / "run.json")
         results.read_jsonl(folder / "curve.jsonl")
-    except (ValueError, OSError) as e:
-        _say(f"warning: {e} It is rewritten from the group's last checkpoint.")
+    except results.DamagedFile as e:
+        _say(f"warning: {e.path!r} is damaged ({e.reason}); it is rewritten from its batch's last checkpoint.")
+        return False
+    except OSError as e:
+        _say(f"warning: {e.filename or folder} does not read ({e.strerror or e}); it is rewritten from its batch's "
+             "last checkpoint.")  # fmt: skip
         return False
     return bool(info.get("finished")) if isinstance(info, dict) else False
 
