@@ -126,6 +126,9 @@ def make_plan(cfg: Any, num_devices: int | None = None, max_runs_per_batch: int 
 
     With several devices a cap of at least the device count is rounded down
     to a multiple of it, so that no device holds padding runs.
+
+    Raises:
+      ValueError: a bad ``max_runs_per_batch``, or a program of which not even one run fits in the memory share.
     """
     if max_runs_per_batch is not None and (isinstance(max_runs_per_batch, bool) or max_runs_per_batch < 1):
         raise ValueError(f"max_runs_per_batch={max_runs_per_batch!r} is not allowed; allowed: an integer >= 1.")
@@ -141,6 +144,12 @@ def make_plan(cfg: Any, num_devices: int | None = None, max_runs_per_batch: int 
             trainer = make_train(cfg.cell_config(cell))
             sizes[shape_key] = 2 * state_bytes(state_template(trainer, 1))
         need = sizes[shape_key]
+        if free is not None and need > MEMORY_SHARE * free:  # not even one run fits: it could only fail midway
+            raise ValueError(
+                f"one run of {cell.env} / {cell.algo} needs about {_size(need)} (twice its training state), more than "
+                f"{MEMORY_SHARE:.0%} of the {_size(free)} of free {where} memory; lower --config.buffer-capacity or "
+                "the network widths, or free memory."
+            )
         cap = None if free is None else max(1, int(MEMORY_SHARE * free) // need)
         if max_runs_per_batch is not None:
             cap = max_runs_per_batch if cap is None else min(cap, max_runs_per_batch)

@@ -130,6 +130,10 @@ def test_the_plan_caps_batches_by_memory_and_rounds_to_the_device_count(monkeypa
     assert plan_lib.Plan.from_json(json.loads(json.dumps(plan.to_json()))) == plan
     with pytest.raises(ValueError, match="max_runs_per_batch=0 is not allowed"):
         plan_lib.make_plan(GRID, max_runs_per_batch=0)
+    # Not even one run fits: refused before anything compiles, rather than running out of memory midway.
+    monkeypatch.setattr(plan_lib, "free_memory", lambda num_devices=None: (int(0.9 * need / 0.8), "host"))
+    with pytest.raises(ValueError, match=r"one run of probe_bandit / sac needs about .* free host memory"):
+        plan_lib.make_plan(GRID)
 
 
 def test_runs_that_cannot_share_a_program_are_refused_naming_the_difference():
