@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -339,8 +340,6 @@ def compile_cache_dir(value: str, environ: dict[str, str]) -> Path | None:
 
 def use_compile_cache(value: str) -> None:
     """Point JAX's persistent compilation cache at ``compile_cache_dir(value)`` (or turn it off)."""
-    import os
-
     import jax
 
     path = compile_cache_dir(value, dict(os.environ))
@@ -426,8 +425,6 @@ def maybe_initialize_distributed(environ: dict[str, str] | None = None) -> None:
     within the timeout ends the command with :class:`JoinError` (one line,
     exit code 1) instead of a hang.
     """
-    import os
-
     import jax
 
     settings = distributed_settings(dict(os.environ) if environ is None else environ)
@@ -566,5 +563,25 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(128 + e.signum) from None
 
 
+def console_main() -> None:
+    """The ``sparse-rl`` console script: :func:`main`, with a prompt exit after a signal stopped a sweep.
+
+    When SIGTERM or Ctrl-C stops a sweep, every checkpoint and results file
+    is complete, but the device may still hold queued work of the batch
+    being prepared or trained (JAX dispatches it asynchronously), and a
+    normal interpreter exit waits for all of it (300 s measured for a batch
+    of 6000 runs stopped during preparation). The process then ends at once
+    instead, after flushing its output.
+    """
+    try:
+        main()
+    except SystemExit as e:
+        if isinstance(e.code, int) and e.code > 128:  # 128 + the signal number: stopped at a safe point
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(e.code)
+        raise
+
+
 if __name__ == "__main__":
-    main()
+    console_main()

@@ -389,3 +389,21 @@ def test_a_checkpoint_that_cannot_be_written_gives_one_line_exit_1_and_resume_fi
     monkeypatch.setattr(ocp.CheckpointManager, "wait_until_finished", real)
     main(["sweep", "--out", str(out), "--resume", "--no-progress"])
     assert _curves(out) == _curves(straight)
+
+
+def test_the_console_script_exits_at_once_after_a_signal_and_normally_otherwise(monkeypatch):
+    """After SIGTERM/SIGINT the process does not wait for the device's queued work (300 s measured for 6000 runs)."""
+    from agents import cli
+
+    class Exited(Exception):
+        pass
+
+    def exit_now(code):
+        raise Exited(code)
+
+    monkeypatch.setattr(cli.os, "_exit", exit_now)
+    for code, expected in ((128 + signal.SIGTERM, Exited), (2, SystemExit), (1, SystemExit)):
+        monkeypatch.setattr(cli, "main", lambda code=code: (_ for _ in ()).throw(SystemExit(code)))
+        with pytest.raises(expected) as e:
+            cli.console_main()
+        assert e.value.args[0] == code if expected is Exited else e.value.code == code
