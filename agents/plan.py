@@ -47,6 +47,10 @@ class Plan:
       max_runs_per_batch: the user's cap, if any.
       per_cell: programs per cell, as sweeps of earlier versions ran them (their results directories
         hold no plan).
+      shares_runs: a run that is the same in several cells (dense under several sparsities, static
+        under several rhos, ...) trains once and is written into each of them
+        (:meth:`agents.sweep.SweepConfig.canonical`). Plans of earlier versions lack it and trained
+        every copy; their ``--resume`` keeps doing so.
     """
 
     caps: tuple[int | None, ...]
@@ -55,6 +59,7 @@ class Plan:
     memory: str = "unknown"
     max_runs_per_batch: int | None = None
     per_cell: bool = False
+    shares_runs: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The plan as ``config.json`` stores it."""
@@ -73,7 +78,7 @@ class Plan:
         """``cfg.batches`` under this plan (:class:`agents.sweep.Batch` list)."""
         if self.per_cell:
             return cfg.batches(per_cell=True)
-        return cfg.batches(self.caps)
+        return cfg.batches(self.caps, shares_runs=self.shares_runs)
 
 
 def state_bytes(tree: Any) -> int:
@@ -137,7 +142,7 @@ def make_plan(cfg: Any, num_devices: int | None = None, max_runs_per_batch: int 
     devices = 1 if mesh is None else mesh.size
     sizes: dict[tuple, int] = {}  # one estimate per (env, algo, width): the method barely changes the state
     caps, per_run = [], []
-    for variants in cfg.programs():
+    for variants in cfg.programs(shares_runs=True):
         cell, method = variants[0]
         shape_key = (cell.env, cell.algo, cell.width)
         if shape_key not in sizes:
@@ -158,7 +163,7 @@ def make_plan(cfg: Any, num_devices: int | None = None, max_runs_per_batch: int 
         runs = len(variants) * cfg.seeds
         caps.append(None if cap is None or cap >= runs else int(cap))
         per_run.append(need)
-    return Plan(tuple(caps), tuple(per_run), free, where, max_runs_per_batch)
+    return Plan(tuple(caps), tuple(per_run), free, where, max_runs_per_batch, shares_runs=True)
 
 
 def _size(n: float) -> str:
@@ -173,8 +178,11 @@ def plan_lines(plan: Plan, batches: Sequence) -> list[str]:
     """The plan as printed before anything compiles: one line for the whole, one per batch."""
     programs = len({b.program for b in batches})
     runs = sum(len(b.runs) for b in batches)
+    shared = sum(len(s) for b in batches for s in b.shared)
     free = "unknown" if plan.free_bytes is None else f"{_size(plan.free_bytes)} ({plan.memory})"
     head = f"plan: {len(batches)} batch(es) of {programs} compiled program(s) for {runs} runs; free memory {free}"
+    if shared:
+        head += f"; {shared} runs of other cells are the same runs (their method ignores the axis), not trained again"
     if plan.max_runs_per_batch is not None:
         head += f"; --max-runs-per-batch {plan.max_runs_per_batch}"
     if plan.per_cell:

@@ -193,10 +193,10 @@ def _group_of(results_dir: Path, run: str) -> tuple[str, TrainConfig, int, int]:
         raise ValueError(f"{str(results_dir)!r} has no config.json, so its runs' checkpoints cannot be found.")
     cfg = sweep.stored_config(results_dir)
     for batch in sweep.stored_plan(results_dir).batches(cfg):
-        ids = [cfg.run_id(r) for r in batch.runs]
-        if run in ids:
+        slots = {cfg.run_id(r): slot for slot, r in batch.entries()}  # a shared run reads the slot it came from
+        if run in slots:
             sweep.check_checkpoint_steps(cfg, results_dir, [batch])
-            return batch.name, check_batch([cfg.run_config(r) for r in batch.runs]), ids.index(run), len(ids)
+            return batch.name, check_batch([cfg.run_config(r) for r in batch.runs]), slots[run], len(batch.runs)
     raise ValueError(
         f"run {run!r} has a run.json but is not a run of the sweep in {str(results_dir / 'config.json')!r}; "
         "was the folder copied in from another sweep?"

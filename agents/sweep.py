@@ -76,12 +76,22 @@ class Batch(NamedTuple):
 
     ``runs`` are in the order of the batch's runs axis: cell-major, then
     method, then seed (see :meth:`SweepConfig.batches`); ``program`` is the
-    index of its program in :meth:`SweepConfig.programs`.
+    index of its program in :meth:`SweepConfig.programs`. ``shared[i]`` are
+    the runs of other cells that ``runs[i]`` stands for (identical runs: the
+    cells differ only in axes its method ignores; see
+    :meth:`SweepConfig.canonical`); they are written from its results, not
+    trained again.
     """
 
     name: str
     runs: tuple[GridRun, ...]
     program: int = 0
+    shared: tuple[tuple[GridRun, ...], ...] = ()
+
+    def entries(self) -> list[tuple[int, GridRun]]:
+        """``(slot, run)`` of every run the batch writes: its own, then the ones they stand for."""
+        own = list(enumerate(self.runs))
+        return own + [(slot, run) for slot, runs in enumerate(self.shared) for run in runs]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,11 +115,13 @@ class SweepConfig:
       seed_offset: the first seed, so that a later sweep adds new seeds to a finished study (its run ids
         differ; ``sparse-rl report DIR --include LATER_DIR`` reports both together).
 
-    Every cell runs every method, also those an axis does not affect (static
-    under several rhos, say), so that each cell's comparison is self-contained.
-    An axis with several values that changes none of the sweep's methods
-    (``rhos`` with static alone, say: :func:`axis_methods`) is refused, since
-    its runs would be identical copies.
+    Every cell has a run of every method, so that each cell's comparison is
+    self-contained. A run that an axis does not change (dense under several
+    sparsities, static under several rhos: :func:`axis_methods`) trains once,
+    in the cell :meth:`canonical` names, and is written into each cell it
+    serves, its ``run.json`` saying which run it is the ``same_as``. An axis
+    with several values that changes none of the sweep's methods (``rhos``
+    with static alone, say) is refused: its cells would be copies.
     """
 
     envs: tuple[str, ...] = ("inverted_pendulum",)
@@ -230,45 +242,80 @@ class SweepConfig:
             key += (cell.distribution,)
         return key + ((cell,) if per_cell else ())
 
-    def programs(self, per_cell: bool = False) -> list[list[tuple[Cell, str]]]:
+    def canonical(self, cell: Cell, method: str) -> Cell:
+        """The cell whose run of ``method`` is identical to ``cell``'s: axes the method ignores at their first value.
+
+        Dense ignores sparsity, score, distribution and rho; GMP the score;
+        every method but revival the rho (:func:`axis_methods`). A sweep
+        trains each such run once and writes it into every cell it serves.
+        """
+        sp = self.train.sparse
+        first = {
+            "sparsity": ("sparsities", self.sparsities[0]),
+            "score": ("scores", (self.scores or (sp.score,))[0]),
+            "distribution": ("distributions", (self.distributions or (sp.distribution,))[0]),
+            "rho": ("rhos", (self.rhos or (sp.rho,))[0]),
+        }
+        return cell._replace(
+            **{field: value for field, (axis, value) in first.items() if method not in axis_methods(axis)}
+        )
+
+    def programs(self, per_cell: bool = False, shares_runs: bool = True) -> list[list[tuple[Cell, str]]]:
         """The ``(cell, method)`` variants of each compiled program, in run order.
 
         One program per (env, algo, width) for every mask-only method of every
         cell, and one per dynamic method (SET and RigL apart under ``global``,
-        GMP per distribution). ``per_cell`` gives each cell programs of its
-        own, as sweeps of earlier versions ran them (``resume`` of such a
-        results directory needs it).
+        GMP per distribution). With ``shares_runs`` a variant that is the same
+        run as another cell's (:meth:`canonical`) is left out: that cell's run
+        stands for it. ``per_cell`` gives each cell programs of its own, and
+        ``shares_runs=False`` trains every cell's copy, as sweeps of earlier
+        versions ran them (``resume`` of such a results directory needs it).
         """
         ordered = [m for m in self.methods if m in sj.MASK_METHODS] + [
             m for m in self.methods if m not in sj.MASK_METHODS
         ]
+        share = shares_runs and not per_cell
         programs: dict[tuple, list[tuple[Cell, str]]] = {}
         for cell in self.cells():
             for m in ordered:
-                programs.setdefault(self._program(cell, m, per_cell), []).append((cell, m))
+                if not share or self.canonical(cell, m) == cell:
+                    programs.setdefault(self._program(cell, m, per_cell), []).append((cell, m))
         return list(programs.values())
 
-    def batches(self, max_runs: Sequence[int | None] | None = None, per_cell: bool = False) -> list[Batch]:
+    def batches(
+        self, max_runs: Sequence[int | None] | None = None, per_cell: bool = False, shares_runs: bool = True
+    ) -> list[Batch]:
         """Every batch of runs, in run order: :meth:`programs`, each split into batches of at most ``max_runs[i]``.
 
         A program's runs (its variants, each with every seed) split into the
         fewest batches of near-equal size; ``None`` (the default for all)
-        keeps a program in one batch.
+        keeps a program in one batch. Each batch lists the runs of other cells
+        its runs stand for (:attr:`Batch.shared`).
         """
-        programs = self.programs(per_cell)
+        programs = self.programs(per_cell, shares_runs)
         caps = [None] * len(programs) if max_runs is None else list(max_runs)
         if len(caps) != len(programs):
             raise ValueError(f"max_runs has {len(caps)} entries for {len(programs)} programs.")
+        stands_for: dict[tuple[Cell, str], list[Cell]] = {}
+        if shares_runs and not per_cell:
+            for cell in self.cells():
+                for m in self.methods:
+                    if self.canonical(cell, m) != cell:
+                        stands_for.setdefault((self.canonical(cell, m), m), []).append(cell)
         out = []
         for p, (variants, cap) in enumerate(zip(programs, caps)):
             runs = [GridRun(c, m, s) for c, m in variants for s in self.seed_values()]
             parts = 1 if cap is None else -(-len(runs) // max(int(cap), 1))
             size, extra = divmod(len(runs), parts)
+            # Named by every cell it serves, so that sharing runs leaves the names of earlier versions.
+            served = variants + [(c, m) for v, m in variants for c in stands_for.get((v, m), ())]
             start = 0
             for k in range(parts):
                 end = start + size + (k < extra)
-                name = self._batch_name(variants) + (f"-part{k + 1}of{parts}" if parts > 1 else "")
-                out.append(Batch(name, tuple(runs[start:end]), p))
+                name = self._batch_name(served) + (f"-part{k + 1}of{parts}" if parts > 1 else "")
+                own = tuple(runs[start:end])
+                shared = tuple(tuple(GridRun(c, r.method, r.seed) for c in stands_for.get(r[:2], ())) for r in own)
+                out.append(Batch(name, own, p, shared if any(shared) else ()))
                 start = end
         return out
 
@@ -624,12 +671,14 @@ def _shared_plan(plan: plan_lib.Plan | None, cfg: SweepConfig) -> plan_lib.Plan:
     from jax.experimental import multihost_utils
 
     ours = plan is not None
-    per_cell = bool(multihost_utils.broadcast_one_to_all(np.int32(ours and plan.per_cell)))
+    flags = np.int32([ours and plan.per_cell, ours and plan.shares_runs])
+    per_cell, shares_runs = map(bool, multihost_utils.broadcast_one_to_all(flags))
     if per_cell:
         return plan if ours else plan_lib.Plan(caps=(), per_cell=True)
-    caps = np.asarray([-1 if c is None else c for c in plan.caps] if ours else [0] * len(cfg.programs()), np.int32)
+    count = len(cfg.programs(shares_runs=shares_runs))
+    caps = np.asarray([-1 if c is None else c for c in plan.caps] if ours else [0] * count, np.int32)
     caps = np.asarray(multihost_utils.broadcast_one_to_all(caps))
-    return plan if ours else plan_lib.Plan(tuple(None if c < 0 else int(c) for c in caps))
+    return plan if ours else plan_lib.Plan(tuple(None if c < 0 else int(c) for c in caps), shares_runs=shares_runs)
 
 
 def config_differences(old: SweepConfig, new: SweepConfig) -> list[str]:
@@ -705,8 +754,13 @@ def _curve_rows(history: list[dict], run: int) -> list[dict]:
     return rows
 
 
-def _run_records(cfg: SweepConfig, batch: Batch, prepared: Prepared) -> list[dict]:
-    """What run.json says of each run's config and masks; it does not change from chunk to chunk."""
+def _run_records(cfg: SweepConfig, batch: Batch, prepared: Prepared) -> list[tuple[int, dict]]:
+    """``(slot, record)`` per run the batch writes: what its run.json says of its config and masks.
+
+    The records do not change from chunk to chunk. A run of another cell
+    that a trained run stands for (:attr:`Batch.shared`) gets that run's
+    record under its own identity and config, with ``same_as`` naming it.
+    """
     actor, critic = prepared.masks
     records = []
     for r, run in enumerate(batch.runs):
@@ -733,7 +787,15 @@ def _run_records(cfg: SweepConfig, batch: Batch, prepared: Prepared) -> list[dic
                 "actor": _reachability(actor.base_masks, r), "critic": _reachability(critic.base_masks, r)
             },
         })  # fmt: skip
-    return records
+    for slot, run in batch.entries()[len(batch.runs) :]:
+        sp = cfg.run_config(run).sparse
+        records.append({
+            **records[slot], "run_id": cfg.run_id(run), "sparsity": run.cell.sparsity, "score": sp.score,
+            "distribution": sp.distribution, "rho": sp.rho,
+            "config": json.loads(json.dumps(dataclasses.asdict(cfg.run_config(run)))),
+            "same_as": records[slot]["run_id"],
+        })  # fmt: skip
+    return [(slot, record) for (slot, _), record in zip(batch.entries(), records, strict=True)]
 
 
 # What a tracker gets as a run's hyperparameters: its identity in the grid and its resolved train config.
@@ -744,10 +806,10 @@ def _tracked_config(record: dict) -> dict:
     return {**{k: record[k] for k in _TRACKED}, "train": record["config"]}
 
 
-def _write_runs(out: Path, records: list[dict], history: list[dict], finished: bool) -> None:
-    """Each run's ``curve.jsonl`` and ``run.json`` from the group's history so far (atomic writes)."""
-    for r, record in enumerate(records):
-        curve = _curve_rows(history, r)
+def _write_runs(out: Path, records: list[tuple[int, dict]], history: list[dict], finished: bool) -> None:
+    """Each run's ``curve.jsonl`` and ``run.json`` from its slot of the batch's history so far (atomic writes)."""
+    for slot, record in records:
+        curve = _curve_rows(history, slot)
         diverged = any(not _finite([row.get(k, 0.0) for k in ("critic_loss", "actor_loss")]) for row in curve)
         folder = out / "runs" / record["run_id"]
         results.atomic_write_text(folder / "curve.jsonl", "".join(json.dumps(row) + "\n" for row in curve))
@@ -774,9 +836,9 @@ def run_batch(
     """
     safe_points = safe_points or _SafePoints()
     train_cfg = cfg.run_config(batch.runs[0])  # every run of a sweep has the same steps and chunks
-    ids = [cfg.run_id(r) for r in batch.runs]
-    if resume and all(_run_finished(out / "runs" / i) for i in ids):
-        progress(len(ids) * train_cfg.num_chunks * train_cfg.chunk_steps, {})
+    trained = len(batch.runs)
+    if resume and all(_run_finished(out / "runs" / cfg.run_id(r)) for _, r in batch.entries()):
+        progress(trained * train_cfg.num_chunks * train_cfg.chunk_steps, {})
         return
 
     prepared = prepare_runs([(cfg.run_config(r), r.seed) for r in batch.runs], num_devices)
@@ -787,12 +849,12 @@ def run_batch(
         template = state_template(prepared.trainer, num_slots)
         step, state, history = checkpoint.restore(manager, state, template, prepared.mesh, batch.name, _say)
         first = step + 1
-        progress(len(ids) * first * train_cfg.chunk_steps, {})
+        progress(trained * first * train_cfg.chunk_steps, {})
     records = _run_records(cfg, batch, prepared) if jax.process_index() == 0 else []
     if first < train_cfg.num_chunks:  # a batch whose last checkpoint is its last chunk logs nothing more
         # Steps after the checkpoint's last chunk are the ones an interrupted attempt may have logged already.
         first_step = int(np.max(history[-1]["env_steps"])) + 1 if history else 0
-        for record in records:
+        for _, record in records:
             for tracker in trackers:
                 tracker.start(record["run_id"], batch.name, _tracked_config(record), first_step)
     methods = np.asarray([r.method for r in batch.runs])
@@ -807,14 +869,14 @@ def run_batch(
             if manager is not None and c in saved_steps:
                 checkpoint.save(manager, c, report.state, history)
             _write_runs(out, records, history, finished=last)
-        for r, record in enumerate(records):
-            row = report.scalars(r)
+        for slot, record in records:
+            row = report.scalars(slot)
             for tracker in trackers:
                 tracker.log(record["run_id"], int(row["env_steps"]), row)
                 if last:
                     tracker.finish(record["run_id"])
         returns = {m: _finite_mean(metrics["eval_return"][methods == m]) for m in dict.fromkeys(methods)}
-        progress(len(ids) * train_cfg.chunk_steps, {**returns, "steps/s": float(metrics["steps_per_s"][0])})
+        progress(trained * train_cfg.chunk_steps, {**returns, "steps/s": float(metrics["steps_per_s"][0])})
 
     try:
         with safe_points.critical():

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 
+import chex
 import numpy as np
 import pytest
 
@@ -150,3 +151,33 @@ def test_runs_that_cannot_share_a_program_are_refused_naming_the_difference():
     with pytest.raises(ValueError, match="they differ in sparse.distribution "):
         runner.check_batch(gmp)
     runner.check_batch([with_sparse(method="rigl", distribution="erk"), with_sparse(method="rigl", sparsity=0.5)])
+
+
+def test_a_run_shared_by_cells_matches_the_copy_earlier_versions_trained(tmp_path):
+    """Static under two rhos: trained once and written into both cells; as each cell's own run, the same run."""
+    cfg = sweep.SweepConfig(envs=("probe_bandit",), methods=("static", "tar"), rhos=(0.1, 0.2), seeds=1, train=TRAIN)
+    shared, copies = tmp_path / "shared", tmp_path / "copies"
+    sweep.run_sweep(cfg, shared, show_progress=False)
+    static = lambda rho: f"probe_bandit-sac-s0.9-r{rho}-static-seed0"
+    info = json.loads((shared / "runs" / static(0.2) / "run.json").read_text())
+    assert info["same_as"] == static(0.1) and info["rho"] == 0.2 and info["config"]["sparse"]["rho"] == 0.2
+    assert (
+        info["finished"]
+        and (shared / "runs" / static(0.2) / "curve.jsonl").read_bytes()
+        == (shared / "runs" / static(0.1) / "curve.jsonl").read_bytes()
+    )
+    from agents.policy import load_policy
+
+    a, b = load_policy(shared, static(0.2)), load_policy(shared, static(0.1))  # eval and render read it too
+    chex.assert_trees_all_equal(a.params, b.params)
+    # A results directory of an earlier version (its plan says nothing of sharing) trains every copy on --resume.
+    config = json.loads((shared / "config.json").read_text())
+    assert config["plan"]["shares_runs"] is True
+    del config["plan"]["shares_runs"]
+    copies.mkdir()
+    (copies / "config.json").write_text(json.dumps(config))
+    sweep.run_sweep(None, copies, resume=True, show_progress=False)
+    assert "same_as" not in json.loads((copies / "runs" / static(0.2) / "run.json").read_text())
+    _assert_close(_curves(shared), _curves(copies))  # 3 runs in one batch against 4: the batch-shape tolerance
+    rows = {(r["rho"], r["method"]): r for r in sweep.report_lib.summarize(shared)}
+    assert rows[(0.2, "static")]["n_seeds"] == 1 and rows[(0.2, "static")]["mean"] == rows[(0.1, "static")]["mean"]

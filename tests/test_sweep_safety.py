@@ -4,6 +4,7 @@ None of these tests trains: each is refused before anything compiles (the ones t
 trained sweep are in ``test_sweep.py``).
 """
 
+import dataclasses
 import errno
 import json
 import os
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from agents import plan as plan_lib
 from agents import results, sweep
 from agents.cli import main
 
@@ -291,7 +293,7 @@ def test_grid_axes_name_runs_injectively_and_set_each_cells_config():
         "probe_bandit-sac-s0.9-w64-global-rigl", "probe_bandit-sac-s0.9-w256-static+tar",
         "probe_bandit-sac-s0.9-w256-uniform-rigl", "probe_bandit-sac-s0.9-w256-global-rigl",
     ]  # fmt: skip
-    assert sorted(cfg.run_id(r) for b in cfg.batches() for r in b.runs) == sorted(
+    assert sorted(cfg.run_id(r) for b in cfg.batches() for _, r in b.entries()) == sorted(
         cfg.run_id(r) for b in cfg.batches(per_cell=True) for r in b.runs
     )
     cell = sweep.Cell("probe_bandit", "sac", 64, 0.9, "magnitude", "global", 0.2)
@@ -397,3 +399,29 @@ def test_an_axis_that_changes_none_of_the_methods_is_refused(tmp_path, capsys, f
     # With a method the axis changes, the grid runs.
     cfg = sweep.SweepConfig(envs=("probe_bandit",), methods=("static", "tar"), rhos=(0.1, 0.2), seeds=1)
     assert len(cfg.cells()) == 2
+
+
+def test_a_run_that_an_axis_does_not_change_trains_once_and_serves_every_cell():
+    cfg = sweep.SweepConfig(
+        envs=("probe_bandit",), methods=("dense", "static", "tar", "gmp"), sparsities=(0.8, 0.9),
+        scores=("snip", "magnitude"), rhos=(0.1, 0.2), seeds=2,
+    )  # fmt: skip
+    batches = cfg.batches()
+    trained = [r for b in batches for r in b.runs]
+    # dense once; static per sparsity x score; tar in all 8 cells; gmp per sparsity (it prunes by magnitude).
+    counts = {m: sum(r.method == m for r in trained) // cfg.seeds for m in cfg.methods}
+    assert counts == {"dense": 1, "static": 4, "tar": 8, "gmp": 2}
+    entries = [(b, slot, r) for b in batches for slot, r in b.entries()]
+    old = {cfg.run_id(r) for b in cfg.batches(shares_runs=False) for r in b.runs}
+    assert sorted(cfg.run_id(r) for _, _, r in entries) == sorted(old) and len(old) == 8 * 4 * 2
+    for batch, slot, run in entries:
+        own = batch.runs[slot]
+        assert own.method == run.method and own.seed == run.seed and cfg.canonical(run.cell, run.method) == own.cell
+        # The two configs differ only in fields the method ignores.
+        a, b = cfg.run_config(own), cfg.run_config(run)
+        ignored = {f: getattr(a.sparse, f) for f in ("sparsity", "score", "distribution", "rho")}
+        assert dataclasses.replace(b, sparse=dataclasses.replace(b.sparse, **ignored)) == a
+        if run.method == "tar":
+            assert own == run  # revival uses every axis
+    # Earlier versions' plans (no shares_runs) keep training every copy, so their --resume finds its batches.
+    assert plan_lib.Plan.from_json({"caps": [None] * len(cfg.programs(shares_runs=False))}).shares_runs is False
