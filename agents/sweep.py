@@ -875,6 +875,13 @@ def run_batch(
                 tracker.log(record["run_id"], int(row["env_steps"]), row)
                 if last:
                     tracker.finish(record["run_id"])
+        if c == first and not last and jax.process_index() == 0:  # the measured pace, once per batch
+            wall = float(metrics["wall_s"][0])
+            tqdm.write(
+                f"sparse-rl: {batch.name}: chunk {c + 1} of {train_cfg.num_chunks} took {_duration(wall)}; about "
+                f"{_duration(wall * (train_cfg.num_chunks - c - 1))} more for this batch",
+                file=sys.stdout,
+            )
         returns = {m: _finite_mean(metrics["eval_return"][methods == m]) for m in dict.fromkeys(methods)}
         progress(trained * train_cfg.chunk_steps, {**returns, "steps/s": float(metrics["steps_per_s"][0])})
 
@@ -926,6 +933,24 @@ def _dropped_steps(train: TrainConfig) -> str | None:
         f"warm-up steps, {train.warmup_steps + trained} of total_steps={train.total_steps}: the last {rest} do not "
         "fill a chunk and are not trained (make total_steps - warmup_steps a multiple of chunk_steps to train them)."
     )
+
+
+def _duration(seconds: float) -> str:
+    """A duration for a person: ``"12.3 s"``, ``"4 min 10 s"``, ``"2 h 28 min"``, ``"3 d 4 h"``.
+
+    >>> _duration(12.34), _duration(250), _duration(8880), _duration(273600)
+    ('12.3 s', '4 min 10 s', '2 h 28 min', '3 d 4 h')
+    """
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, sec = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {sec} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
 
 
 def _say(message: str) -> None:

@@ -189,9 +189,13 @@ def test_full_disk_midway_gives_one_line_keeps_what_was_written_and_resume_finis
     with pytest.raises(SystemExit) as exit_info:
         main(["sweep", *TINY, "--methods", "static", "tar", "--total-steps", "4000", "--out", str(out)])
     assert exit_info.value.code == 1
-    err = capsys.readouterr().err.strip()
+    captured = capsys.readouterr()
+    err = captured.err.strip()
     assert "No space left on device" in err and "curve.jsonl" in err and "\n" not in err
     assert f"sparse-rl sweep --resume --out {out}" in err
+    # After its first chunk a batch says how long the rest should take, at the pace it measured.
+    pace = re.search(r"static\+tar: chunk 1 of 3 took ([\d.]+) s; about ([\d.]+) s more for this batch", captured.out)
+    assert pace and float(pace[2]) == pytest.approx(2 * float(pace[1]), abs=0.2), captured.out  # both rounded
     assert len(results.read_jsonl(out / "runs" / "probe_bandit-sac-s0.9-tar-seed0" / "curve.jsonl")) == 1
     monkeypatch.setattr(results, "atomic_write_bytes", real)
     main(["sweep", "--out", str(out), "--resume", "--no-progress"])
