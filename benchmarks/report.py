@@ -401,7 +401,7 @@ def write_results_md(path: Path = RESULTS_MD) -> Path:
         "memory": _memory,
         "bcoo": _bcoo,
     }
-    late = {"batching": _batching}  # after the GPU section, whose number the README cites
+    late = {"batching": _batching}  # after the GPU section, whose number docs/development.md cites
     for part in PARTS:
         r = _load(part)
         if r is not None and part in renderers:

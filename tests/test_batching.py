@@ -12,7 +12,7 @@ from agents import runner, sweep
 from agents.config import SparsityConfig, TrainConfig
 from tests.helpers import BANDIT
 
-# The tolerance the README states for results of different batch shapes.
+# The tolerance docs/sweeps.md states for results of different batch shapes.
 RTOL, ATOL = 1e-5, 1e-6
 TRAIN = TrainConfig(**BANDIT, sparse=SparsityConfig(score="magnitude", distribution="uniform", delta_t=100))
 GRID = sweep.SweepConfig(
