@@ -69,42 +69,30 @@ def open_manager(directory: Path, read_only: bool = False) -> ocp.CheckpointMana
     # The options a reader implies, given, so that orbax does not log that it set them; and not its note that
     # the directory is read-only, which is what was asked for.
     options = ocp.CheckpointManagerOptions(read_only=True, save_interval_steps=0, max_to_keep=None, create=False)
-    quiet = _DropLog("Given directory is read only")
-    logger = logging.getLogger("absl")
-    logger.addFilter(quiet)
-    try:
+    with _absl_quiet(lambda record: not str(record.msg).startswith("Given directory is read only")):
         return ocp.CheckpointManager(directory, options=options)
-    finally:
-        logger.removeFilter(quiet)
 
 
 @contextlib.contextmanager
-def _errors_unlogged() -> Iterator[None]:
-    """Leave out orbax's error logs (with their tracebacks): the exception that follows them is reported instead."""
-    quiet = lambda record: record.levelno < logging.ERROR
+def _absl_quiet(keep: Callable[[logging.LogRecord], bool]) -> Iterator[None]:
+    """Within the block, orbax's log records (the ``absl`` logger) pass only where ``keep`` says so."""
     logger = logging.getLogger("absl")
-    logger.addFilter(quiet)
+    logger.addFilter(keep)
     try:
         yield
     finally:
-        logger.removeFilter(quiet)
+        logger.removeFilter(keep)
+
+
+def _errors_unlogged() -> contextlib.AbstractContextManager:
+    """Leave out orbax's error logs (with their tracebacks): the exception that follows them is reported instead."""
+    return _absl_quiet(lambda record: record.levelno < logging.ERROR)
 
 
 def close_after_failure(manager: ocp.CheckpointManager) -> None:
     """Close ``manager`` while another exception is on its way out: orbax's repeat of a failed save is dropped."""
     with _errors_unlogged(), contextlib.suppress(Exception):
         manager.close()
-
-
-class _DropLog(logging.Filter):
-    """Drops the log records whose message starts with ``prefix``."""
-
-    def __init__(self, prefix: str):
-        super().__init__()
-        self.prefix = prefix
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self.prefix)
 
 
 def history_to_json(history: list[dict]) -> list[dict]:
