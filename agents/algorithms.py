@@ -1,18 +1,84 @@
-"""The algorithm registry: name -> factory ``(config, obs_size, action_size, make_tx) -> Algorithm``.
+"""The algorithm registry: a name per algorithm, its factory loaded on first use.
 
-Adding an algorithm is one file (its losses, state type and factory, as
-``agents/sac.py``) plus one line here.
+An algorithm is one file (its losses, state type and a factory
+``(config, obs_size, action_size, make_tx) -> Algorithm``, as
+``agents/sac.py``) plus one :func:`register_algorithm` line, here for the
+built-in ones or in your own code for yours. The factory may be given as a
+``"module:function"`` string, so that what only needs the names (configs,
+the sweep's checks, reports) never imports flax or brax.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from agents.sac import make_sac
-from agents.td3 import make_td3
-from agents.types import Algorithm
+from sparse_jax.validation import check_choice, fail
 
-ALGORITHMS: dict[str, Callable[..., Algorithm]] = {
-    "sac": make_sac,
-    "td3": make_td3,
-}
+if TYPE_CHECKING:
+    from agents.types import Algorithm
+
+
+@dataclasses.dataclass(frozen=True)
+class AlgorithmSpec:
+    """One registered algorithm.
+
+    Attributes:
+      name: its name in configs, run ids and tables (lowercase letters, digits, ``_``).
+      factory: ``(config, obs_size, action_size, make_tx) -> Algorithm``, or ``"module:function"`` naming it.
+      description: one line for listings.
+    """
+
+    name: str
+    factory: Callable[..., Algorithm] | str
+    description: str = ""
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
+            fail("name", self.name, "lowercase letters, digits and '_', starting with a letter (run ids hold it)")
+        if isinstance(self.factory, str) and not re.fullmatch(r"[\w.]+:\w+", self.factory):
+            fail("factory", self.factory, "a callable or a 'module:function' string")
+        if not (isinstance(self.factory, str) or callable(self.factory)):
+            fail("factory", self.factory, "a callable or a 'module:function' string")
+
+    def make(self) -> Callable[..., Algorithm]:
+        """The factory (imported now when it was given by name)."""
+        if callable(self.factory):
+            return self.factory
+        module, function = self.factory.split(":")
+        return getattr(importlib.import_module(module), function)
+
+
+ALGORITHMS: dict[str, AlgorithmSpec] = {}
+
+
+def register_algorithm(
+    name: str, factory: Callable[..., Algorithm] | str, description: str = "", *, replace: bool = False
+) -> AlgorithmSpec:
+    """Add an algorithm to :data:`ALGORITHMS` (so configs, sweeps and the trainer know it); returns its spec.
+
+    A name already registered is refused unless ``replace=True``.
+    """
+    spec = AlgorithmSpec(name, factory, description)
+    if name in ALGORITHMS and not replace:
+        raise ValueError(f"algorithm {name!r} is already registered; pick another name or pass replace=True.")
+    ALGORITHMS[name] = spec
+    return spec
+
+
+def unregister_algorithm(name: str) -> None:
+    """Remove a registered algorithm (for tests and notebooks that register one for a while)."""
+    check_choice("algo", name, ALGORITHMS)
+    del ALGORITHMS[name]
+
+
+def get_algorithm(name: str) -> Callable[..., Algorithm]:
+    """The factory of the algorithm ``name``; an unknown name is an error listing the registered ones."""
+    return ALGORITHMS[check_choice("algo", name, ALGORITHMS)].make()
+
+
+register_algorithm("sac", "agents.sac:make_sac", "Soft Actor-Critic (Haarnoja et al. 2018), twin critics")
+register_algorithm("td3", "agents.td3:make_td3", "TD3 (Fujimoto et al. 2018): target smoothing, delayed updates")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Hashable
 
 import sparse_jax as sj
 from agents.algorithms import ALGORITHMS
 from envs import resolve_backend
 from sparse_jax.validation import check_choice, check_int, check_number, fail
 
+# The built-in methods (a sweep's default); sparse_jax.register_method adds others to sj.METHODS.
 METHODS = tuple(sj.METHODS)
+# The built-in algorithms; agents.algorithms.register_algorithm adds others to ALGORITHMS.
 ALGOS = tuple(ALGORITHMS)
 
 
@@ -25,7 +28,8 @@ class SparsityConfig:
     """How the actor and critics are made and kept sparse.
 
     Attributes:
-      method: one of ``dense``, ``static``, ``uniform_revival``, ``tar``, ``set``, ``rigl``.
+      method: a method of ``sparse_jax.METHODS``: ``dense``, ``static``, ``uniform_revival``, ``tar``, ``set``,
+        ``rigl``, ``gmp``, or one added with ``sparse_jax.register_method``.
       sparsity: fraction of each network's prunable weights removed, in ``[0, 1)``.
       actor_sparsity: overrides ``sparsity`` for the actor.
       critic_sparsity: overrides ``sparsity`` for the twin critics.
@@ -59,7 +63,7 @@ class SparsityConfig:
     synflow_iterations: int = 100
 
     def __post_init__(self):
-        check_choice("method", self.method, METHODS)
+        check_choice("method", self.method, sj.METHODS)
         for name in ("sparsity", "actor_sparsity", "critic_sparsity"):
             value = getattr(self, name)
             if value is not None:
@@ -91,12 +95,13 @@ class SparsityConfig:
     def schedule(self, total_updates: int, network: str = "critic") -> sj.DSTSchedule | sj.GMPSchedule:
         """The mask schedule of ``network`` over ``total_updates`` of its optimizer's updates.
 
-        GMP's (Zhu & Gupta, defaults after Graesser et al. 2022: prune from 20% to 80% of
-        training every 1000 updates) ends at the network's sparsity; SET's and RigL's is a
-        :class:`sparse_jax.DSTSchedule`.
+        A rule on a :class:`sparse_jax.GMPSchedule` (GMP: Zhu & Gupta, defaults after Graesser
+        et al. 2022, prune from 20% to 80% of training every 1000 updates) ends at the network's
+        sparsity; every other method's is a :class:`sparse_jax.DSTSchedule` (SET's and RigL's).
         """
         total = max(int(total_updates), 1)
-        if self.method == "gmp":
+        rule = sj.METHODS[self.method].rule
+        if rule is not None and rule.schedule_type is sj.GMPSchedule:
             sparsity = self.network_sparsity(network)
             return sj.GMPSchedule(total, sparsity, self.start_fraction, self.end_fraction, self.delta_t)
         return sj.DSTSchedule(total, self.delta_t, self.drop_fraction, self.end_fraction)
@@ -169,7 +174,7 @@ class TrainConfig:
     sparse: SparsityConfig = SparsityConfig()
 
     def __post_init__(self):
-        check_choice("algo", self.algo, ALGOS)
+        check_choice("algo", self.algo, ALGORITHMS)
         positive = (
             "num_envs", "total_steps", "chunk_steps", "updates_per_step", "batch_size", "episode_length",
             "action_repeat", "buffer_capacity", "eval_episodes", "policy_delay",
@@ -221,6 +226,32 @@ class TrainConfig:
     def capacity(self) -> int:
         """Replay slots actually allocated."""
         return min(self.buffer_capacity, self.total_steps)
+
+
+# The sparsity settings that change only what a run's masks are made of: never the compiled program of a
+# method without a mask rule (tests/test_train.py checks the lowered program), and a rule's only through
+# its static top-k bounds (which make_algorithm's share_with widens) and its program_tag.
+MASK_AXES = ("sparsity", "score", "distribution", "rho", "method")
+
+
+def program_key(config: TrainConfig) -> tuple[TrainConfig, Hashable]:
+    """What decides the compiled training program of a run: runs whose keys are equal share one.
+
+    The key is the config with the :data:`MASK_AXES` set aside, plus the
+    method's :meth:`sparse_jax.SparseMethod.program_tag`: every fixed-mask
+    method (dense, static, uniform_revival, tar) shares one program per env,
+    algorithm and network; a method with a mask rule gets its own, split by
+    what its rule's update depends on (SET and RigL keep ``global`` apart,
+    whose top-k has no per-layer bound; GMP's distribution shapes its table).
+    The sweep's planner, :func:`agents.runner.check_batch` and the runner's
+    masking all ask this one function.
+    """
+    neutral = dataclasses.replace(config.sparse, **{f: getattr(_NEUTRAL, f) for f in MASK_AXES})
+    tag = sj.get_method(config.sparse.method).program_tag(config.sparse.distribution)
+    return dataclasses.replace(config, sparse=neutral), tag
+
+
+_NEUTRAL = SparsityConfig()
 
 
 def train_config_from_json(data: dict) -> TrainConfig:

@@ -29,7 +29,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import sparse_jax as sj
-from agents.config import TrainConfig
+from agents.config import MASK_AXES, TrainConfig, program_key
 from agents.sharding import gather_runs, pad_runs, runs_mesh, shard_runs
 from agents.train import Trainer, TrainState, make_train
 
@@ -112,41 +112,38 @@ class Prepared(NamedTuple):
     chunk: Callable | None = None
 
 
-# The sparsity settings that change only what a run's masks are made of, never the compiled chunk of a
-# mask-only method (tests/test_train.py checks the lowered program), nor SET's, RigL's or GMP's beyond
-# their static top-k bounds (which make_train's share_with widens).
-_MASK_AXES = ("sparsity", "score", "distribution", "rho", "method")
-
-
 def check_batch(configs: Sequence[TrainConfig]) -> TrainConfig:
     """Validate that runs of ``configs`` can share one compiled chunk; return the one it is built from.
 
-    Allowed: mask-only methods (dense, static, uniform_revival, tar) together,
-    or one dynamic method (set, rigl, gmp) alone, with configs that differ
-    only by sparsity, base score, distribution and rho (GMP's distribution
-    fixes its program, so it must be the same). Errors name the difference.
+    They can when :func:`agents.config.program_key` gives them one key:
+    fixed-mask methods (dense, static, uniform_revival, tar) together, or
+    one method with a mask rule alone, with configs that differ only by
+    sparsity, base score, distribution and rho (as far as the rule's update
+    allows: GMP's distribution fixes its program). Errors name the difference.
     """
     if not configs:
         raise ValueError("a batch needs one or more runs.")
     first = configs[0]
-    updates = {sj.METHODS[c.sparse.method].update for c in configs}
-    if len(updates) > 1 or (updates != {"fixed"} and len({c.sparse.method for c in configs}) > 1):
-        methods = tuple(dict.fromkeys(c.sparse.method for c in configs))
+    methods = [sj.get_method(c.sparse.method) for c in configs]
+    if len({m.name if m.rewires else None for m in methods}) > 1:
+        names = tuple(dict.fromkeys(m.name for m in methods))
+        fixed = [n for n, m in sj.METHODS.items() if not m.rewires]
+        others = [n for n, m in sj.METHODS.items() if m.rewires]
         raise ValueError(
-            f"methods {methods} cannot share one compiled function; only {', '.join(sj.MASK_METHODS)} can, "
-            "and set, rigl and gmp each run alone."
+            f"methods {names} cannot share one compiled function; only {', '.join(fixed)} can, "
+            f"and {', '.join(others)} each run alone."
         )
-    fixed = {f: getattr(first.sparse, f) for f in _MASK_AXES}
-    if updates == {"gmp"}:
-        del fixed["distribution"]
+    key = program_key(first)
     for c in configs[1:]:
-        same = dataclasses.replace(c, sparse=dataclasses.replace(c.sparse, **fixed))
-        if same != first:
-            a, b = _flat_fields(same), _flat_fields(first)
-            diff = [k for k in a if a[k] != b[k]]
+        other = program_key(c)
+        if other != key:
+            a, b = _flat_fields(c), _flat_fields(first)
+            diff = [k for k in a if a[k] != b[k] and k.removeprefix("sparse.") not in MASK_AXES]
+            if other[1] != key[1]:
+                diff.append(f"sparse.distribution (which {c.sparse.method}'s compiled update depends on)")
             raise ValueError(
                 f"runs of these configs cannot share one compiled function: they differ in {', '.join(diff)} "
-                f"(only sparse.{', sparse.'.join(sorted(fixed))} may differ within a batch)."
+                f"(only sparse.{', sparse.'.join(sorted(MASK_AXES))} may differ within a batch)."
             )
     return first
 
@@ -215,10 +212,10 @@ def _init_and_mask(
     for r, (c, _) in enumerate(runs):
         variants.setdefault(c, []).append(r)
     # Mask-only methods build the same optimizer state: one trainer per cell makes all their masks.
-    shared = lambda c: _with_method(c, trainer.config.sparse.method) if c.sparse.method in sj.MASK_METHODS else c
+    shared = lambda c: c if sj.METHODS[c.sparse.method].rewires else _with_method(c, trainer.config.sparse.method)
     trainers = {shared(trainer.config): trainer}
-    # The optimizer state depends on the cell only through GMP's target table, so every other batch
-    # applies its masks with the program's trainer: one compiled function for all its variants.
+    # The optimizer state depends on the cell only through a rule's target table (GMP's), so every other
+    # batch applies its masks with the program's trainer: one compiled function for all its variants.
     applies = {}
     states, inits, order = [], [], []
     for c, rows in variants.items():
@@ -226,8 +223,9 @@ def _init_and_mask(
             trainers[shared(c)] = make_train(shared(c))
         t = trainers[shared(c)]
         sub = _take_runs(warm, np.asarray([seeds.index(runs[r][1]) for r in rows]))
-        masks = _make_masks(t, sub, sj.METHODS[c.sparse.method].mask)
-        applier = t if sj.METHODS[c.sparse.method].update == "gmp" else trainer
+        method = sj.METHODS[c.sparse.method]
+        masks = _make_masks(t, sub, method.mask)
+        applier = t if method.rewires and method.rule.uses_targets else trainer
         if id(applier) not in applies:
             applies[id(applier)] = jax.jit(jax.vmap(applier.apply_masks))
         states.append(applies[id(applier)](sub, *masks))

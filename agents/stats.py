@@ -28,9 +28,11 @@ distribution, rho); per cell and method, over seeds:
   ``P(X > Y) + P(X = Y) / 2`` over pairs of seeds (Mann-Whitney), on the final
   and the whole-curve return, with a 95% stratified-bootstrap CI;
 - TAR's gain over a baseline: ``100 * (tar - base) / |base|`` in %, against
-  ``static`` and against the better (higher mean) of ``set`` / ``rigl`` among
-  those present; ``None`` when a baseline is missing or zero, and flagged
-  (``static_near_zero``, ``dst_near_zero``) when ``|base|`` is under 5% of the largest ``|mean|``
+  ``static`` and against the better (higher mean) of the dynamic sparse
+  training methods present (every registered method whose mask rule regrows:
+  ``set``, ``rigl`` and any registered with such a rule); ``None`` when a
+  baseline is missing or zero, and flagged (``static_near_zero``,
+  ``dst_near_zero``) when ``|base|`` is under 5% of the largest ``|mean|``
   of the cell (such gains are shown with a warning and left out of medians).
   The median of the gains across envs is given per cell without its env;
 - across cells, per method: IQM and mean of the normalised final return
@@ -53,8 +55,9 @@ forward costs ``~ N_n``, a backward ``~ 2 N_n`` (activations and weights).
 - training, per gradient update: forward + backward of actor and critic plus a
   forward of the target critic, ``F_S = 3 N_actor + 4 N_critic``, against
   ``F_D = 3 D_actor + 4 D_critic`` for dense;
-- RigL computes a dense weight gradient at each mask update, which costs
-  ``D_n - N_n`` more than the sparse one (Evci et al. 2020, appendix H). Over
+- RigL (any method whose rule reads the dense gradient) computes a dense
+  weight gradient at each mask update, which costs ``D_n - N_n`` more than
+  the sparse one (Evci et al. 2020, appendix H). Over
   ``T`` updates there are ``M = floor((t_end - 1) / delta_t)`` mask updates with
   ``t_end = floor(end_fraction * T)``, so RigL's training ratio is
   ``(T F_S + M sum_n (D_n - N_n)) / (T F_D)``; SET's random regrowth is
@@ -76,7 +79,6 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 import sparse_jax as sj
-from agents.config import METHODS
 from agents.results import sparsity_label
 from sparse_jax.validation import check_int
 
@@ -190,8 +192,9 @@ def relative_flops(
 
     Args:
       params: ``run.json``'s ``params``: ``{"actor": {"active", "prunable", "total"}, "critic": {...}}``.
-      method: the sparse method; ``rigl`` adds the dense-gradient cost of its mask updates, and
-        ``gmp`` trains dense until it starts pruning (``params`` holds its final counts).
+      method: a registered sparse method (``sparse_jax.METHODS``). One whose rule reads the dense
+        gradient (``rigl``) adds that cost at its mask updates, and a dense-to-sparse one (``gmp``,
+        GMP's cubic schedule) trains dense until it starts pruning (``params`` holds its final counts).
       total_updates: gradient updates in the run (RigL, GMP).
       delta_t: updates between mask updates (RigL, GMP).
       end_fraction: fraction of the updates after which masks stop changing (RigL, GMP).
@@ -215,10 +218,11 @@ def relative_flops(
     (n_a, d_a), (n_c, d_c) = (network_counts(params, n) for n in NETWORKS)
     sparse, dense = 3 * n_a + 4 * n_c, 3 * d_a + 4 * d_c
     train = sparse / dense
-    if method == "gmp" and total_updates > 0:
+    facts = _method(method)
+    if facts.dense_to_sparse and total_updates > 0:
         # Between the dense start and the final masks, every pruned weight still costs its FLOPs.
         train += (1.0 - train) * (1.0 - _gmp_pruned_share(total_updates, delta_t, start_fraction, end_fraction))
-    if method == "rigl" and total_updates > 0:
+    if facts.needs_dense_grad and total_updates > 0:
         check_int("delta_t", delta_t, minimum=1)
         # Same mask-update steps as sparse_jax.DSTSchedule.is_update_step: t % delta_t == 0 for 0 < t < t_end.
         t_end = int(math.floor(end_fraction * total_updates + 1e-9))
@@ -227,14 +231,25 @@ def relative_flops(
     return train, n_a / d_a
 
 
+def _method(name: str) -> sj.SparseMethod:
+    """The registered method ``name``: its facts decide the FLOPs model."""
+    if name not in sj.METHODS:
+        raise ValueError(
+            f"method {name!r} is not registered, so its FLOPs are unknown; import the code that registers it "
+            "(sparse_jax.register_method) before reporting, or report from the script that ran the sweep."
+        )
+    return sj.METHODS[name]
+
+
 def cell_of(row: dict) -> tuple:
     """The cell (:data:`CELL_KEYS`) of a run or summary row."""
     return tuple(row.get(k) for k in CELL_KEYS)
 
 
 def method_key(method: str) -> tuple[int, str]:
-    """Sort methods in the order of ``agents.config.METHODS``, unknown ones last."""
-    return (METHODS.index(method) if method in METHODS else len(METHODS), method)
+    """Sort methods in the order of ``sparse_jax.METHODS`` (built-ins, then those registered), unknown ones last."""
+    order = list(sj.METHODS)
+    return (order.index(method) if method in order else len(order), method)
 
 
 def sortable(value: Any) -> tuple:
@@ -277,7 +292,7 @@ def _gain(value: float | None, base: float | None) -> float | None:
 
 
 def tar_gains(rows: Sequence[dict]) -> list[dict]:
-    """TAR's gain in % over static and over the better of SET/RigL, per cell.
+    """TAR's gain in % over static and over the best dynamic sparse training method (SET, RigL, ...), per cell.
 
     Args:
       rows: summary rows with at least ``env, algo, sparsity, method, mean``
@@ -285,7 +300,7 @@ def tar_gains(rows: Sequence[dict]) -> list[dict]:
 
     Returns:
       One dict per cell with a TAR row: the cell keys, ``gain_vs_static_pct,
-      gain_vs_dst_pct, dst_baseline`` (``set``, ``rigl`` or ``None``),
+      gain_vs_dst_pct, dst_baseline`` (``set``, ``rigl``, another method whose rule regrows, or ``None``),
       ``static_near_zero`` / ``dst_near_zero`` (True when that baseline's
       ``|mean|`` is under 5% of the cell's largest ``|mean|``, so the ratio is
       unstable), and
@@ -300,7 +315,7 @@ def tar_gains(rows: Sequence[dict]) -> list[dict]:
     for cell, m in sorted(means.items(), key=lambda kv: tuple(sortable(v) for v in kv[0])):
         if "tar" not in m:
             continue
-        dst = [(m[k], k) for k in ("set", "rigl") if m.get(k) is not None]
+        dst = [(v, k) for k, v in m.items() if v is not None and k in sj.METHODS and sj.METHODS[k].grows]
         best, name = max(dst) if dst else (None, None)
         scale = max((abs(v) for v in m.values() if v is not None), default=0.0)
         near = lambda b, scale=scale: b is not None and abs(b) < NEAR_ZERO * scale
@@ -459,7 +474,7 @@ def topology_changes(runs: Sequence[dict]) -> list[dict]:
     out = []
     for (cell, method), run in sorted(seed0.items(), key=lambda kv: (tuple(sortable(v) for v in kv[0][0]), kv[0][1])):
         static = seed0.get((cell, "static"))
-        if method not in ("tar", "uniform_revival") or static is None:
+        if method not in sj.METHODS or not sj.METHODS[method].revives or static is None:
             continue
         for network in NETWORKS:
             after, before = run["topology"][network], run.get("base_topology", {}).get(network, [])

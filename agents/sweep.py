@@ -40,7 +40,8 @@ import sparse_jax as sj
 from agents import checkpoint, results, tracking
 from agents import plan as plan_lib
 from agents import report as report_lib
-from agents.config import ALGOS, METHODS, SparsityConfig, TrainConfig, train_config_from_json
+from agents.algorithms import ALGORITHMS
+from agents.config import METHODS, SparsityConfig, TrainConfig, program_key, train_config_from_json
 from agents.runner import ChunkReport, Prepared, prepare_runs, state_template, train_chunks
 from agents.sharding import runs_mesh
 from envs import ENV_NAMES
@@ -139,8 +140,8 @@ class SweepConfig:
 
     def __post_init__(self):
         _check_names("env", self.envs, ENV_NAMES)
-        _check_names("algo", self.algos, ALGOS)
-        _check_names("method", self.methods, METHODS)
+        _check_names("algo", self.algos, ALGORITHMS)
+        _check_names("method", self.methods, sj.METHODS)
         for s in self.sparsities:
             check_number("sparsity", s, lo=0.0, hi=1.0, hi_open=True)
         if not self.sparsities:
@@ -227,20 +228,8 @@ class SweepConfig:
         return [self.run_id(GridRun(cell, m, s)) for m in methods for s in self.seed_values()]
 
     def _program(self, cell: Cell, method: str, per_cell: bool) -> tuple:
-        """What decides the compiled program of a run: the runs with equal keys share one.
-
-        Sparsity, score, distribution and rho change only the masks (and the
-        static top-k bounds of SET, RigL and GMP, which a shared program takes
-        as the largest of its runs'). SET and RigL under ``global`` keep apart
-        from the per-layer distributions, whose bounds are far tighter; GMP's
-        distribution is part of its program.
-        """
-        key = (cell.env, cell.algo, cell.width, "mask" if method in sj.MASK_METHODS else method)
-        if method in ("set", "rigl"):
-            key += (cell.distribution == "global",)
-        elif method == "gmp":
-            key += (cell.distribution,)
-        return key + ((cell,) if per_cell else ())
+        """The run's :func:`agents.config.program_key` (runs with equal keys share one program), per cell if asked."""
+        return (program_key(self.run_config(GridRun(cell, method, 0))),) + ((cell,) if per_cell else ())
 
     def canonical(self, cell: Cell, method: str) -> Cell:
         """The cell whose run of ``method`` is identical to ``cell``'s: axes the method ignores at their first value.
@@ -271,8 +260,8 @@ class SweepConfig:
         ``shares_runs=False`` trains every cell's copy, as sweeps of earlier
         versions ran them (``resume`` of such a results directory needs it).
         """
-        ordered = [m for m in self.methods if m in sj.MASK_METHODS] + [
-            m for m in self.methods if m not in sj.MASK_METHODS
+        ordered = [m for m in self.methods if not sj.METHODS[m].rewires] + [
+            m for m in self.methods if sj.METHODS[m].rewires
         ]
         share = shares_runs and not per_cell
         programs: dict[tuple, list[tuple[Cell, str]]] = {}
@@ -344,10 +333,10 @@ def axis_methods(axis: str) -> tuple[str, ...]:
     (('uniform_revival', 'tar'), ('static', 'uniform_revival', 'tar', 'set', 'rigl'))
     """
     acts = {
-        "sparsities": lambda m: m != sj.Method("dense", "fixed"),
-        "distributions": lambda m: m != sj.Method("dense", "fixed"),
-        "scores": lambda m: m.mask != "dense",
-        "rhos": lambda m: m.mask in ("uniform_revival", "tar"),
+        "sparsities": lambda m: m.prunes,
+        "distributions": lambda m: m.prunes,
+        "scores": lambda m: m.uses_score,
+        "rhos": lambda m: m.revives,
     }[axis]
     return tuple(name for name, m in sj.METHODS.items() if acts(m))
 
@@ -776,8 +765,8 @@ def _run_records(cfg: SweepConfig, batch: Batch, prepared: Prepared) -> list[tup
             "total_chunks": train_cfg.num_chunks, "delta_t": sp.delta_t, "end_fraction": sp.end_fraction,
             "start_fraction": sp.start_fraction,
             "total_updates": train_cfg.total_updates,
-            "params": {  # GMP starts dense: its parameter count is the one it prunes to
-                net: _params_info(init, r, sp.network_sparsity(net) if method == "gmp" else None)
+            "params": {  # a dense-to-sparse method (GMP): its parameter count is the one it prunes to
+                net: _params_info(init, r, sp.network_sparsity(net) if sj.METHODS[method].dense_to_sparse else None)
                 for net, init in (("actor", actor), ("critic", critic))
             },
             "topology": {"actor": _topology(actor.masks, r), "critic": _topology(critic.masks, r)},

@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+import sparse_jax as sj
 from agents import stats
 from agents.results import sparsity_label
 
@@ -123,7 +124,8 @@ def _summary_lines(rows: Sequence[dict]) -> list[str]:
             f"| {r['active_params']:,} ({r['param_fraction']:.3f}) | {r['train_flops']:.3f} "
             f"| {r['inference_flops']:.3f} | {seeds} | {r['n_diverged']} |"
         )
-    if any(r["method"] in ("tar", "uniform_revival") and r.get("score") == "random" for r in rows):
+    revives = lambda name: name in sj.METHODS and sj.METHODS[name].revives
+    if any(revives(r["method"]) and r.get("score") == "random" for r in rows):
         lines += [
             "",
             "Note: with score=random, a random base plus random revival is a random mask, so tar and uniform_revival "

@@ -28,7 +28,7 @@ import optax
 from flax import struct
 
 import sparse_jax as sj
-from agents.algorithms import ALGORITHMS
+from agents.algorithms import get_algorithm
 from agents.config import TrainConfig
 from agents.replay import ReplayBuffer, Transition, buffer_add, buffer_init, buffer_sample
 from agents.types import Algorithm, Metrics
@@ -120,14 +120,14 @@ def make_algorithm(
 ) -> Algorithm:
     """``config.algo``'s :class:`Algorithm`, with each network's sparse Adam built once.
 
-    ``share_with``: other configs (of the same method, differing only by
-    sparsity, score, distribution or rho) whose runs this algorithm's update
+    ``share_with``: other configs of the same program
+    (:func:`agents.config.program_key`) whose runs this algorithm's update
     must also serve when vmapped in one program; it widens the static top-k
-    bounds of SET, RigL and GMP to cover theirs and changes nothing else.
+    bounds of the method's mask rule to cover theirs and changes nothing else.
     """
     sparse = config.sparse
     lrs = {"actor": config.actor_lr, "critic": config.critic_lr}
-    update = sj.METHODS[sparse.method].update
+    rule = sj.METHODS[sparse.method].rule
     others = [c.sparse for c in share_with]
 
     def layer_counts(sp, network: str, shapes: Any) -> sj.masks.Counts:
@@ -136,16 +136,18 @@ def make_algorithm(
         return sj.layer_counts(sp.distribution, scores, k)
 
     def max_active(network: str, shapes: Any) -> sj.masks.Counts | None:
-        # Static per-layer active counts size the SET/RigL top-k, since masks are traced inside jit.
-        # ERK/uniform counts depend on shapes only; "global" falls back to the layer sizes.
-        if update not in ("set", "rigl") or any(sp.distribution == "global" for sp in (sparse, *others)):
+        # Static per-layer active counts size the top-k of a rule whose counts never change (SET, RigL),
+        # since masks are traced inside jit. ERK/uniform counts depend on shapes only; "global" falls
+        # back to the layer sizes.
+        bounded = rule is not None and rule.bounded_by_active
+        if not bounded or any(sp.distribution == "global" for sp in (sparse, *others)):
             return None
         trees = [layer_counts(sp, network, shapes) for sp in (sparse, *others)]
         return jax.tree.map(lambda *c: None if c[0] is None else max(c), *trees, is_leaf=sj.is_none)
 
     def make_tx(network: str, shapes: Any, schedule: sj.DSTSchedule) -> optax.GradientTransformationExtraArgs:
         bound_schedules = ()
-        if update == "gmp":
+        if rule is not None and rule.uses_targets:  # a table per sparsity in the state (GMP)
             bound_schedules = tuple(
                 dataclasses.replace(schedule, sparsity=sp.network_sparsity(network)) for sp in others
             )
@@ -158,7 +160,7 @@ def make_algorithm(
             bound_schedules=bound_schedules,
         )
 
-    return ALGORITHMS[config.algo](config, obs_size, action_size, make_tx)
+    return get_algorithm(config.algo)(config, obs_size, action_size, make_tx)
 
 
 def _make_envs(config: TrainConfig) -> tuple[Any, Any]:
@@ -241,7 +243,7 @@ def _chunk_fn(
     evaluate: Callable,
 ) -> Callable[[TrainState, jax.Array], tuple[TrainState, Metrics]]:
     """``(state, chunk_index) -> (state, metrics)``: ``chunk_iters`` iterations, then an evaluation."""
-    dynamic = sj.METHODS[config.sparse.method].update != "fixed"
+    dynamic = sj.METHODS[config.sparse.method].rewires
 
     def iteration(state: TrainState, it: jax.Array, rewire: bool | None) -> tuple[TrainState, Metrics]:
         # ACT: one step of every parallel env with the stochastic policy.

@@ -3,7 +3,10 @@
 Masks are pytrees shaped like the params (a boolean array per prunable leaf,
 ``None`` per dense leaf). The top level holds the verbs a training script
 needs; the submodules (``masks``, ``scores``, ``distributions``, ``revival``,
-``topology``, ``transforms``, ``export``, ``utils``, ``validation``) hold the rest.
+``topology``, ``methods``, ``rules``, ``schedules``, ``transforms``, ``state``,
+``export``, ``utils``, ``validation``) hold the rest. A method of your own is a
+:class:`SparseMethod` (an initial mask and an optional mask rule) passed to
+:func:`register_method`.
 
 A typical use: prune (or revive) once, then train with a sparse optax
 transform whose state carries the masks::
@@ -21,7 +24,10 @@ from sparse_jax import (  # noqa: F401
     methods,
     pruning,
     revival,
+    rules,
+    schedules,
     scores,
+    state,
     topology,
     transforms,
     utils,
@@ -39,7 +45,15 @@ from sparse_jax.masks import (
     target_active,
     topk_mask,
 )
-from sparse_jax.methods import MASK_METHODS, METHODS, Method
+from sparse_jax.methods import (
+    MASK_METHODS,
+    METHODS,
+    Method,
+    SparseMethod,
+    get_method,
+    register_method,
+    unregister_method,
+)
 from sparse_jax.pruning import SparseInit, prune, reinit_kept, sparse_init
 from sparse_jax.revival import (
     RevivalConfig,
@@ -51,6 +65,7 @@ from sparse_jax.revival import (
     uniform_allocation,
     uniform_revival,
 )
+from sparse_jax.rules import DropAndGrow, MagnitudePrune, MaskRule, Rule, RuleContext
 from sparse_jax.scores import SCORES, compute_scores
 from sparse_jax.topology import Reachability, layer_topology, reachability, topology_table
 from sparse_jax.transforms import (
@@ -75,6 +90,10 @@ __all__ = [
     "METHODS",
     "MASK_METHODS",
     "Method",
+    "SparseMethod",
+    "register_method",
+    "unregister_method",
+    "get_method",
     "SCORES",
     "DISTRIBUTIONS",
     "sparse_init",
@@ -106,6 +125,12 @@ __all__ = [
     "layer_topology",
     "reachability",
     "topology_table",
+    # mask rules
+    "MaskRule",
+    "Rule",
+    "RuleContext",
+    "DropAndGrow",
+    "MagnitudePrune",
     # training transforms
     "DSTSchedule",
     "GMPSchedule",

@@ -3,6 +3,8 @@
 import json
 import math
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -331,3 +333,14 @@ def test_a_method_whose_every_run_diverged_reports_without_numpy_warnings(tmp_pa
         rows = report.write_report(tmp_path)
         assert math.isnan(_finite_mean(np.array([np.nan, np.inf])))  # the sweep's progress line
     assert _row(rows, "hopper", "static")["n_diverged"] == 2 and _row(rows, "hopper", "static")["mean"] is None
+
+
+def test_the_report_loads_neither_flax_brax_nor_orbax():
+    """Statistics, tables and figures read results alone: a report runs where no training code is installed."""
+    code = (
+        "import sys; import agents.report, agents.stats, agents.tables, agents.figures; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('flax', 'brax', 'orbax', 'mujoco') "
+        "or m in ('agents.sac', 'agents.td3', 'agents.config', 'agents.train')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
