@@ -226,6 +226,7 @@ def resolve_sweep(args: SweepArgs, base=None):
 
 def execute(command: SweepArgs | TrainArgs | ReportArgs) -> None:
     """Carry out a parsed command (raises ``ValueError`` on bad input before writing anything)."""
+    # Long: one branch per command, each a few checks and one call; kept together as the CLI's one dispatcher.
     if isinstance(command, EvalArgs | RenderArgs):
         from agents import policy, results
         from sparse_jax.validation import check_int

@@ -7,7 +7,7 @@ from collections.abc import Hashable
 
 import sparse_jax as sj
 from agents.algorithms import ALGORITHMS
-from envs import resolve_backend
+from envs.registry import resolve_backend
 from sparse_jax.validation import check_choice, check_int, check_number, fail
 
 # The built-in methods (a sweep's default); sparse_jax.register_method adds others to sj.METHODS.

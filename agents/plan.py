@@ -20,7 +20,7 @@ import dataclasses
 import math
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import numpy as np
@@ -28,6 +28,9 @@ import numpy as np
 from agents.runner import state_template
 from agents.sharding import runs_mesh
 from agents.train import make_train
+
+if TYPE_CHECKING:
+    from agents.config import TrainConfig
 
 # The share of the free memory a batch may plan for: activations, compiled code and the runtime's own
 # buffers are not in the estimate.
@@ -74,11 +77,17 @@ class Plan:
             raise ValueError(f"config.json: the batch plan must be an object with a list of caps, got {data!r}.")
         return cls(**{**data, "caps": tuple(data["caps"]), "bytes_per_run": tuple(data.get("bytes_per_run", ()))})
 
-    def batches(self, cfg: Any) -> list:
-        """``cfg.batches`` under this plan (:class:`agents.sweep.Batch` list)."""
-        if self.per_cell:
-            return cfg.batches(per_cell=True)
-        return cfg.batches(self.caps, shares_runs=self.shares_runs)
+
+class Program(NamedTuple):
+    """One compiled program of a sweep, as the planner sees it.
+
+    Attributes:
+      config: a config of its runs: the state's size depends on its env, algorithm and networks.
+      runs: how many runs it trains.
+    """
+
+    config: TrainConfig
+    runs: int
 
 
 def state_bytes(tree: Any) -> int:
@@ -126,8 +135,13 @@ def free_memory(num_devices: int | None = None) -> tuple[int | None, str]:
     return (None, "unknown") if host is None else (host * jax.process_count(), "host")
 
 
-def make_plan(cfg: Any, num_devices: int | None = None, max_runs_per_batch: int | None = None) -> Plan:
-    """Size the batches of ``cfg``'s programs to the free memory, and to ``max_runs_per_batch`` if given.
+def make_plan(
+    programs: Sequence[Program], num_devices: int | None = None, max_runs_per_batch: int | None = None
+) -> Plan:
+    """Size the batches of ``programs`` to the free memory, and to ``max_runs_per_batch`` if given.
+
+    ``programs`` come in the sweep's order (:meth:`agents.sweep.SweepConfig.plan_programs`);
+    the plan holds one cap per program.
 
     With several devices a cap of at least the device count is rounded down
     to a multiple of it, so that no device holds padding runs.
@@ -142,25 +156,22 @@ def make_plan(cfg: Any, num_devices: int | None = None, max_runs_per_batch: int 
     devices = 1 if mesh is None else mesh.size
     sizes: dict[tuple, int] = {}  # one estimate per (env, algo, width): the method barely changes the state
     caps, per_run = [], []
-    for variants in cfg.programs(shares_runs=True):
-        cell, method = variants[0]
-        shape_key = (cell.env, cell.algo, cell.width)
+    for config, runs in programs:
+        shape_key = (config.env, config.algo, config.hidden)
         if shape_key not in sizes:
-            trainer = make_train(cfg.cell_config(cell))
-            sizes[shape_key] = 2 * state_bytes(state_template(trainer, 1))
+            sizes[shape_key] = 2 * state_bytes(state_template(make_train(config), 1))
         need = sizes[shape_key]
         if free is not None and need > MEMORY_SHARE * free:  # not even one run fits: it could only fail midway
             raise ValueError(
-                f"one run of {cell.env} / {cell.algo} needs about {_size(need)} (twice its training state), more than "
-                f"{MEMORY_SHARE:.0%} of the {_size(free)} of free {where} memory; lower --config.buffer-capacity or "
-                "the network widths, or free memory."
+                f"one run of {config.env} / {config.algo} needs about {_size(need)} (twice its training state), "
+                f"more than {MEMORY_SHARE:.0%} of the {_size(free)} of free {where} memory; lower "
+                "--config.buffer-capacity or the network widths, or free memory."
             )
         cap = None if free is None else max(1, int(MEMORY_SHARE * free) // need)
         if max_runs_per_batch is not None:
             cap = max_runs_per_batch if cap is None else min(cap, max_runs_per_batch)
         if cap is not None and cap >= devices > 1:
             cap -= cap % devices
-        runs = len(variants) * cfg.seeds
         caps.append(None if cap is None or cap >= runs else int(cap))
         per_run.append(need)
     return Plan(tuple(caps), tuple(per_run), free, where, max_runs_per_batch, shares_runs=True)

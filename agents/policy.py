@@ -192,7 +192,7 @@ def _group_of(results_dir: Path, run: str) -> tuple[str, TrainConfig, int, int]:
     if not (results_dir / "config.json").is_file():
         raise ValueError(f"{str(results_dir)!r} has no config.json, so its runs' checkpoints cannot be found.")
     cfg = sweep.stored_config(results_dir)
-    for batch in sweep.stored_plan(results_dir).batches(cfg):
+    for batch in cfg.planned_batches(sweep.stored_plan(results_dir)):
         slots = {cfg.run_id(r): slot for slot, r in batch.entries()}  # a shared run reads the slot it came from
         if run in slots:
             sweep.check_checkpoint_steps(cfg, results_dir, [batch])

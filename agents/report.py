@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from agents import figures, stats, tables
+from agents.grid import check_known_fields
 from agents.results import atomic_write_text, read_json, read_jsonl
 from agents.stats import CELL_KEYS
 from agents.tables import COLUMNS, GROUP_KEYS
@@ -139,8 +140,6 @@ def _grid(results_dir: Path) -> dict | None:
     A config with fields this version does not know (another version wrote
     it) is refused, as ``--resume`` and ``eval`` refuse it.
     """
-    from agents.sweep import check_known_fields  # the sweep module imports this one
-
     path = results_dir / "config.json"
     data = read_json(path) if path.is_file() else None
     sweep = data.get("sweep") if isinstance(data, dict) else None

@@ -95,6 +95,7 @@ def make_sac(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
     The target entropy is ``-action_size``; the temperature starts at
     ``config.init_alpha`` (stored as its log).
     """
+    # Long: a factory of closures; the pure functions share the networks and optimizers it builds once.
     actor_net = GaussianActor(config.hidden, action_size)
     critic_net = TwinCritic(config.hidden)
     target_entropy = -float(action_size)

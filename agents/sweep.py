@@ -29,7 +29,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import filelock
 import jax
@@ -40,395 +40,25 @@ import sparse_jax as sj
 from agents import checkpoint, results, tracking
 from agents import plan as plan_lib
 from agents import report as report_lib
-from agents.algorithms import ALGORITHMS
-from agents.config import METHODS, SparsityConfig, TrainConfig, program_key, train_config_from_json
+from agents.config import TrainConfig
+
+# The grid and its config on disk, as earlier versions named them here.
+from agents.grid import (  # noqa: F401
+    PRESETS,
+    Batch,
+    Cell,
+    GridRun,
+    SweepConfig,
+    axis_methods,
+    check_known_fields,
+    config_differences,
+    config_from_json,
+    config_to_json,
+    stored_config,
+)
 from agents.runner import ChunkReport, Prepared, prepare_runs, state_template, train_chunks
 from agents.sharding import runs_mesh
-from envs import ENV_NAMES
-from sparse_jax.validation import check_choice, check_int, check_number, fail
-
-
-class Cell(NamedTuple):
-    """One point of a sweep's grid; every method of it runs at these settings.
-
-    ``width`` is ``None`` when the sweep has no width axis (the train config's
-    ``hidden`` is used as it is).
-    """
-
-    env: str
-    algo: str
-    width: int | None
-    sparsity: float
-    score: str
-    distribution: str
-    rho: float
-
-
-class GridRun(NamedTuple):
-    """One run of a sweep: a cell, a method and a seed."""
-
-    cell: Cell
-    method: str
-    seed: int
-
-
-class Batch(NamedTuple):
-    """The runs that train as one vmapped batch of one compiled program, with a checkpoint folder ``name``.
-
-    ``runs`` are in the order of the batch's runs axis: cell-major, then
-    method, then seed (see :meth:`SweepConfig.batches`); ``program`` is the
-    index of its program in :meth:`SweepConfig.programs`. ``shared[i]`` are
-    the runs of other cells that ``runs[i]`` stands for (identical runs: the
-    cells differ only in axes its method ignores; see
-    :meth:`SweepConfig.canonical`); they are written from its results, not
-    trained again.
-    """
-
-    name: str
-    runs: tuple[GridRun, ...]
-    program: int = 0
-    shared: tuple[tuple[GridRun, ...], ...] = ()
-
-    def entries(self) -> list[tuple[int, GridRun]]:
-        """``(slot, run)`` of every run the batch writes: its own, then the ones they stand for."""
-        own = list(enumerate(self.runs))
-        return own + [(slot, run) for slot, runs in enumerate(self.shared) for run in runs]
-
-
-@dataclasses.dataclass(frozen=True)
-class SweepConfig:
-    """A grid of runs: envs x algos x widths x sparsities x scores x distributions x rhos x methods x seeds.
-
-    Attributes:
-      envs: environment names.
-      algos: ``sac`` and/or ``td3``.
-      sparsities: target sparsities in ``[0, 1)`` (dense runs ignore them).
-      methods: any of dense, static, uniform_revival, tar, set, rigl, gmp.
-      seeds: number of seeds per cell (seeds ``seed_offset .. seed_offset + seeds - 1``).
-      train: the per-run training configuration (its env, algo, method, sparsity and the axes below are set per
-        cell).
-      checkpoint_every: chunks between checkpoints (0 disables checkpoints and resume).
-      scores: base pruning scores (random, magnitude, snip, synflow); ``None``: ``train.sparse.score`` only.
-      distributions: layer-wise distributions (uniform, erk, global); ``None``: ``train.sparse.distribution``.
-      widths: hidden widths; each cell's networks have ``len(train.hidden)`` hidden layers of that width.
-        ``None``: ``train.hidden`` as it is.
-      rhos: revival reserve fractions (TAR, uniform revival); ``None``: ``train.sparse.rho``.
-      seed_offset: the first seed, so that a later sweep adds new seeds to a finished study (its run ids
-        differ; ``sparse-rl report DIR --include LATER_DIR`` reports both together).
-
-    Every cell has a run of every method, so that each cell's comparison is
-    self-contained. A run that an axis does not change (dense under several
-    sparsities, static under several rhos: :func:`axis_methods`) trains once,
-    in the cell :meth:`canonical` names, and is written into each cell it
-    serves, its ``run.json`` saying which run it is the ``same_as``. An axis
-    with several values that changes none of the sweep's methods (``rhos``
-    with static alone, say) is refused: its cells would be copies.
-    """
-
-    envs: tuple[str, ...] = ("inverted_pendulum",)
-    algos: tuple[str, ...] = ("sac",)
-    sparsities: tuple[float, ...] = (0.9,)
-    methods: tuple[str, ...] = METHODS
-    seeds: int = 3
-    train: TrainConfig = TrainConfig()
-    checkpoint_every: int = 1
-    scores: tuple[str, ...] | None = None
-    distributions: tuple[str, ...] | None = None
-    widths: tuple[int, ...] | None = None
-    rhos: tuple[float, ...] | None = None
-    seed_offset: int = 0
-
-    def __post_init__(self):
-        _check_names("env", self.envs, ENV_NAMES)
-        _check_names("algo", self.algos, ALGORITHMS)
-        _check_names("method", self.methods, sj.METHODS)
-        for s in self.sparsities:
-            check_number("sparsity", s, lo=0.0, hi=1.0, hi_open=True)
-        if not self.sparsities:
-            fail("sparsities", self.sparsities, "one or more sparsities in [0, 1)")
-        for kind, values in (("env", self.envs), ("algo", self.algos), ("method", self.methods)):
-            _check_unique(kind, values)
-        _check_unique("sparsity", tuple(results.sparsity_label(s) for s in self.sparsities))
-        check_int("seeds", self.seeds, minimum=1)
-        check_int("seed_offset", self.seed_offset, minimum=0)
-        check_int("checkpoint_every", self.checkpoint_every, minimum=0)
-        for name in ("scores", "distributions", "widths", "rhos"):
-            values = getattr(self, name)
-            if values is not None:
-                if not values:
-                    fail(name, values, "one or more values (or leave it unset for the train config's value)")
-                _check_unique(name.removesuffix("s"), tuple(values))
-        for w in self.widths or ():
-            if not isinstance(w, int):
-                fail("width", w, "an integer >= 1")
-            check_int("width", w, minimum=1)
-        for axis, values in (("sparsities", self.sparsities), ("scores", self.scores),
-                             ("distributions", self.distributions), ("rhos", self.rhos)):  # fmt: skip
-            acting = axis_methods(axis)
-            if values is not None and len(values) > 1 and not set(acting) & set(self.methods):
-                fail(
-                    axis, tuple(values),
-                    f"one value, or a method it changes ({', '.join(acting)}): the runs of "
-                    f"{', '.join(self.methods)} would be identical copies under each of them",
-                )  # fmt: skip
-        for cell in self.cells():  # every cell's config validates itself (backends, scores, rho, ...) first
-            self.cell_config(cell)
-
-    def seed_values(self) -> list[int]:
-        """The seeds of every cell: ``seed_offset .. seed_offset + seeds - 1``."""
-        return list(range(self.seed_offset, self.seed_offset + self.seeds))
-
-    def cells(self) -> list[Cell]:
-        """Every point of the grid, in run order."""
-        sp = self.train.sparse
-        return [
-            Cell(env, algo, width, sparsity, score, distribution, rho)
-            for env in self.envs
-            for algo in self.algos
-            for width in self.widths or (None,)
-            for sparsity in self.sparsities
-            for score in self.scores or (sp.score,)
-            for distribution in self.distributions or (sp.distribution,)
-            for rho in self.rhos or (sp.rho,)
-        ]
-
-    def cell_config(self, cell: Cell) -> TrainConfig:
-        """The ``TrainConfig`` of one cell (method set per group)."""
-        sparse = dataclasses.replace(
-            self.train.sparse, sparsity=cell.sparsity, score=cell.score, distribution=cell.distribution, rho=cell.rho
-        )
-        hidden = self.train.hidden if cell.width is None else (cell.width,) * len(self.train.hidden)
-        return dataclasses.replace(self.train, env=cell.env, algo=cell.algo, hidden=hidden, sparse=sparse)
-
-    def cell_tags(self, cell: Cell) -> tuple[str, ...]:
-        """The name parts of the axes this sweep sets (widths, scores, distributions, rhos), for run names."""
-        tags = []
-        if self.widths is not None:
-            tags.append(f"w{cell.width}")
-        if self.scores is not None:
-            tags.append(cell.score)
-        if self.distributions is not None:
-            tags.append(cell.distribution)
-        if self.rhos is not None:
-            tags.append(f"r{results.sparsity_label(cell.rho)}")
-        return tuple(tags)
-
-    def run_config(self, run: GridRun) -> TrainConfig:
-        """The ``TrainConfig`` of one run: its cell's, with its method."""
-        train = self.cell_config(run.cell)
-        return dataclasses.replace(train, sparse=dataclasses.replace(train.sparse, method=run.method))
-
-    def run_id(self, run: GridRun) -> str:
-        """The folder name of one run under ``runs/`` (:func:`agents.results.run_id`)."""
-        c = run.cell
-        return results.run_id(c.env, c.algo, c.sparsity, run.method, run.seed, self.cell_tags(c))
-
-    def run_ids(self, cell: Cell, methods: tuple[str, ...]) -> list[str]:
-        """The run ids of ``methods x seeds`` in one cell (method-major, then seeds)."""
-        return [self.run_id(GridRun(cell, m, s)) for m in methods for s in self.seed_values()]
-
-    def _program(self, cell: Cell, method: str, per_cell: bool) -> tuple:
-        """The run's :func:`agents.config.program_key` (runs with equal keys share one program), per cell if asked."""
-        return (program_key(self.run_config(GridRun(cell, method, 0))),) + ((cell,) if per_cell else ())
-
-    def canonical(self, cell: Cell, method: str) -> Cell:
-        """The cell whose run of ``method`` is identical to ``cell``'s: axes the method ignores at their first value.
-
-        Dense ignores sparsity, score, distribution and rho; GMP the score;
-        every method but revival the rho (:func:`axis_methods`). A sweep
-        trains each such run once and writes it into every cell it serves.
-        """
-        sp = self.train.sparse
-        first = {
-            "sparsity": ("sparsities", self.sparsities[0]),
-            "score": ("scores", (self.scores or (sp.score,))[0]),
-            "distribution": ("distributions", (self.distributions or (sp.distribution,))[0]),
-            "rho": ("rhos", (self.rhos or (sp.rho,))[0]),
-        }
-        return cell._replace(
-            **{field: value for field, (axis, value) in first.items() if method not in axis_methods(axis)}
-        )
-
-    def programs(self, per_cell: bool = False, shares_runs: bool = True) -> list[list[tuple[Cell, str]]]:
-        """The ``(cell, method)`` variants of each compiled program, in run order.
-
-        One program per (env, algo, width) for every mask-only method of every
-        cell, and one per dynamic method (SET and RigL apart under ``global``,
-        GMP per distribution). With ``shares_runs`` a variant that is the same
-        run as another cell's (:meth:`canonical`) is left out: that cell's run
-        stands for it. ``per_cell`` gives each cell programs of its own, and
-        ``shares_runs=False`` trains every cell's copy, as sweeps of earlier
-        versions ran them (``resume`` of such a results directory needs it).
-        """
-        ordered = [m for m in self.methods if not sj.METHODS[m].rewires] + [
-            m for m in self.methods if sj.METHODS[m].rewires
-        ]
-        share = shares_runs and not per_cell
-        programs: dict[tuple, list[tuple[Cell, str]]] = {}
-        for cell in self.cells():
-            for m in ordered:
-                if not share or self.canonical(cell, m) == cell:
-                    programs.setdefault(self._program(cell, m, per_cell), []).append((cell, m))
-        return list(programs.values())
-
-    def batches(
-        self, max_runs: Sequence[int | None] | None = None, per_cell: bool = False, shares_runs: bool = True
-    ) -> list[Batch]:
-        """Every batch of runs, in run order: :meth:`programs`, each split into batches of at most ``max_runs[i]``.
-
-        A program's runs (its variants, each with every seed) split into the
-        fewest batches of near-equal size; ``None`` (the default for all)
-        keeps a program in one batch. Each batch lists the runs of other cells
-        its runs stand for (:attr:`Batch.shared`).
-        """
-        programs = self.programs(per_cell, shares_runs)
-        caps = [None] * len(programs) if max_runs is None else list(max_runs)
-        if len(caps) != len(programs):
-            raise ValueError(f"max_runs has {len(caps)} entries for {len(programs)} programs.")
-        stands_for: dict[tuple[Cell, str], list[Cell]] = {}
-        if shares_runs and not per_cell:
-            for cell in self.cells():
-                for m in self.methods:
-                    if self.canonical(cell, m) != cell:
-                        stands_for.setdefault((self.canonical(cell, m), m), []).append(cell)
-        out = []
-        for p, (variants, cap) in enumerate(zip(programs, caps)):
-            runs = [GridRun(c, m, s) for c, m in variants for s in self.seed_values()]
-            parts = 1 if cap is None else -(-len(runs) // max(int(cap), 1))
-            size, extra = divmod(len(runs), parts)
-            # Named by every cell it serves, so that sharing runs leaves the names of earlier versions.
-            served = variants + [(c, m) for v, m in variants for c in stands_for.get((v, m), ())]
-            start = 0
-            for k in range(parts):
-                end = start + size + (k < extra)
-                name = self._batch_name(served) + (f"-part{k + 1}of{parts}" if parts > 1 else "")
-                own = tuple(runs[start:end])
-                shared = tuple(tuple(GridRun(c, r.method, r.seed) for c in stands_for.get(r[:2], ())) for r in own)
-                out.append(Batch(name, own, p, shared if any(shared) else ()))
-                start = end
-        return out
-
-    def _batch_name(self, variants: list[tuple[Cell, str]]) -> str:
-        """The checkpoint folder name of a program: env, algo, every axis value its runs share, its methods.
-
-        A one-cell program keeps the name of earlier versions' groups
-        (``inverted_pendulum-sac-s0.9-dense+static+tar``).
-        """
-        cells = list(dict.fromkeys(c for c, _ in variants))
-        parts = [cells[0].env, cells[0].algo]
-        if len({c.sparsity for c in cells}) == 1:
-            parts.append(f"s{results.sparsity_label(cells[0].sparsity)}")
-        tags = [self.cell_tags(c) for c in cells]  # one axis per position
-        parts += [tag for i, tag in enumerate(tags[0]) if all(t[i] == tag for t in tags)]
-        return "-".join((*parts, "+".join(dict.fromkeys(m for _, m in variants))))
-
-
-def axis_methods(axis: str) -> tuple[str, ...]:
-    """The methods whose runs a grid axis (``sparsities``, ``scores``, ``distributions``, ``rhos``) changes.
-
-    Dense ignores all four; GMP prunes by magnitude whatever the base score;
-    only revival (tar, uniform_revival) spends the reserve ``rho``.
-
-    >>> axis_methods("rhos"), axis_methods("scores")
-    (('uniform_revival', 'tar'), ('static', 'uniform_revival', 'tar', 'set', 'rigl'))
-    """
-    acts = {
-        "sparsities": lambda m: m.prunes,
-        "distributions": lambda m: m.prunes,
-        "scores": lambda m: m.uses_score,
-        "rhos": lambda m: m.revives,
-    }[axis]
-    return tuple(name for name, m in sj.METHODS.items() if acts(m))
-
-
-def _check_unique(kind: str, values: tuple) -> None:
-    seen = set()
-    for v in values:
-        if v in seen:
-            fail(kind, v, f"each {kind} once (it is given twice)")
-        seen.add(v)
-
-
-def _check_names(kind: str, names: tuple[str, ...], allowed: tuple[str, ...]) -> None:
-    if not names:
-        fail(f"{kind}s", names, f"one or more of {', '.join(allowed)}")
-    for n in names:
-        check_choice(kind, n, allowed)
-
-
-# Presets. Each compares TAR where it acts: a metric base score (SNIP on a warm-up replay batch), so that
-# revival's random connections differ from what the base would have kept, and a distribution under which
-# layers fall short of their connectivity target E (uniform puts the small input and output layers far
-# below E; under ERK at width 256 and sparsity <= 0.95 no layer is short, and TAR's per-layer counts
-# equal static's).
-_CPU_TRAIN = dict(
-    warmup_steps=1_000,
-    num_envs=4,
-    updates_per_step=4,
-    hidden=(128, 128),
-    batch_size=128,
-    actor_lr=1e-3,
-    critic_lr=1e-3,
-    alpha_lr=1e-3,
-    eval_episodes=4,
-)
-
-
-def _cpu_preset(
-    env: str, seeds: int, total_steps: int, chunk_steps: int, methods: tuple[str, ...] = METHODS
-) -> SweepConfig:
-    """``methods`` at sparsity 0.9 with SAC, 128-128 networks and a SNIP base under the uniform distribution."""
-    return SweepConfig(
-        envs=(env,),
-        algos=("sac",),
-        sparsities=(0.9,),
-        methods=methods,
-        seeds=seeds,
-        train=TrainConfig(
-            env=env,
-            total_steps=total_steps,
-            chunk_steps=chunk_steps,
-            **_CPU_TRAIN,
-            sparse=SparsityConfig(score="snip", distribution="uniform", delta_t=1000),
-        ),
-    )
-
-
-PRESETS: dict[str, SweepConfig] = {
-    # The few-minute demo. inverted_pendulum is the cheapest brax task on which dense SAC visibly learns
-    # (eval return from ~100 to 1000 within ~15k env steps here); its outcome per run is bimodal (solved
-    # or not), so with 3 seeds it shows the pipeline, not a direction.
-    "quick": _cpu_preset("inverted_pendulum", seeds=3, total_steps=14_000, chunk_steps=1_000),
-    # A CPU experiment that can show a direction (under an hour on 2 cores): 8 seeds of every method on
-    # inverted_double_pendulum, whose returns are graded (from ~300 untrained to several thousand), at a
-    # setting where TAR's masks differ from static's in every layer count.
-    "evidence": _cpu_preset("inverted_double_pendulum", seeds=8, total_steps=25_000, chunk_steps=2_000),
-    # The accelerator preset of the specification: Graesser et al.'s protocol (256-256, batch 256, lr 3e-4,
-    # RigL/SET every 1000 steps, drop 0.5 cosine to 0 at 80%), 1M steps, 5 seeds, with a SNIP base, ERK
-    # (their distribution) and global (where the metric decides, and layers can fall short of E), and the
-    # paper's widening arm (256 vs 1024 units).
-    "paper": SweepConfig(
-        envs=("halfcheetah", "hopper", "walker2d", "ant", "humanoid"),
-        algos=("sac", "td3"),
-        sparsities=(0.8, 0.9, 0.95),
-        methods=METHODS,
-        seeds=5,
-        distributions=("erk", "global"),
-        widths=(256, 1024),
-        train=TrainConfig(
-            total_steps=1_000_000,
-            warmup_steps=10_000,
-            chunk_steps=10_000,
-            num_envs=1,
-            updates_per_step=1,
-            hidden=(256, 256),
-            batch_size=256,
-            eval_episodes=10,
-            sparse=SparsityConfig(score="snip", distribution="erk", delta_t=1000, drop_fraction=0.5, end_fraction=0.8),
-        ),
-    ),
-}
-
+from sparse_jax.validation import check_int
 
 # The lock that gives one sweep the results directory, and the file that names its holder's pid.
 LOCK_FILE, PID_FILE = ".sweep.lock", ".sweep.pid"
@@ -598,55 +228,6 @@ def _provenance() -> dict[str, Any]:
     return {"versions": versions, "git_commit": commit, "devices": [str(d) for d in jax.devices()]}
 
 
-def config_to_json(cfg: SweepConfig) -> dict:
-    """The resolved sweep config as JSON-able data."""
-    return dataclasses.asdict(cfg)
-
-
-def _unknown_fields(cls: type, data: Any, where: str = "") -> list[str]:
-    """Dotted names of the fields of ``data`` (nested config dicts) that ``cls`` does not have."""
-    if not isinstance(data, dict):
-        raise ValueError(f"config.json: {where or 'sweep'} must be an object, got {data!r}.")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = [f"{where}{k}" for k in sorted(data) if k not in fields]
-    for name, sub in (("train", TrainConfig), ("sparse", SparsityConfig)):
-        if name in fields and name in data:
-            unknown += _unknown_fields(sub, data[name], f"{where}{name}.")
-    return unknown
-
-
-def check_known_fields(data: Any, where: str = "config.json") -> None:
-    """Refuse a stored sweep config (``config.json``'s ``sweep``) with fields this version does not know.
-
-    Such a directory was written by another version: ``--resume``, ``eval``
-    and ``report`` all refuse it rather than misread it.
-    """
-    unknown = _unknown_fields(SweepConfig, data)
-    if unknown:
-        raise ValueError(
-            f"{where} has fields this version of sparse-rl does not know: {', '.join(unknown)} "
-            "(written by another version?)."
-        )
-
-
-def config_from_json(data: dict) -> SweepConfig:
-    """Inverse of :func:`config_to_json`; unknown fields raise ``ValueError`` naming them all.
-
-    Fields missing from ``data`` take their defaults.
-    """
-    check_known_fields(data)
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != "train"}
-    return SweepConfig(**fields, train=train_config_from_json(data.get("train", {})))
-
-
-def stored_config(out: str | Path) -> SweepConfig:
-    """The sweep config a results directory was started with (its ``config.json``)."""
-    data = results.read_json(Path(out) / "config.json")
-    if not isinstance(data, dict) or "sweep" not in data:
-        raise ValueError(f"{str(Path(out) / 'config.json')!r} holds no sweep config.")
-    return config_from_json(data["sweep"])
-
-
 def stored_plan(out: str | Path) -> plan_lib.Plan:
     """The batch plan a results directory was started with; per-cell for directories of earlier versions."""
     data = results.read_json(Path(out) / "config.json")
@@ -668,20 +249,6 @@ def _shared_plan(plan: plan_lib.Plan | None, cfg: SweepConfig) -> plan_lib.Plan:
     caps = np.asarray([-1 if c is None else c for c in plan.caps] if ours else [0] * count, np.int32)
     caps = np.asarray(multihost_utils.broadcast_one_to_all(caps))
     return plan if ours else plan_lib.Plan(tuple(None if c < 0 else int(c) for c in caps), shares_runs=shares_runs)
-
-
-def config_differences(old: SweepConfig, new: SweepConfig) -> list[str]:
-    """``"field: old -> new"`` for every field (dotted, nested) where the two configs differ."""
-
-    def flat(d: dict, prefix: str = "") -> dict:
-        out = {}
-        for k, v in d.items():
-            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-        return out
-
-    as_json = lambda c: flat(json.loads(json.dumps(config_to_json(c))))  # tuples shown as the lists of config.json
-    a, b = as_json(old), as_json(new)
-    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
 def _finite(x: Any) -> bool:
@@ -823,6 +390,7 @@ def run_batch(
     newer one does not restore, ``resume`` says so and falls back to the
     older one.
     """
+    # Long: one batch's life in order (restore, train, checkpoint, write, close); each step is a call.
     safe_points = safe_points or _SafePoints()
     train_cfg = cfg.run_config(batch.runs[0])  # every run of a sweep has the same steps and chunks
     trained = len(batch.runs)
@@ -997,6 +565,7 @@ def run_sweep(
     ``max_runs_per_batch`` (:mod:`agents.plan`). The plan is printed before
     anything compiles and kept in ``config.json`` for ``resume``.
     """
+    # Long: every check before anything is written, then the batches, then the report, in the order they run.
     out = Path(out)
     log = tracking.check_trackers(log)
     writer = jax.process_index() == 0
@@ -1023,9 +592,9 @@ def run_sweep(
     elif cfg is None:
         raise ValueError("a new sweep needs a config (cfg=None is allowed only with resume=True).")
     else:
-        plan = plan_lib.make_plan(cfg, num_devices, max_runs_per_batch) if writer else None
+        plan = plan_lib.make_plan(cfg.plan_programs(), num_devices, max_runs_per_batch) if writer else None
     plan = _shared_plan(plan, cfg)
-    batches = plan.batches(cfg)
+    batches = cfg.planned_batches(plan)
     if resume:
         check_checkpoint_steps(cfg, out, batches)
     safe_points = _SafePoints()

@@ -97,6 +97,7 @@ def make_td3(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
     critic update, chosen by ``lax.cond`` on the unbatched update index; the
     actor's own sparse schedule counts its updates (``step // policy_delay``).
     """
+    # Long: a factory of closures; the pure functions share the networks and optimizers it builds once.
     actor_net = DeterministicActor(config.hidden, action_size)
     critic_net = TwinCritic(config.hidden)
     schedules = network_schedules(config)

@@ -243,6 +243,7 @@ def _chunk_fn(
     evaluate: Callable,
 ) -> Callable[[TrainState, jax.Array], tuple[TrainState, Metrics]]:
     """``(state, chunk_index) -> (state, metrics)``: ``chunk_iters`` iterations, then an evaluation."""
+    # Long: the training loop's closures (act, update, rewire, evaluate) over one config and algorithm.
     dynamic = sj.METHODS[config.sparse.method].rewires
 
     def iteration(state: TrainState, it: jax.Array, rewire: bool | None) -> tuple[TrainState, Metrics]:
@@ -309,6 +310,7 @@ def make_train(config: TrainConfig, share_with: Sequence[TrainConfig] = ()) -> T
     ``share_with``: configs of other runs the chunk will be vmapped with (see
     :func:`make_algorithm`; :func:`agents.runner.prepare_runs` passes them).
     """
+    # Long: a factory of closures; init, warm-up, masking and chunks share the envs and algorithm it builds.
     env, eval_env = _make_envs(config)
     obs_size, action_size = env.observation_size, env.action_size
     sparse = config.sparse

@@ -82,13 +82,7 @@ def polyak(target: Params, online: Params, tau: float, masks: sj.masks.Masks) ->
     Masking keeps a target exactly as sparse as its online network, also
     after SET/RigL drop a connection the target still remembers.
     """
-    return jax.tree.map(
-        lambda m, t, o: tau * o + (1 - tau) * t if m is None else jax.numpy.where(m, tau * o + (1 - tau) * t, 0.0),
-        masks,
-        target,
-        online,
-        is_leaf=sj.is_none,
-    )
+    return sj.apply_mask(optax.incremental_update(online, target, tau), masks)
 
 
 def sparse_opt_state(tx: optax.GradientTransformation, init: sj.SparseInit, key: jax.Array) -> optax.OptState:

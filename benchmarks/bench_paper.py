@@ -69,7 +69,7 @@ def summarize(out: Path, cfg, rows: list[dict]) -> dict[str, Any]:
         for r in rows
     }
     groups = {}
-    for batch in stored_plan(out).batches(cfg):
+    for batch in cfg.planned_batches(stored_plan(out)):
         train = cfg.run_config(batch.runs[0])
         # steps_per_s and wall_s are host-measured per chunk and shared by a batch's vmapped runs.
         curve = results_lib.read_jsonl(out / "runs" / cfg.run_id(batch.runs[0]) / "curve.jsonl")

@@ -10,17 +10,32 @@
   quick agent tests.
 """
 
-from envs.brax_envs import (
+from envs.registry import (
     BACKENDS,
     BRAX_ENV_NAMES,
     DEFAULT_BACKENDS,
     ENV_NAMES,
-    PROBE_ENVS,
-    make_env,
+    PROBE_ENV_NAMES,
     resolve_backend,
     supported_backends,
 )
-from envs.probe import ProbeBandit, ProbeConstant
+
+# Building envs imports brax; what needs only the names above does not.
+_LAZY = {
+    "make_env": "envs.brax_envs",
+    "PROBE_ENVS": "envs.brax_envs",
+    "ProbeBandit": "envs.probe",
+    "ProbeConstant": "envs.probe",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'envs' has no attribute {name!r}")
+
 
 __all__ = [
     "BACKENDS",
@@ -28,6 +43,7 @@ __all__ = [
     "DEFAULT_BACKENDS",
     "ENV_NAMES",
     "PROBE_ENVS",
+    "PROBE_ENV_NAMES",
     "ProbeBandit",
     "ProbeConstant",
     "make_env",

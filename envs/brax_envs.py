@@ -17,14 +17,14 @@ Measured with ``python -m benchmarks.bench_env_backends`` (2-core CPU, jax
 uniform random actions, best of 3 calls after a warm-up call; compile = the
 ahead-of-time compile of that scan). Env steps/s (compile s):
 
-=================  ================  ==============  =============  ================
-env                generalized       positional      spring         mjx
-=================  ================  ==============  =============  ================
-halfcheetah        1,323 (24.8)    1,416 (28.6)    4,830 (16.4)   **2,846** (30.9)
-hopper             **7,566** (18.1)  13,605 (17.5)   29,731 (17.1)  4,374 (27.9)
-inverted_pendulum  **32,602** (9.3)  37,581 (14.3)   94,512 (7.8)   27,936 (15.7)
-reacher            9,198 (13.4)    23,923 (15.7)   42,354 (12.7)  **29,561** (18.2)
-=================  ================  ==============  =============  ================
+=================  ================  =============  =============  =================
+env                generalized       positional     spring         mjx
+=================  ================  =============  =============  =================
+halfcheetah        1,323 (24.8)      1,416 (28.6)   4,830 (16.4)   **2,846** (30.9)
+hopper             **7,566** (18.1)  13,605 (17.5)  29,731 (17.1)  4,374 (27.9)
+inverted_pendulum  **32,602** (9.3)  37,581 (14.3)  94,512 (7.8)   27,936 (15.7)
+reacher            9,198 (13.4)      23,923 (15.7)  42,354 (12.7)  **29,561** (18.2)
+=================  ================  =============  =============  =================
 
 Bold = the default. Every pair built, compiled and stayed finite. Another
 job shared the two cores during the run, so the figures are noisy: the
@@ -66,58 +66,21 @@ from brax.envs.base import Env, State
 from brax.envs.wrappers import training
 
 from envs.probe import ProbeBandit, ProbeConstant
-from sparse_jax.validation import check_choice, check_int, fail
-
-BACKENDS: tuple[str, ...] = ("generalized", "positional", "spring", "mjx")
-"""brax's physics pipelines; every one of them constructs and steps in brax 0.14.2."""
-
-BRAX_ENV_NAMES: tuple[str, ...] = (
-    "ant",
-    "halfcheetah",
-    "hopper",
-    "humanoid",
-    "humanoidstandup",
-    "inverted_double_pendulum",
-    "inverted_pendulum",
-    "pusher",
-    "reacher",
-    "swimmer",
-    "walker2d",
+from envs.registry import (  # noqa: F401  (re-exported: the names of earlier versions)
+    _ONLY_BACKENDS,
+    BACKENDS,
+    BRAX_ENV_NAMES,
+    DEFAULT_BACKENDS,
+    ENV_NAMES,
+    PROBE_ENV_NAMES,
+    _check_name,
+    resolve_backend,
+    supported_backends,
 )
+from sparse_jax.validation import check_int, fail
 
 PROBE_ENVS: dict[str, type[Env]] = {"probe_bandit": ProbeBandit, "probe_constant": ProbeConstant}
-
-ENV_NAMES: tuple[str, ...] = BRAX_ENV_NAMES + tuple(PROBE_ENVS)
-
-# brax's swimmer raises for any other backend.
-_ONLY_BACKENDS: dict[str, tuple[str, ...]] = {"swimmer": ("generalized",)}
-
-DEFAULT_BACKENDS: dict[str, str] = {
-    "ant": "generalized",  # not measured: brax's default
-    "halfcheetah": "mjx",  # measured: 2.2x generalized
-    "hopper": "generalized",  # measured: 1.7x mjx
-    "humanoid": "generalized",  # not measured: brax's default
-    "humanoidstandup": "generalized",  # not measured: brax's default
-    "inverted_double_pendulum": "generalized",  # not measured: brax's default
-    "inverted_pendulum": "generalized",  # measured: 1.2x mjx
-    "pusher": "generalized",  # not measured: brax's default
-    "reacher": "mjx",  # measured: 3.2x generalized
-    "swimmer": "generalized",  # the only backend brax's swimmer supports
-    "walker2d": "generalized",  # not measured: brax's default
-}
-"""The backend ``make_env`` uses for each brax env when ``backend=None`` (see the module docstring)."""
-
-
-def supported_backends(name: str) -> tuple[str, ...]:
-    """The backends brax accepts for the brax env ``name``.
-
-    >>> supported_backends("swimmer")
-    ('generalized',)
-    """
-    _check_name(name)
-    if name in PROBE_ENVS:
-        raise ValueError(f"{name!r} is a probe env without physics; backends apply to {BRAX_ENV_NAMES}.")
-    return _ONLY_BACKENDS.get(name, BACKENDS)
+assert tuple(PROBE_ENVS) == PROBE_ENV_NAMES
 
 
 def make_env(
@@ -170,6 +133,7 @@ def make_env(
         state = jax.jit(env.reset)(jax.random.PRNGKey(0))      # obs (2, 4)
         state = jax.jit(env.step)(state, jnp.zeros((2, env.action_size)))
     """
+    # Long: most of it is the docstring and the argument checks, one per argument.
     backend = resolve_backend(name, backend)
     for arg, value in (("episode_length", episode_length), ("action_repeat", action_repeat), ("num_envs", num_envs)):
         if not isinstance(value, int):
@@ -231,35 +195,3 @@ class AutoResetWrapper(training.Wrapper):
         if isinstance(obs, jax.ShapeDtypeStruct):
             return obs.shape[-1]
         return jax.tree.map(lambda x: x.shape, obs)
-
-
-def resolve_backend(name: str, backend: str | None) -> str | None:
-    """The backend ``make_env(name, backend=backend)`` uses; ``None`` for probes.
-
-    Raises:
-      ValueError: unknown ``name`` or ``backend``, a backend ``name`` does not
-        support, or any backend for a probe env; the message lists the allowed values.
-
-    >>> resolve_backend("probe_bandit", None) is None
-    True
-    >>> resolve_backend("hopper", "positional")
-    'positional'
-    """
-    _check_name(name)
-    if backend is not None and backend not in BACKENDS:
-        fail("backend", backend, f"{', '.join(BACKENDS)} (or None for the env's default in DEFAULT_BACKENDS)")
-    if name in PROBE_ENVS:
-        if backend is not None:  # a probe has no physics: a backend asked for would be silently unused
-            fail("backend", backend, f"None for {name!r}, a probe env without a physics backend")
-        return None
-    if backend is None:
-        return DEFAULT_BACKENDS[name]
-    allowed = _ONLY_BACKENDS.get(name, BACKENDS)
-    if backend not in allowed:
-        fail("backend", backend, f"{', '.join(allowed)} (what brax's {name!r} supports)")
-    return backend
-
-
-def _check_name(name: str) -> None:
-    if name not in ENV_NAMES:
-        check_choice("env", name, ENV_NAMES)

@@ -151,6 +151,7 @@ def sparse_init(
     Returns:
       A :class:`SparseInit` with masked params, final masks and base masks.
     """
+    # Long: most of it is the docstring of the one entry point for every initial mask.
     method = METHODS[check_choice("method", method, METHODS)].mask
     check_sparsity(sparsity)
     if method == "dense":

@@ -148,6 +148,7 @@ def sparse_transform(
       - ``True``: rewire on this update, whatever ``delta_t`` says (SET/RigL
         drop ``schedule.drop_count(t, active)`` per layer, 0 from ``t_end`` on).
     """
+    # Long: most of it is the docstring; the checks and the build are a few lines.
     check_choice("regrow", regrow, REGROW)
     if rule is not None and regrow != "none":
         raise ValueError(f"give regrow={regrow!r} or rule={rule!r}, not both.")
@@ -164,6 +165,7 @@ def _masked_transform(
     inner: optax.GradientTransformationExtraArgs, filter_fn: FilterFn, rule: MaskRule | None, settings: RuleSettings
 ) -> optax.GradientTransformationExtraArgs:
     """The skeleton: masked gradients, the inner update, the rule's mask updates, zeroed moments, exact zeros."""
+    # Long: optax's pattern, init and update as closures over the same static settings.
 
     def init_fn(params):
         masks = dense_masks(params, filter_fn)

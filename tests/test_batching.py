@@ -120,21 +120,21 @@ def test_max_runs_per_batch_splits_a_program_prints_the_plan_and_resumes_per_bat
 def test_the_plan_caps_batches_by_memory_and_rounds_to_the_device_count(monkeypatch):
     need = 2 * plan_lib.state_bytes(runner.state_template(runner.make_train(GRID.cell_config(GRID.cells()[0])), 1))
     monkeypatch.setattr(plan_lib, "free_memory", lambda num_devices=None: (int(5.5 * need / 0.8), "device"))
-    plan = plan_lib.make_plan(GRID)
+    plan = plan_lib.make_plan(GRID.plan_programs())
     assert plan.caps == (5, None) and plan.bytes_per_run == (need, need)  # 8 mask-only runs > 5; 4 SET runs fit
-    assert [len(b.runs) for b in plan.batches(GRID)] == [4, 4, 4]
-    assert plan_lib.make_plan(GRID, max_runs_per_batch=2).caps == (2, 2)
+    assert [len(b.runs) for b in GRID.planned_batches(plan)] == [4, 4, 4]
+    assert plan_lib.make_plan(GRID.plan_programs(), max_runs_per_batch=2).caps == (2, 2)
     # A cap splits a program into the fewest near-equal batches, in run order.
     split = GRID.batches([3, None])
     assert [len(b.runs) for b in split] == [3, 3, 2, 4] and [b.program for b in split] == [0, 0, 0, 1]
     assert [r for b in split[:3] for r in b.runs] == list(GRID.batches()[0].runs)
     assert plan_lib.Plan.from_json(json.loads(json.dumps(plan.to_json()))) == plan
     with pytest.raises(ValueError, match="max_runs_per_batch=0 is not allowed"):
-        plan_lib.make_plan(GRID, max_runs_per_batch=0)
+        plan_lib.make_plan(GRID.plan_programs(), max_runs_per_batch=0)
     # Not even one run fits: refused before anything compiles, rather than running out of memory midway.
     monkeypatch.setattr(plan_lib, "free_memory", lambda num_devices=None: (int(0.9 * need / 0.8), "host"))
     with pytest.raises(ValueError, match=r"one run of probe_bandit / sac needs about .* free host memory"):
-        plan_lib.make_plan(GRID)
+        plan_lib.make_plan(GRID.plan_programs())
 
 
 def test_runs_that_cannot_share_a_program_are_refused_naming_the_difference():

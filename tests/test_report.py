@@ -335,12 +335,12 @@ def test_a_method_whose_every_run_diverged_reports_without_numpy_warnings(tmp_pa
     assert _row(rows, "hopper", "static")["n_diverged"] == 2 and _row(rows, "hopper", "static")["mean"] is None
 
 
-def test_the_report_loads_neither_flax_brax_nor_orbax():
-    """Statistics, tables and figures read results alone: a report runs where no training code is installed."""
+def test_configs_and_the_report_load_neither_flax_brax_nor_orbax():
+    """Statistics, tables, figures and configs read results alone: no training code, no physics is imported."""
     code = (
-        "import sys; import agents.report, agents.stats, agents.tables, agents.figures; "
+        "import sys; import agents.report, agents.stats, agents.tables, agents.figures, agents.config, envs; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('flax', 'brax', 'orbax', 'mujoco') "
-        "or m in ('agents.sac', 'agents.td3', 'agents.config', 'agents.train')))"
+        "or m in ('agents.sac', 'agents.td3', 'agents.train', 'envs.brax_envs')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -1,0 +1,93 @@
+"""What the environments are, by name, without importing brax: names, backends and their checks.
+
+Configs and sweeps validate env names and backends with these; building an
+env (:func:`envs.make_env`) is what imports brax.
+"""
+
+from __future__ import annotations
+
+from sparse_jax.validation import check_choice, fail
+
+BACKENDS: tuple[str, ...] = ("generalized", "positional", "spring", "mjx")
+"""brax's physics pipelines; every one of them constructs and steps in brax 0.14.2."""
+
+BRAX_ENV_NAMES: tuple[str, ...] = (
+    "ant",
+    "halfcheetah",
+    "hopper",
+    "humanoid",
+    "humanoidstandup",
+    "inverted_double_pendulum",
+    "inverted_pendulum",
+    "pusher",
+    "reacher",
+    "swimmer",
+    "walker2d",
+)
+
+PROBE_ENV_NAMES: tuple[str, ...] = ("probe_bandit", "probe_constant")
+"""The probe tasks of :mod:`envs.probe` (analytic values, no physics)."""
+
+ENV_NAMES: tuple[str, ...] = BRAX_ENV_NAMES + PROBE_ENV_NAMES
+
+# brax's swimmer raises for any other backend.
+_ONLY_BACKENDS: dict[str, tuple[str, ...]] = {"swimmer": ("generalized",)}
+
+DEFAULT_BACKENDS: dict[str, str] = {
+    "ant": "generalized",  # not measured: brax's default
+    "halfcheetah": "mjx",  # measured: 2.2x generalized
+    "hopper": "generalized",  # measured: 1.7x mjx
+    "humanoid": "generalized",  # not measured: brax's default
+    "humanoidstandup": "generalized",  # not measured: brax's default
+    "inverted_double_pendulum": "generalized",  # not measured: brax's default
+    "inverted_pendulum": "generalized",  # measured: 1.2x mjx
+    "pusher": "generalized",  # not measured: brax's default
+    "reacher": "mjx",  # measured: 3.2x generalized
+    "swimmer": "generalized",  # the only backend brax's swimmer supports
+    "walker2d": "generalized",  # not measured: brax's default
+}
+"""The backend ``make_env`` uses for each brax env when ``backend=None`` (measured: see :mod:`envs.brax_envs`)."""
+
+
+def supported_backends(name: str) -> tuple[str, ...]:
+    """The backends brax accepts for the brax env ``name``.
+
+    >>> supported_backends("swimmer")
+    ('generalized',)
+    """
+    _check_name(name)
+    if name in PROBE_ENV_NAMES:
+        raise ValueError(f"{name!r} is a probe env without physics; backends apply to {BRAX_ENV_NAMES}.")
+    return _ONLY_BACKENDS.get(name, BACKENDS)
+
+
+def resolve_backend(name: str, backend: str | None) -> str | None:
+    """The backend ``make_env(name, backend=backend)`` uses; ``None`` for probes.
+
+    Raises:
+      ValueError: unknown ``name`` or ``backend``, a backend ``name`` does not
+        support, or any backend for a probe env; the message lists the allowed values.
+
+    >>> resolve_backend("probe_bandit", None) is None
+    True
+    >>> resolve_backend("hopper", "positional")
+    'positional'
+    """
+    _check_name(name)
+    if backend is not None and backend not in BACKENDS:
+        fail("backend", backend, f"{', '.join(BACKENDS)} (or None for the env's default in DEFAULT_BACKENDS)")
+    if name in PROBE_ENV_NAMES:
+        if backend is not None:  # a probe has no physics: a backend asked for would be silently unused
+            fail("backend", backend, f"None for {name!r}, a probe env without a physics backend")
+        return None
+    if backend is None:
+        return DEFAULT_BACKENDS[name]
+    allowed = _ONLY_BACKENDS.get(name, BACKENDS)
+    if backend not in allowed:
+        fail("backend", backend, f"{', '.join(allowed)} (what brax's {name!r} supports)")
+    return backend
+
+
+def _check_name(name: str) -> None:
+    if name not in ENV_NAMES:
+        check_choice("env", name, ENV_NAMES)

@@ -1,0 +1,67 @@
+"""The source's shape: imports only go one way (no cycle, ``TYPE_CHECKING`` and function-level imports included),
+and a function over 60 lines says why it is long."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+PACKAGES = ("sparse_jax", "agents", "envs")
+LONG = 60
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The project modules ``name`` imports anywhere in its file (a package's ``__init__`` counts for its modules)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        out |= {t for t in targets if t in modules and t != name}
+    return out
+
+
+def test_no_import_cycle():
+    modules = _modules()
+    graph = {name: _imports(name, path, modules) for name, path in modules.items()}
+    # A package's __init__ re-exporting its modules is not a dependency of those modules on each other.
+    graph = {n: {t for t in ts if not n.startswith(t + ".")} for n, ts in graph.items()}
+    state, cycles = {}, []
+
+    def visit(n, stack):
+        state[n] = "open"
+        for t in sorted(graph[n]):
+            if state.get(t) == "open":
+                cycles.append(stack[stack.index(t) :] + [t])
+            elif t not in state:
+                visit(t, stack + [t])
+        state[n] = "done"
+
+    for n in sorted(graph):
+        if n not in state:
+            visit(n, [n])
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_a_long_function_says_why():
+    """A function over 60 lines (docstring included) carries a comment starting ``# Long:`` that says why."""
+    unexplained = []
+    for path in _modules().values():
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                body = lines[node.lineno - 1 : node.end_lineno]
+                if len(body) > LONG and not any(line.strip().startswith("# Long:") for line in body):
+                    unexplained.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({len(body)} lines)")
+    assert not unexplained, "functions over 60 lines without a '# Long:' comment: " + ", ".join(unexplained)
