@@ -10,8 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import pytest
 
+import sparse_jax as sj
 from agents import report, results
 from agents.checkpoint import write_manifest
 from agents.cli import main
@@ -401,3 +403,38 @@ def test_the_console_script_exits_at_once_after_a_signal_and_normally_otherwise(
         with pytest.raises(expected) as e:
             cli.console_main()
         assert e.value.args[0] == code if expected is Exited else e.value.code == code
+
+
+FIXTURE = Path(__file__).parent / "fixtures" / "results_v861ba06"
+
+
+def test_a_sweep_stopped_by_the_version_before_method_objects_resumes_and_its_checkpoints_load(tmp_path):
+    """A results directory written by 861ba06 (methods by name; SET's and GMP's states, GMP stopped after chunk 1).
+
+    Its checkpoints restore into today's state (a SparseState with a key, and
+    GMP's count table), ``--resume`` finishes it, and the curves match that
+    version's own uninterrupted run to the tolerance of other float code (the
+    fixture was written on an AVX-512 machine; tests/test_batching.py states
+    the tolerance).
+    """
+    from tests.test_batching import _assert_close
+
+    out = tmp_path / "results"
+    shutil.copytree(FIXTURE, out)
+    policy = load_policy(out, "probe_bandit-sac-s0.9-set-seed1")
+    assert policy.chunk == 2 and policy.config.sparse.method == "set"
+    outside = jax.tree.map(
+        lambda m, p: 0 if m is None else int(((p != 0) & ~m).sum()), policy.masks, policy.params, is_leaf=sj.is_none
+    )
+    assert sum(jax.tree.leaves(outside)) == 0 and 0 < sum(int(m.sum()) for m in jax.tree.leaves(policy.masks))
+    assert load_policy(out, "probe_bandit-sac-s0.9-gmp-seed0").chunk == 0
+    main(["sweep", "--resume", "--out", str(out), "--no-progress"])
+    host = ("wall_s", "steps_per_s")
+    curves = lambda d, name: {
+        p.parent.name: [{k: v for k, v in row.items() if k not in host} for row in results.read_jsonl(p)]
+        for p in sorted(d.glob(f"*/{name}"))
+    }
+    got, want = curves(out / "runs", "curve.jsonl"), curves(FIXTURE.parent / f"{FIXTURE.name}-straight", "curve.jsonl")
+    assert set(got) == set(want) and all(len(got[r]) == 3 for r in got)
+    _assert_close({r: got[r] for r in got}, want)
+    assert (out / "summary.md").is_file()
