@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import tyro
 
 from agents.config import TrainConfig
+from agents.grid import AXES as GRID_AXES
 from sparse_jax.validation import fail
 
 
@@ -190,7 +191,8 @@ def command_type(argv: list[str]) -> Any:
     )
 
 
-AXES = ("envs", "algos", "sparsities", "methods", "scores", "distributions", "widths", "rhos")
+# The sweep's list options: envs, algos, methods and the grid axes.
+AXES = ("envs", "algos", "methods", *(axis.name for axis in GRID_AXES))
 
 
 def resolve_sweep(args: SweepArgs, base=None):

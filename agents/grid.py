@@ -11,8 +11,9 @@ report and the planner's callers read a sweep's grid without flax or brax.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -41,6 +42,39 @@ class Cell(NamedTuple):
     score: str
     distribution: str
     rho: float
+
+
+class Axis(NamedTuple):
+    """One grid axis of a cell's networks or sparse settings: a row of :data:`AXES`.
+
+    Attributes:
+      name: the :class:`SweepConfig` field that holds its values (``None`` there: the train config's value).
+      field: the :class:`Cell` field each cell takes, and the config field it sets (``sparse.<field>``;
+        ``width`` sets every hidden layer of ``hidden``).
+      flag: its ``sparse-rl sweep`` option.
+      tag: a value's part of run ids (``None``: sparsity, which run ids always hold in their own place).
+      acts: which methods' runs it changes (a fact of :class:`sparse_jax.SparseMethod`); a run it does not
+        change trains once and is shared by every cell that differs only along it.
+    """
+
+    name: str
+    field: str
+    flag: str
+    tag: Callable[[Any], str] | None
+    acts: Callable[[sj.SparseMethod], bool]
+
+
+# The axes, in the order cells nest them (after env and algo) and run ids list their tags. A new axis is a
+# row here, a Cell field, a SweepConfig field and a sweep option (agents/cli.py); cells, run ids, configs,
+# the shared runs and the refusal of an axis that changes none of the methods follow from the row.
+AXES: tuple[Axis, ...] = (
+    Axis("widths", "width", "--widths", lambda w: f"w{w}", lambda m: True),
+    Axis("sparsities", "sparsity", "--sparsities", None, lambda m: m.prunes),
+    Axis("scores", "score", "--scores", str, lambda m: m.uses_score),
+    Axis("distributions", "distribution", "--distributions", str, lambda m: m.prunes),
+    Axis("rhos", "rho", "--rhos", lambda r: f"r{results.sparsity_label(r)}", lambda m: m.revives),
+)
+_AXIS = {a.name: a for a in AXES}
 
 
 class GridRun(NamedTuple):
@@ -131,7 +165,7 @@ class SweepConfig:
         check_int("seeds", self.seeds, minimum=1)
         check_int("seed_offset", self.seed_offset, minimum=0)
         check_int("checkpoint_every", self.checkpoint_every, minimum=0)
-        for name in ("scores", "distributions", "widths", "rhos"):
+        for name in (a.name for a in AXES if a.name != "sparsities"):
             values = getattr(self, name)
             if values is not None:
                 if not values:
@@ -141,9 +175,8 @@ class SweepConfig:
             if not isinstance(w, int):
                 fail("width", w, "an integer >= 1")
             check_int("width", w, minimum=1)
-        for axis, values in (("sparsities", self.sparsities), ("scores", self.scores),
-                             ("distributions", self.distributions), ("rhos", self.rhos)):  # fmt: skip
-            acting = axis_methods(axis)
+        for axis in (a.name for a in AXES):
+            values, acting = getattr(self, axis), axis_methods(axis)
             if values is not None and len(values) > 1 and not set(acting) & set(self.methods):
                 fail(
                     axis, tuple(values),
@@ -157,40 +190,30 @@ class SweepConfig:
         """The seeds of every cell: ``seed_offset .. seed_offset + seeds - 1``."""
         return list(range(self.seed_offset, self.seed_offset + self.seeds))
 
+    def axis_values(self, axis: str) -> tuple:
+        """The values a grid axis takes: the sweep's, or the train config's one value where the sweep sets none."""
+        values = getattr(self, axis)
+        if values is not None:
+            return tuple(values)
+        field = _AXIS[axis].field
+        return (None,) if field == "width" else (getattr(self.train.sparse, field),)
+
     def cells(self) -> list[Cell]:
-        """Every point of the grid, in run order."""
-        sp = self.train.sparse
-        return [
-            Cell(env, algo, width, sparsity, score, distribution, rho)
-            for env in self.envs
-            for algo in self.algos
-            for width in self.widths or (None,)
-            for sparsity in self.sparsities
-            for score in self.scores or (sp.score,)
-            for distribution in self.distributions or (sp.distribution,)
-            for rho in self.rhos or (sp.rho,)
-        ]
+        """Every point of the grid, in run order (env, algo, then the :data:`AXES` in their order)."""
+        points = list(itertools.product(*(self.axis_values(a.name) for a in AXES)))
+        return [Cell(env, algo, *point) for env in self.envs for algo in self.algos for point in points]
 
     def cell_config(self, cell: Cell) -> TrainConfig:
         """The ``TrainConfig`` of one cell (method set per group)."""
-        sparse = dataclasses.replace(
-            self.train.sparse, sparsity=cell.sparsity, score=cell.score, distribution=cell.distribution, rho=cell.rho
-        )
+        fields = {a.field: getattr(cell, a.field) for a in AXES if a.field != "width"}
+        sparse = dataclasses.replace(self.train.sparse, **fields)
         hidden = self.train.hidden if cell.width is None else (cell.width,) * len(self.train.hidden)
         return dataclasses.replace(self.train, env=cell.env, algo=cell.algo, hidden=hidden, sparse=sparse)
 
     def cell_tags(self, cell: Cell) -> tuple[str, ...]:
         """The name parts of the axes this sweep sets (widths, scores, distributions, rhos), for run names."""
-        tags = []
-        if self.widths is not None:
-            tags.append(f"w{cell.width}")
-        if self.scores is not None:
-            tags.append(cell.score)
-        if self.distributions is not None:
-            tags.append(cell.distribution)
-        if self.rhos is not None:
-            tags.append(f"r{results.sparsity_label(cell.rho)}")
-        return tuple(tags)
+        named = [a for a in AXES if a.tag is not None and getattr(self, a.name) is not None]
+        return tuple(a.tag(getattr(cell, a.field)) for a in named)
 
     def run_config(self, run: GridRun) -> TrainConfig:
         """The ``TrainConfig`` of one run: its cell's, with its method."""
@@ -217,16 +240,8 @@ class SweepConfig:
         every method but revival the rho (:func:`axis_methods`). A sweep
         trains each such run once and writes it into every cell it serves.
         """
-        sp = self.train.sparse
-        first = {
-            "sparsity": ("sparsities", self.sparsities[0]),
-            "score": ("scores", (self.scores or (sp.score,))[0]),
-            "distribution": ("distributions", (self.distributions or (sp.distribution,))[0]),
-            "rho": ("rhos", (self.rhos or (sp.rho,))[0]),
-        }
-        return cell._replace(
-            **{field: value for field, (axis, value) in first.items() if method not in axis_methods(axis)}
-        )
+        facts = sj.METHODS[method]
+        return cell._replace(**{a.field: self.axis_values(a.name)[0] for a in AXES if not a.acts(facts)})
 
     def programs(self, per_cell: bool = False, shares_runs: bool = True) -> list[list[tuple[Cell, str]]]:
         """The ``(cell, method)`` variants of each compiled program, in run order.
@@ -316,20 +331,16 @@ class SweepConfig:
 
 
 def axis_methods(axis: str) -> tuple[str, ...]:
-    """The methods whose runs a grid axis (``sparsities``, ``scores``, ``distributions``, ``rhos``) changes.
+    """The methods whose runs a grid axis of :data:`AXES` changes (its ``acts`` fact, over the registered methods).
 
-    Dense ignores all four; GMP prunes by magnitude whatever the base score;
-    only revival (tar, uniform_revival) spends the reserve ``rho``.
+    Dense ignores sparsities, scores, distributions and rhos; GMP prunes by
+    magnitude whatever the base score; only revival (tar, uniform_revival)
+    spends the reserve ``rho``; widths change every method.
 
     >>> axis_methods("rhos"), axis_methods("scores")
     (('uniform_revival', 'tar'), ('static', 'uniform_revival', 'tar', 'set', 'rigl'))
     """
-    acts = {
-        "sparsities": lambda m: m.prunes,
-        "distributions": lambda m: m.prunes,
-        "scores": lambda m: m.uses_score,
-        "rhos": lambda m: m.revives,
-    }[axis]
+    acts = _AXIS[check_choice("axis", axis, _AXIS)].acts
     return tuple(name for name, m in sj.METHODS.items() if acts(m))
 
 

@@ -18,9 +18,18 @@ import optax
 from flax import struct
 
 import sparse_jax as sj
-from agents.networks import DeterministicActor, TwinCritic, dormant_fraction, init_actor_critic
+from agents.networks import DeterministicActor, TwinCritic
 from agents.replay import Transition
-from agents.types import Algorithm, MakeTx, NetworkMasks, Params, polyak, sparse_opt_state
+from agents.types import (
+    Algorithm,
+    MakeTx,
+    NetworkMasks,
+    Params,
+    actor_critic_parts,
+    dormant_fn,
+    polyak,
+    sparse_opt_state,
+)
 
 if TYPE_CHECKING:
     from agents.config import TrainConfig
@@ -108,12 +117,9 @@ def make_td3(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
     def q_fn(params, obs, action):
         return critic_net.apply({"params": params}, obs, action)
 
-    def init_params(key):
-        return init_actor_critic(key, actor_net, critic_net, obs_size, action_size)
-
-    actor_shapes, critic_shapes = jax.eval_shape(init_params, jax.random.key(0))
-    actor_tx = make_tx("actor", actor_shapes, schedules["actor"][0])
-    critic_tx = make_tx("critic", critic_shapes, schedules["critic"][0])
+    init_params, actor_tx, critic_tx = actor_critic_parts(
+        actor_net, critic_net, obs_size, action_size, make_tx, schedules
+    )
 
     def init_state(actor_init, critic_init, key) -> TD3State:
         k_actor, k_critic = jax.random.split(key)
@@ -176,10 +182,5 @@ def make_td3(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
             (state.target_actor, state.actor_masks),
         ]
 
-    def dormant(state: TD3State, batch: Transition, tau: float):
-        return {
-            "actor": dormant_fraction(actor_net, state.actor, batch.obs, tau=tau),
-            "critic": dormant_fraction(critic_net, state.critic, batch.obs, batch.action, tau=tau),
-        }
-
+    dormant = dormant_fn(actor_net, critic_net)
     return Algorithm(init_params, init_state, act, update, snip_losses, schedules, sparse_params, dormant)

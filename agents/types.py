@@ -15,6 +15,7 @@ import jax
 import optax
 
 import sparse_jax as sj
+from agents.networks import dormant_fraction, init_actor_critic
 
 Params = Any
 Metrics = dict[str, jax.Array]
@@ -83,6 +84,37 @@ def polyak(target: Params, online: Params, tau: float, masks: sj.masks.Masks) ->
     after SET/RigL drop a connection the target still remembers.
     """
     return sj.apply_mask(optax.incremental_update(online, target, tau), masks)
+
+
+def actor_critic_parts(
+    actor_net: Any, critic_net: Any, obs_size: int, action_size: int, make_tx: MakeTx, schedules: dict
+) -> tuple[Callable, optax.GradientTransformationExtraArgs, optax.GradientTransformationExtraArgs]:
+    """What every actor-critic factory builds first: ``init_params`` and each network's sparse optimizer.
+
+    ``init_params(key) -> (actor_params, critic_params)`` is dense; the
+    optimizers come from ``make_tx`` with each network's parameter shapes and
+    its schedule in ``schedules`` (``{network: (schedule, stride)}``).
+    """
+
+    def init_params(key: jax.Array) -> tuple[Params, Params]:
+        return init_actor_critic(key, actor_net, critic_net, obs_size, action_size)
+
+    actor_shapes, critic_shapes = jax.eval_shape(init_params, jax.random.key(0))
+    actor_tx = make_tx("actor", actor_shapes, schedules["actor"][0])
+    critic_tx = make_tx("critic", critic_shapes, schedules["critic"][0])
+    return init_params, actor_tx, critic_tx
+
+
+def dormant_fn(actor_net: Any, critic_net: Any) -> Callable:
+    """``(state, batch, tau) -> {"actor", "critic"}``: the dormant-unit fractions of an actor and a critic."""
+
+    def dormant(state: Any, batch: Any, tau: float) -> dict[str, jax.Array]:
+        return {
+            "actor": dormant_fraction(actor_net, state.actor, batch.obs, tau=tau),
+            "critic": dormant_fraction(critic_net, state.critic, batch.obs, batch.action, tau=tau),
+        }
+
+    return dormant
 
 
 def sparse_opt_state(tx: optax.GradientTransformation, init: sj.SparseInit, key: jax.Array) -> optax.OptState:

@@ -25,9 +25,9 @@ import sparse_jax as sj
 from agents import stats, sweep
 from agents.algorithms import register_algorithm, unregister_algorithm
 from agents.config import SparsityConfig, TrainConfig, program_key
-from agents.networks import DeterministicActor, TwinCritic, dormant_fraction, init_actor_critic
+from agents.networks import DeterministicActor, TwinCritic
 from agents.train import make_algorithm
-from agents.types import Algorithm, NetworkMasks, polyak, sparse_opt_state
+from agents.types import Algorithm, NetworkMasks, actor_critic_parts, dormant_fn, polyak, sparse_opt_state
 from tests.helpers import BANDIT
 
 
@@ -61,9 +61,9 @@ def make_ddpg(config, obs_size, action_size, make_tx):
     schedules = {net: (config.sparse.schedule(config.total_updates, net), 1) for net in ("actor", "critic")}
     policy = lambda params, obs: actor_net.apply({"params": params}, obs)
     q = lambda params, obs, action: critic_net.apply({"params": params}, obs, action)
-    init_params = lambda key: init_actor_critic(key, actor_net, critic_net, obs_size, action_size)
-    shapes = jax.eval_shape(init_params, jax.random.key(0))
-    actor_tx, critic_tx = (make_tx(net, s, schedules[net][0]) for net, s in zip(("actor", "critic"), shapes))
+    init_params, actor_tx, critic_tx = actor_critic_parts(
+        actor_net, critic_net, obs_size, action_size, make_tx, schedules
+    )
 
     def critic_loss(critic, state, batch):
         next_q = q(state.target_critic, batch.next_obs, policy(state.target_actor, batch.next_obs))[0]
@@ -108,12 +108,7 @@ def make_ddpg(config, obs_size, action_size, make_tx):
             (state.target_actor, state.actor_masks), (state.target_critic, state.critic_masks),
         ]  # fmt: skip
 
-    def dormant(state, batch, tau):
-        return {
-            "actor": dormant_fraction(actor_net, state.actor, batch.obs, tau=tau),
-            "critic": dormant_fraction(critic_net, state.critic, batch.obs, batch.action, tau=tau),
-        }
-
+    dormant = dormant_fn(actor_net, critic_net)
     return Algorithm(init_params, init_state, act, update, snip_losses, schedules, sparse_params, dormant)
 
 
