@@ -12,8 +12,6 @@ from sparse_jax.validation import check_choice, check_int, check_number, fail
 
 # The built-in methods (a sweep's default); sparse_jax.register_method adds others to sj.METHODS.
 METHODS = tuple(sj.METHODS)
-# The built-in algorithms; agents.algorithms.register_algorithm adds others to ALGORITHMS.
-ALGOS = tuple(ALGORITHMS)
 
 
 def _check_exact_int(name: str, value: object, minimum: int) -> None:

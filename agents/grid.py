@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -352,7 +352,7 @@ def _check_unique(kind: str, values: tuple) -> None:
         seen.add(v)
 
 
-def _check_names(kind: str, names: tuple[str, ...], allowed: tuple[str, ...]) -> None:
+def _check_names(kind: str, names: tuple[str, ...], allowed: Collection[str]) -> None:
     if not names:
         fail(f"{kind}s", names, f"one or more of {', '.join(allowed)}")
     for n in names:

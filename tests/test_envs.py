@@ -30,6 +30,7 @@ def rollout(env, state, actions):
 
 def test_names_and_defaults():
     assert set(ENV_NAMES) == set(BRAX_ENV_NAMES) | {"probe_bandit", "probe_constant"}
+    assert tuple(envs.PROBE_ENVS) == envs.PROBE_ENV_NAMES  # the registry's names and the classes agree
     assert set(DEFAULT_BACKENDS) == set(BRAX_ENV_NAMES)
     for name, backend in DEFAULT_BACKENDS.items():
         assert backend in envs.supported_backends(name), (name, backend)
