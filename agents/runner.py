@@ -82,12 +82,22 @@ class ChunkReport(NamedTuple):
 # compile a program of its own (a hundred small compilations per batch).
 @jax.jit
 def _stack_runs(trees: Sequence[Any]) -> Any:
+    if len(trees) == 1:  # one variant: nothing to join (and no program to compile per leaf shape)
+        return trees[0]
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
 
 
 @jax.jit
-def _take_runs(tree: Any, rows: jax.Array) -> Any:
+def _gather_runs(tree: Any, rows: jax.Array) -> Any:
     return jax.tree.map(lambda x: x[rows], tree)
+
+
+def _take_runs(tree: Any, rows: np.ndarray) -> Any:
+    """Rows ``rows`` of every leaf of a batched ``tree``; all of them, in order, is ``tree`` itself."""
+    runs = jax.tree.leaves(tree)[0].shape[0]
+    if np.array_equal(rows, np.arange(runs)):  # the common case (every variant trains every seed): no gather
+        return tree
+    return _gather_runs(tree, rows)
 
 
 class Prepared(NamedTuple):
