@@ -5,10 +5,9 @@ checkpoints. Each holds ``state`` and ``meta`` (JSON: the per-chunk metric
 history). ``state`` holds the state's leaves as nested dicts keyed by their
 pytree path (``agent/actor/MLP_0/Dense_0/kernel``, ``buffer/data/obs``,
 ``env_state/obs``, ...; see :func:`leaf_keys`), PRNG keys as raw key data,
-zero-size leaves left out. Checkpoints of earlier versions numbered the
-leaves in pytree order instead (``00000``, ``00001``, ...); they restore too,
-as do GMP checkpoints from before its count table (``SparseState.targets``)
-was part of the optimizer state: the table comes from the state restored into.
+zero-size leaves left out. Checkpoints of earlier versions (leaves numbered
+in pytree order, GMP's states without their count table) restore too
+(:mod:`agents.migrate` says how).
 Restoring needs a template of the same batched state
 (:func:`agents.runner.state_template`), sharded like the live one; one part
 of the state (e.g. only ``agent``, for a trained policy) can be read alone.
@@ -44,7 +43,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding, PartitionSpec, SingleDeviceSharding
 
-from agents import results
+from agents import migrate, results
 from agents.train import TrainState
 from sparse_jax.utils import path_name
 
@@ -53,7 +52,6 @@ MANIFEST = "SHA256SUMS"
 
 # Orbax joins nested keys with "." into array names that become file paths: a key part keeps only these.
 _UNSAFE = re.compile(r"[^0-9A-Za-z_-]")
-_NUMBERED = re.compile(r"\d{5}")
 # A line of ``sha256sum``'s output: the digest, a space, " " (text mode) or "*" (binary mode), the path.
 _SUM_LINE = re.compile(r"([0-9a-f]{64}) [ *](.+)")
 
@@ -164,11 +162,6 @@ def _lookup(tree: dict, key: tuple[str, ...]) -> Any:
     return tree
 
 
-def _is_numbered(saved: dict) -> bool:
-    """Whether ``saved`` is in the numbered layout of earlier versions."""
-    return bool(saved) and all(_NUMBERED.fullmatch(k) and not isinstance(v, dict) for k, v in saved.items())
-
-
 def _stored_leaves(state: Any) -> list:
     """The leaves of ``state`` in pytree order, PRNG keys as their raw data (orbax stores plain arrays)."""
     return [jax.random.key_data(x) if _is_key(x) else x for x in jax.tree.leaves(state)]
@@ -191,7 +184,7 @@ def restore_leaves(saved: dict[str, Any], template: TrainState) -> TrainState:
     there is made as zeros.
     """
     leaves, treedef = jax.tree.flatten(template)
-    keys = leaf_keys(template, numbered=_is_numbered(saved))
+    keys = leaf_keys(template, numbered=migrate.is_numbered_layout(saved))
     restored = []
     for key, t in zip(keys, leaves, strict=True):
         x = None if key is None else _lookup(saved, key)
@@ -333,11 +326,7 @@ def _restore_step(manager: ocp.CheckpointManager, step: int, template: dict, leg
     try:
         return restore(template)
     except Exception as named_error:  # an earlier layout fails on the names first, before reading any data
-        # The numbered layout; then a checkpoint from before GMP's count table joined its optimizer state,
-        # read without the table, which the caller's state holds (it is rebuilt from the config).
-        for older, older_partial in ((legacy, partial), (_without_count_tables(template), True)):
-            if older is None:
-                continue
+        for older, older_partial in migrate.older_checkpoint_layouts(template, partial, legacy, _without_count_tables):
             try:
                 return restore(older, older_partial)
             except Exception:

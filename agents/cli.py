@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import tyro
 
+from agents import results
 from agents.config import TrainConfig
 from agents.grid import AXES as GRID_AXES
 from sparse_jax.validation import fail
@@ -230,7 +231,7 @@ def execute(command: SweepArgs | TrainArgs | ReportArgs) -> None:
     """Carry out a parsed command (raises ``ValueError`` on bad input before writing anything)."""
     # Long: one branch per command, each a few checks and one call; kept together as the CLI's one dispatcher.
     if isinstance(command, EvalArgs | RenderArgs):
-        from agents import policy, results
+        from agents import policy
         from sparse_jax.validation import check_int
 
         # Every check before anything loads or compiles.
@@ -474,7 +475,7 @@ def _recovery_hint(argv: list[str] | None) -> str:
         return f"run again: {shlex.join(['sparse-rl', *args])}"
     default = "results/train" if command == "train" else f"results/{_flag(args, '--preset') or 'quick'}"
     out = _flag(args, "--out") or default
-    if not (Path(out) / "config.json").is_file():
+    if not (Path(out) / results.CONFIG_FILE).is_file():
         from agents.sweep import _entries
 
         fresh = [a for a in args if a not in ("--resume", "--overwrite")]

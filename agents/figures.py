@@ -19,7 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from agents import stats
-from agents.results import atomic_write_bytes
+from agents.results import Run, atomic_write_bytes
 
 
 def _wrap(title: str, width: int = 38) -> str:
@@ -51,18 +51,18 @@ def _save(fig: Figure, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def plot_curves(runs: Sequence[dict], env: str, path: Path) -> None:
+def plot_curves(runs: Sequence[Run], env: str, path: Path) -> None:
     """Mean eval return vs env steps per method with 95% CI bands, one subplot per algo x sparsity."""
-    settings: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    settings: dict[tuple, dict[str, list[Run]]] = defaultdict(lambda: defaultdict(list))
     for r in runs:
-        if r["env"] == env and stats.status(r) == "ok":
-            settings[stats.cell_of(r)][r["method"]].append(r)
+        if r.env == env and stats.status(r) == "ok":
+            settings[r.cell][r.method].append(r)
     if not settings:
         return
     fig, axes = _grid(len(settings), 3, 4.5, 3.3)
     for ax, (cell, methods) in zip(axes, sorted(settings.items(), key=lambda kv: tuple(map(stats.sortable, kv[0])))):
         for method in sorted(methods, key=stats.method_key):
-            curves = [r["curve"] for r in sorted(methods[method], key=lambda r: r["seed"])]
+            curves = [r.curve for r in sorted(methods[method], key=lambda r: r.seed)]
             n = min(len(c) for c in curves)  # seeds of one group share their evaluation steps
             steps = [c["env_steps"] for c in curves[0][:n]]
             y = np.array([[c["eval_return"] for c in curve[:n]] for curve in curves], float)
@@ -78,7 +78,7 @@ def plot_curves(runs: Sequence[dict], env: str, path: Path) -> None:
     _save(fig, path)
 
 
-def plot_final_returns(rows: Sequence[dict], runs: Sequence[dict], path: Path) -> None:
+def plot_final_returns(rows: Sequence[dict], runs: Sequence[Run], path: Path) -> None:
     """Final return per method: every seed as a point, the mean with its 95% CI; one subplot per cell."""
     settings: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
@@ -86,7 +86,7 @@ def plot_final_returns(rows: Sequence[dict], runs: Sequence[dict], path: Path) -
     finals: dict[tuple, list[float]] = defaultdict(list)
     for cell, methods in stats.ok_runs_by_cell(runs).items():
         for method, rs in methods.items():
-            finals[(cell, method)] = [stats.final_return(r["curve"]) for r in rs]
+            finals[(cell, method)] = [stats.final_return(r.curve) for r in rs]
     fig, axes = _grid(len(settings), 4, 3.8, 3.2)
     for ax, (cell, members) in zip(axes, sorted(settings.items(), key=lambda kv: tuple(map(stats.sortable, kv[0])))):
         members = [r for r in members if r["mean"] is not None]
@@ -106,13 +106,13 @@ def plot_final_returns(rows: Sequence[dict], runs: Sequence[dict], path: Path) -
     _save(fig, path)
 
 
-def plot_topology(runs: Sequence[dict], env: str, path: Path) -> None:
+def plot_topology(runs: Sequence[Run], env: str, path: Path) -> None:
     """Per-layer density and dead units (zero fan-in / fan-out) of the first seed's static vs TAR masks."""
     seed = stats.first_seed(runs)
     seed0 = {
-        (stats.cell_of(r), r["method"]): r.get("topology")
+        (r.cell, r.method): r.topology
         for r in runs
-        if r["env"] == env and r["seed"] == seed and r["method"] in ("static", "tar")
+        if r.env == env and r.seed == seed and r.method in ("static", "tar")
     }
     pairs = sorted(
         (cell for cell, method in seed0 if method == "static" and seed0[(cell, "static")] and seed0.get((cell, "tar"))),
@@ -153,17 +153,17 @@ def plot_topology(runs: Sequence[dict], env: str, path: Path) -> None:
 DIAGNOSTICS = (("actor_dormant", "actor dormant units"), ("critic_dormant", "critic dormant units"))
 
 
-def plot_diagnostics(runs: Sequence[dict], env: str, path: Path) -> None:
+def plot_diagnostics(runs: Sequence[Run], env: str, path: Path) -> None:
     """Per cell: dormant-unit fractions of actor and critic, and mask turnover per chunk, mean over seeds by method.
 
     Turnover is ``actor_changed + critic_changed``, the connections SET, RigL
     or GMP changed in the chunk (0 for fixed masks). Runs written before these
     metrics existed are left out.
     """
-    settings: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    settings: dict[tuple, dict[str, list[Run]]] = defaultdict(lambda: defaultdict(list))
     for r in runs:
-        if r["env"] == env and stats.status(r) == "ok" and r["curve"] and "actor_dormant" in r["curve"][0]:
-            settings[stats.cell_of(r)][r["method"]].append(r)
+        if r.env == env and stats.status(r) == "ok" and r.curve and "actor_dormant" in r.curve[0]:
+            settings[r.cell][r.method].append(r)
     if not settings:
         return
     fig, axes = _grid(3 * len(settings), 3, 4.5, 3.0)
@@ -171,7 +171,7 @@ def plot_diagnostics(runs: Sequence[dict], env: str, path: Path) -> None:
     for row, (cell, methods) in enumerate(ordered):
         panels = axes[3 * row : 3 * row + 3]
         for method in sorted(methods, key=stats.method_key):
-            curves = [r["curve"] for r in methods[method]]
+            curves = [r.curve for r in methods[method]]
             n = min(len(c) for c in curves)
             steps = [c["env_steps"] for c in curves[0][:n]]
             mean = lambda key, curves=curves, n=n: np.mean([[c.get(key, 0.0) for c in cv[:n]] for cv in curves], 0)

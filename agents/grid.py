@@ -476,10 +476,7 @@ def config_from_json(data: dict) -> SweepConfig:
 
 def stored_config(out: str | Path) -> SweepConfig:
     """The sweep config a results directory was started with (its ``config.json``)."""
-    data = results.read_json(Path(out) / "config.json")
-    if not isinstance(data, dict) or "sweep" not in data:
-        raise ValueError(f"{str(Path(out) / 'config.json')!r} holds no sweep config.")
-    return config_from_json(data["sweep"])
+    return config_from_json(results.read_sweep_record(out).sweep)
 
 
 def config_differences(old: SweepConfig, new: SweepConfig) -> list[str]:

@@ -143,11 +143,6 @@ def make_policy(config: TrainConfig, state: Any, run: int | None = None) -> Poli
     return Policy(act, params, masks, config)
 
 
-def _run_ids(results_dir: Path) -> list[str]:
-    runs = results_dir / "runs"
-    return sorted(p.name for p in runs.iterdir() if (p / "run.json").is_file()) if runs.is_dir() else []
-
-
 def config_from_json(data: Any, where: str = "run.json") -> TrainConfig:
     """The ``TrainConfig`` of a run's ``run.json`` ``config``, or a ``ValueError`` naming ``where``."""
     if not isinstance(data, dict) or not isinstance(data.get("sparse", {}), dict):
@@ -168,7 +163,7 @@ def run_config(results_dir: str | Path, run: str) -> TrainConfig:
         some that are), or the directory holds no runs.
     """
     results_dir = Path(results_dir)
-    known = _run_ids(results_dir)
+    known = results.run_ids(results_dir)
     if not known:
         raise ValueError(
             f"{str(results_dir)!r} holds no runs (no runs/<run_id>/run.json); give the results directory of a sweep."
@@ -176,9 +171,8 @@ def run_config(results_dir: str | Path, run: str) -> TrainConfig:
     if run not in known:
         shown = ", ".join(known[:4]) + (f", ... ({len(known)} runs)" if len(known) > 4 else "")
         fail("run", run, f"a run id of {str(results_dir)!r}: {shown}")
-    path = results_dir / "runs" / run / "run.json"
-    info = results.read_json(path)
-    return config_from_json(info.get("config") if isinstance(info, dict) else None, str(path))
+    folder = results.run_folder(results_dir, run)
+    return config_from_json(results.read_record(folder).config, str(folder / results.RUN_FILE))
 
 
 def _group_of(results_dir: Path, run: str) -> tuple[str, TrainConfig, int, int]:
@@ -189,7 +183,7 @@ def _group_of(results_dir: Path, run: str) -> tuple[str, TrainConfig, int, int]:
     """
     from agents import sweep  # the sweep module imports the report and trackers: only when a sweep is read
 
-    if not (results_dir / "config.json").is_file():
+    if not (results_dir / results.CONFIG_FILE).is_file():
         raise ValueError(f"{str(results_dir)!r} has no config.json, so its runs' checkpoints cannot be found.")
     cfg = sweep.stored_config(results_dir)
     for batch in cfg.planned_batches(sweep.stored_plan(results_dir)):

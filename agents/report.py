@@ -18,7 +18,7 @@ import numpy as np
 
 from agents import figures, stats, tables
 from agents.grid import check_known_fields
-from agents.results import atomic_write_text, read_json, read_jsonl
+from agents.results import CONFIG_FILE, RUNS_DIR, Run, atomic_write_text, read_runs, read_sweep_record
 from agents.stats import CELL_KEYS
 from agents.tables import COLUMNS, GROUP_KEYS
 
@@ -26,30 +26,22 @@ from agents.tables import COLUMNS, GROUP_KEYS
 __all__ = ["CELL_KEYS", "COLUMNS", "GROUP_KEYS", "load_runs", "summarize", "write_report"]
 
 
-def load_runs(results_dir: str | Path) -> list[dict]:
-    """Every run of a results directory: its ``run.json`` with the ``curve`` added, sorted by folder name.
+def load_runs(results_dir: str | Path) -> list[Run]:
+    """Every run of a results directory (:class:`agents.results.Run`: its ``run.json`` and its curve).
 
     Args:
       results_dir: the results directory.
 
     Returns:
-      One dict per ``runs/<run_id>/run.json``; folders without one (not started) are skipped.
+      One run per ``runs/<run_id>/run.json``, sorted by run id; folders without one (not started) are skipped.
+
+    Raises:
+      ValueError: a ``run.json`` lacks the parameter counts the report needs, or does not parse.
     """
-    runs = []
-    for path in sorted(Path(results_dir).glob("runs/*/run.json")):
-        run = read_json(path)
-        missing = [k for k in ("env", "algo", "sparsity", "method", "seed", "params") if k not in run]
-        if missing:
-            raise ValueError(f"{path} lacks the fields {', '.join(missing)}.")
-        curve_path = path.with_name("curve.jsonl")
-        run["curve"] = read_jsonl(curve_path) if curve_path.exists() else []
-        run.setdefault("run_id", path.parent.name)
-        # Runs written before the grid had these axes leave them out.
-        hidden = run.get("hidden")
-        run["hidden"] = "-".join(map(str, hidden)) if isinstance(hidden, list | tuple) else hidden
-        for k in ("score", "distribution", "rho"):
-            run.setdefault(k, None)
-        runs.append(run)
+    runs = read_runs(results_dir)
+    for run in runs:
+        if run.params is None:
+            raise ValueError(f"{Path(results_dir) / RUNS_DIR / run.run_id / 'run.json'} lacks the fields params.")
     return runs
 
 
@@ -61,28 +53,28 @@ def _group_key(row: dict) -> tuple:
     return (*_cell_key(row), stats.method_key(row["method"]))
 
 
-def _summarize_runs(runs: Sequence[dict]) -> list[dict]:
-    groups: dict[tuple, list[dict]] = defaultdict(list)
+def _summarize_runs(runs: Sequence[Run]) -> list[dict]:
+    groups: dict[tuple, list[Run]] = defaultdict(list)
     for run in runs:
-        groups[tuple(run.get(k) for k in GROUP_KEYS)].append(run)
+        groups[(*run.cell, run.method)].append(run)
     rows = []
     for key, members in groups.items():
         status = [stats.status(r) for r in members]
-        finals = [stats.final_return(r["curve"]) for r, s in zip(members, status) if s == "ok"]
-        whole = stats.seed_stats([stats.curve_mean(r["curve"]) for r, s in zip(members, status) if s == "ok"])
+        finals = [stats.final_return(r.curve) for r, s in zip(members, status) if s == "ok"]
+        whole = stats.seed_stats([stats.curve_mean(r.curve) for r, s in zip(members, status) if s == "ok"])
         flops = [
             stats.relative_flops(
-                r["params"],
-                r["method"],
-                int(r.get("total_updates", 0)),
-                int(r.get("delta_t", 1)),
-                float(r.get("end_fraction", 0.0)),
-                float(r.get("start_fraction", 0.0)),
+                r.params,
+                r.method,
+                int(r.total_updates),
+                int(r.delta_t),
+                float(r.end_fraction),
+                float(r.start_fraction),
             )
             for r in members
         ]
-        active = [sum(stats.network_counts(r["params"], n)[0] for n in stats.NETWORKS) for r in members]
-        total = [sum(stats.network_counts(r["params"], n)[1] for n in stats.NETWORKS) for r in members]
+        active = [sum(stats.network_counts(r.params, n)[0] for n in stats.NETWORKS) for r in members]
+        total = [sum(stats.network_counts(r.params, n)[1] for n in stats.NETWORKS) for r in members]
         rows.append(
             {
                 **dict(zip(GROUP_KEYS, key)),
@@ -140,21 +132,20 @@ def _grid(results_dir: Path) -> dict | None:
     A config with fields this version does not know (another version wrote
     it) is refused, as ``--resume`` and ``eval`` refuse it.
     """
-    path = results_dir / "config.json"
-    data = read_json(path) if path.is_file() else None
-    sweep = data.get("sweep") if isinstance(data, dict) else None
-    if isinstance(sweep, dict):
-        check_known_fields(sweep, str(path))
-    return {k: v for k, v in sweep.items() if k not in _SEED_FIELDS} if isinstance(sweep, dict) else None
+    if not (results_dir / CONFIG_FILE).is_file():
+        return None
+    sweep = read_sweep_record(results_dir).sweep
+    check_known_fields(sweep, str(results_dir / CONFIG_FILE))
+    return {k: v for k, v in sweep.items() if k not in _SEED_FIELDS}
 
 
-def _load_all(results_dir: Path, include: Sequence[str | Path]) -> list[dict]:
+def _load_all(results_dir: Path, include: Sequence[str | Path]) -> list[Run]:
     """The runs of ``results_dir`` and of every ``include`` directory (of the same grid); no run id twice."""
     runs, where = [], {}
     grid = _grid(results_dir)
     for d in (results_dir, *map(Path, include)):
         if d != results_dir:
-            if not (d / "runs").is_dir():
+            if not (d / RUNS_DIR).is_dir():
                 raise ValueError(f"include={str(d)!r} is not allowed; allowed: results directories (holding runs/).")
             if _grid(d) != grid:
                 raise ValueError(
@@ -162,7 +153,7 @@ def _load_all(results_dir: Path, include: Sequence[str | Path]) -> list[dict]:
                     f"(their config.json may differ only in {', '.join(_SEED_FIELDS)})."
                 )
         for run in load_runs(d):
-            rid = run["run_id"]
+            rid = run.run_id
             if rid in where:
                 raise ValueError(
                     f"run {rid!r} is in both {str(where[rid])!r} and {str(d)!r}; a study's sweeps need different "
@@ -208,7 +199,7 @@ def write_report(results_dir: str | Path, include: Sequence[str | Path] = ()) ->
     else:  # an earlier report's table would no longer match the runs
         (results_dir / "comparisons.csv").unlink(missing_ok=True)
     figures_dir = results_dir / "figures"
-    for env in sorted({r["env"] for r in runs}):
+    for env in sorted({r.env for r in runs}):
         figures.plot_curves(runs, env, figures_dir / f"curves_{env}.png")
         figures.plot_topology(runs, env, figures_dir / f"topology_{env}.png")
         figures.plot_diagnostics(runs, env, figures_dir / f"diagnostics_{env}.png")

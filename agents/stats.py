@@ -1,6 +1,6 @@
 """The statistics of a sweep's runs: returns, seed statistics, FLOPs, TAR's gains and comparisons.
 
-Pure functions from runs (as :func:`agents.report.load_runs` gives them) or
+Pure functions from runs (:class:`agents.results.Run`, as :func:`agents.report.load_runs` gives them) or
 summary rows to numbers and dicts, with no drawing and no file writing, plus
 the helpers that group, sort and name runs by cell, which the table, figure and
 report modules share. Every bootstrap uses a fixed generator, so the same runs
@@ -79,10 +79,9 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 import sparse_jax as sj
-from agents.results import sparsity_label
+from agents.results import CELL_KEYS, Run, sparsity_label
 from sparse_jax.validation import check_int
 
-CELL_KEYS = ("env", "algo", "hidden", "sparsity", "score", "distribution", "rho")
 NETWORKS = ("actor", "critic")
 BOOTSTRAP_SEED = 0
 N_RESAMPLES = 9999
@@ -242,7 +241,7 @@ def _method(name: str) -> sj.SparseMethod:
 
 
 def cell_of(row: dict) -> tuple:
-    """The cell (:data:`CELL_KEYS`) of a run or summary row."""
+    """The cell (:data:`CELL_KEYS`) of a summary row (a run's is :attr:`agents.results.RunRecord.cell`)."""
     return tuple(row.get(k) for k in CELL_KEYS)
 
 
@@ -257,13 +256,13 @@ def sortable(value: Any) -> tuple:
     return (value is not None, value if value is not None else 0)
 
 
-def status(run: dict) -> str:
+def status(run: Run) -> str:
     """A run's status: ``"ok"``, ``"diverged"`` or ``"unfinished"`` (as defined in the module docstring)."""
-    if run.get("diverged"):
+    if run.diverged:
         return "diverged"
-    if not run["curve"] or run.get("chunks_done", 0) < run.get("total_chunks", 0):
+    if not run.curve or run.chunks_done < run.total_chunks:
         return "unfinished"
-    finite = all(math.isfinite(float(c["eval_return"])) for c in run["curve"])
+    finite = all(math.isfinite(float(c["eval_return"])) for c in run.curve)
     return "ok" if finite else "diverged"
 
 
@@ -337,12 +336,12 @@ def tar_gains(rows: Sequence[dict]) -> list[dict]:
     return gains
 
 
-def ok_runs_by_cell(runs: Sequence[dict]) -> dict[tuple, dict[str, list[dict]]]:
+def ok_runs_by_cell(runs: Sequence[Run]) -> dict[tuple, dict[str, list[Run]]]:
     """Finished, finite runs grouped by cell, then method, each list sorted by seed."""
-    cells: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
-    for r in sorted(runs, key=lambda r: r["seed"]):
+    cells: dict[tuple, dict[str, list[Run]]] = defaultdict(lambda: defaultdict(list))
+    for r in sorted(runs, key=lambda r: r.seed):
         if status(r) == "ok":
-            cells[cell_of(r)][r["method"]].append(r)
+            cells[r.cell][r.method].append(r)
     return cells
 
 
@@ -389,7 +388,7 @@ def probability_of_improvement(x: Sequence[float], y: Sequence[float]) -> tuple[
     return float(point["pair"]), float(lo), float(hi)
 
 
-def comparisons(runs: Sequence[dict]) -> list[dict]:
+def comparisons(runs: Sequence[Run]) -> list[dict]:
     """TAR against every other method of its cell: probability of improvement on final and whole-curve return.
 
     Returns:
@@ -407,15 +406,13 @@ def comparisons(runs: Sequence[dict]) -> list[dict]:
                 continue
             row = {**dict(zip(CELL_KEYS, cell)), "baseline": base, "n_tar": len(tar), "n_baseline": len(other)}
             for name, stat in (("final", final_return), ("curve", curve_mean)):
-                p, lo, hi = probability_of_improvement(
-                    [stat(r["curve"]) for r in tar], [stat(r["curve"]) for r in other]
-                )
+                p, lo, hi = probability_of_improvement([stat(r.curve) for r in tar], [stat(r.curve) for r in other])
                 row.update({f"poi_{name}": p, f"poi_{name}_low": lo, f"poi_{name}_high": hi})
             out.append(row)
     return out
 
 
-def aggregate(runs: Sequence[dict]) -> tuple[list[dict], list[str]]:
+def aggregate(runs: Sequence[Run]) -> tuple[list[dict], list[str]]:
     """IQM and mean of the dense-normalised final return over all cells, per method (module docs).
 
     Returns:
@@ -429,14 +426,14 @@ def aggregate(runs: Sequence[dict]) -> tuple[list[dict], list[str]]:
     skipped = []
     for cell, methods in sorted(ok_runs_by_cell(runs).items(), key=lambda kv: tuple(sortable(v) for v in kv[0])):
         every = [r for rs in methods.values() for r in rs]
-        untrained = float(np.mean([float(r["curve"][0]["eval_return"]) for r in every]))
-        dense = [final_return(r["curve"]) for r in methods.get("dense", [])]
+        untrained = float(np.mean([float(r.curve[0]["eval_return"]) for r in every]))
+        dense = [final_return(r.curve) for r in methods.get("dense", [])]
         d = float(np.mean(dense)) if dense else None
         if d is None or d - untrained <= 0.01 * (abs(d) + abs(untrained)):
             skipped.append(cell_name(dict(zip(CELL_KEYS, cell))))
             continue
         for method, rs in methods.items():
-            per_method[method].append((np.array([final_return(r["curve"]) for r in rs]) - untrained) / (d - untrained))
+            per_method[method].append((np.array([final_return(r.curve) for r in rs]) - untrained) / (d - untrained))
     rows = []
     for method in sorted(per_method, key=method_key):
         cols = per_method[method]
@@ -451,12 +448,12 @@ def aggregate(runs: Sequence[dict]) -> tuple[list[dict], list[str]]:
     return rows, skipped
 
 
-def first_seed(runs: Sequence[dict]) -> int:
+def first_seed(runs: Sequence[Run]) -> int:
     """The lowest seed of ``runs`` (0, unless the sweep ran with a seed offset): the one whose masks are shown."""
-    return min((int(r["seed"]) for r in runs), default=0)
+    return min((int(r.seed) for r in runs), default=0)
 
 
-def topology_changes(runs: Sequence[dict]) -> list[dict]:
+def topology_changes(runs: Sequence[Run]) -> list[dict]:
     """What revival changed, per cell and network, from the first seed's masks of static, tar and uniform_revival.
 
     Returns:
@@ -470,18 +467,18 @@ def topology_changes(runs: Sequence[dict]) -> list[dict]:
       the network's chains, before revival, after it and for static).
     """
     seed = first_seed(runs)
-    seed0 = {(cell_of(r), r["method"]): r for r in runs if r["seed"] == seed and r.get("topology")}
+    seed0 = {(r.cell, r.method): r for r in runs if r.seed == seed and r.topology}
     out = []
     for (cell, method), run in sorted(seed0.items(), key=lambda kv: (tuple(sortable(v) for v in kv[0][0]), kv[0][1])):
         static = seed0.get((cell, "static"))
         if method not in sj.METHODS or not sj.METHODS[method].revives or static is None:
             continue
         for network in NETWORKS:
-            after, before = run["topology"][network], run.get("base_topology", {}).get(network, [])
-            mine = static["topology"][network]
+            after, before = run.topology[network], (run.base_topology or {}).get(network, [])
+            mine = static.topology[network]
             dead = lambda layers: sum(t["zero_fan_in"] + t["zero_fan_out"] for t in layers)
             reach = lambda r, key, network=network: min(
-                (c["pair_fraction"] for c in r.get(key, {}).get(network, {}).values()), default=None
+                (c["pair_fraction"] for c in (getattr(r, key) or {}).get(network, {}).values()), default=None
             )
             out.append(
                 {
@@ -503,7 +500,7 @@ def topology_changes(runs: Sequence[dict]) -> list[dict]:
     return out
 
 
-def diagnostics(runs: Sequence[dict]) -> list[dict]:
+def diagnostics(runs: Sequence[Run]) -> list[dict]:
     """Mask turnover and dormant units per cell and method, averaged over the finished, finite seeds.
 
     Returns:
@@ -522,9 +519,9 @@ def diagnostics(runs: Sequence[dict]) -> list[dict]:
             members = methods[method]
             row = {**dict(zip(CELL_KEYS, cell)), "method": method, "n_seeds": len(members)}
             for net in NETWORKS:
-                changed = [sum(c.get(f"{net}_changed", math.nan) for c in r["curve"]) for r in members]
-                active = [r["params"][net]["active"] for r in members]
-                dormant = [r["curve"][-1].get(f"{net}_dormant", math.nan) if r["curve"] else math.nan for r in members]
+                changed = [sum(c.get(f"{net}_changed", math.nan) for c in r.curve) for r in members]
+                active = [r.params[net]["active"] for r in members]
+                dormant = [r.curve[-1].get(f"{net}_dormant", math.nan) if r.curve else math.nan for r in members]
                 mean = lambda xs: None if not xs or any(math.isnan(x) for x in xs) else float(np.mean(xs))
                 row[f"{net}_changed"] = mean(changed)
                 row[f"{net}_turnover"] = mean([c / a if a else math.nan for c, a in zip(changed, active)])

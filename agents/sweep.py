@@ -37,7 +37,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import sparse_jax as sj
-from agents import checkpoint, results, tracking
+from agents import checkpoint, migrate, results, tracking
 from agents import plan as plan_lib
 from agents import report as report_lib
 from agents.config import TrainConfig
@@ -71,9 +71,10 @@ def _entries(out: Path) -> list[Path]:
 
 def _is_sweep_dir(out: Path) -> bool:
     try:
-        return "sweep" in results.read_json(out / "config.json")
-    except (OSError, ValueError, TypeError):
+        results.read_sweep_record(out)
+    except (OSError, ValueError):
         return False
+    return True
 
 
 def check_output_dir(out: Path, resume: bool, overwrite: bool) -> None:
@@ -102,7 +103,7 @@ def check_output_dir(out: Path, resume: bool, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise ValueError(f"results path {str(out)!r} is a file; give a directory.")
     non_empty = bool(_entries(out))
-    if resume and not (out / "config.json").is_file():
+    if resume and not (out / results.CONFIG_FILE).is_file():
         raise ValueError(f"cannot resume {str(out)!r}: it has no config.json from an earlier sweep.")
     if non_empty and not (resume or overwrite):
         raise ValueError(f"results directory {str(out)!r} is not empty; pass --resume or --overwrite.")
@@ -141,7 +142,7 @@ def hold_results_dir(out: Path, resume: bool, overwrite: bool) -> Iterator[None]
         check_output_dir(out, resume, overwrite)  # again: another sweep may have written before we held the lock
         if overwrite:
             # config.json goes last: a directory whose deletion was cut short still counts as a sweep's.
-            for p in sorted(_entries(out), key=lambda p: p.name == "config.json"):
+            for p in sorted(_entries(out), key=lambda p: p.name == results.CONFIG_FILE):
                 shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
         results.atomic_write_text(out / PID_FILE, f"{os.getpid()}\n")
         yield
@@ -230,8 +231,7 @@ def _provenance() -> dict[str, Any]:
 
 def stored_plan(out: str | Path) -> plan_lib.Plan:
     """The batch plan a results directory was started with; per-cell for directories of earlier versions."""
-    data = results.read_json(Path(out) / "config.json")
-    return plan_lib.Plan.from_json(data.get("plan") if isinstance(data, dict) else None)
+    return plan_lib.Plan.from_json(results.read_sweep_record(out).plan)
 
 
 def _shared_plan(plan: plan_lib.Plan | None, cfg: SweepConfig) -> plan_lib.Plan:
@@ -304,13 +304,12 @@ def _curve_rows(history: list[dict], run: int) -> list[dict]:
     for c, metrics in enumerate(history):
         row = {"chunk": c}
         for k, v in metrics.items():
-            v = np.asarray(v)
-            row[k] = (v[run] if v.ndim else v).item()  # checkpoints of earlier versions hold wall_s as a scalar
+            row[k] = migrate.history_metric(np.asarray(v), run).item()
         rows.append(row)
     return rows
 
 
-def _run_records(cfg: SweepConfig, batch: Batch, prepared: Prepared) -> list[tuple[int, dict]]:
+def _run_records(cfg: SweepConfig, batch: Batch, prepared: Prepared) -> list[tuple[int, results.RunRecord]]:
     """``(slot, record)`` per run the batch writes: what its run.json says of its config and masks.
 
     The records do not change from chunk to chunk. A run of another cell
@@ -323,34 +322,34 @@ def _run_records(cfg: SweepConfig, batch: Batch, prepared: Prepared) -> list[tup
         cell, method, seed = run
         train_cfg = cfg.run_config(run)
         sp = train_cfg.sparse
-        records.append({
-            "run_id": cfg.run_id(run), "env": cell.env, "algo": cell.algo, "sparsity": cell.sparsity,
-            "method": method, "seed": seed, "hidden": list(train_cfg.hidden), "score": sp.score,
-            "distribution": sp.distribution, "rho": sp.rho, "total_steps": train_cfg.total_steps,
-            "batch": batch.name,
-            "config": json.loads(json.dumps(dataclasses.asdict(train_cfg))),
-            "total_chunks": train_cfg.num_chunks, "delta_t": sp.delta_t, "end_fraction": sp.end_fraction,
-            "start_fraction": sp.start_fraction,
-            "total_updates": train_cfg.total_updates,
-            "params": {  # a dense-to-sparse method (GMP): its parameter count is the one it prunes to
+        records.append(results.RunRecord(
+            run_id=cfg.run_id(run), env=cell.env, algo=cell.algo, sparsity=cell.sparsity,
+            method=method, seed=seed, hidden=tuple(train_cfg.hidden), score=sp.score,
+            distribution=sp.distribution, rho=sp.rho, total_steps=train_cfg.total_steps,
+            batch=batch.name,
+            config=json.loads(json.dumps(dataclasses.asdict(train_cfg))),
+            total_chunks=train_cfg.num_chunks, delta_t=sp.delta_t, end_fraction=sp.end_fraction,
+            start_fraction=sp.start_fraction,
+            total_updates=train_cfg.total_updates,
+            params={  # a dense-to-sparse method (GMP): its parameter count is the one it prunes to
                 net: _params_info(init, r, sp.network_sparsity(net) if sj.METHODS[method].dense_to_sparse else None)
                 for net, init in (("actor", actor), ("critic", critic))
             },
-            "topology": {"actor": _topology(actor.masks, r), "critic": _topology(critic.masks, r)},
-            "base_topology": {"actor": _topology(actor.base_masks, r), "critic": _topology(critic.base_masks, r)},
-            "reachability": {"actor": _reachability(actor.masks, r), "critic": _reachability(critic.masks, r)},
-            "base_reachability": {
+            topology={"actor": _topology(actor.masks, r), "critic": _topology(critic.masks, r)},
+            base_topology={"actor": _topology(actor.base_masks, r), "critic": _topology(critic.base_masks, r)},
+            reachability={"actor": _reachability(actor.masks, r), "critic": _reachability(critic.masks, r)},
+            base_reachability={
                 "actor": _reachability(actor.base_masks, r), "critic": _reachability(critic.base_masks, r)
             },
-        })  # fmt: skip
+        ))  # fmt: skip
     for slot, run in batch.entries()[len(batch.runs) :]:
         sp = cfg.run_config(run).sparse
-        records.append({
-            **records[slot], "run_id": cfg.run_id(run), "sparsity": run.cell.sparsity, "score": sp.score,
-            "distribution": sp.distribution, "rho": sp.rho,
-            "config": json.loads(json.dumps(dataclasses.asdict(cfg.run_config(run)))),
-            "same_as": records[slot]["run_id"],
-        })  # fmt: skip
+        records.append(dataclasses.replace(
+            records[slot], run_id=cfg.run_id(run), sparsity=run.cell.sparsity, score=sp.score,
+            distribution=sp.distribution, rho=sp.rho,
+            config=json.loads(json.dumps(dataclasses.asdict(cfg.run_config(run)))),
+            same_as=records[slot].run_id,
+        ))  # fmt: skip
     return [(slot, record) for (slot, _), record in zip(batch.entries(), records, strict=True)]
 
 
@@ -358,19 +357,18 @@ def _run_records(cfg: SweepConfig, batch: Batch, prepared: Prepared) -> list[tup
 _TRACKED = ("env", "algo", "sparsity", "method", "seed", "hidden", "score", "distribution", "rho", "total_steps")
 
 
-def _tracked_config(record: dict) -> dict:
-    return {**{k: record[k] for k in _TRACKED}, "train": record["config"]}
+def _tracked_config(record: results.RunRecord) -> dict:
+    as_json = record.to_json()
+    return {**{k: as_json[k] for k in _TRACKED}, "train": record.config}
 
 
-def _write_runs(out: Path, records: list[tuple[int, dict]], history: list[dict], finished: bool) -> None:
+def _write_runs(out: Path, records: list[tuple[int, results.RunRecord]], history: list[dict], finished: bool) -> None:
     """Each run's ``curve.jsonl`` and ``run.json`` from its slot of the batch's history so far (atomic writes)."""
     for slot, record in records:
         curve = _curve_rows(history, slot)
         diverged = any(not _finite([row.get(k, 0.0) for k in ("critic_loss", "actor_loss")]) for row in curve)
-        folder = out / "runs" / record["run_id"]
-        results.atomic_write_text(folder / "curve.jsonl", "".join(json.dumps(row) + "\n" for row in curve))
-        info = {**record, "diverged": diverged, "finished": finished, "chunks_done": len(history)}
-        results.atomic_write_json(folder / "run.json", info)
+        status = dict(diverged=diverged, finished=finished, chunks_done=len(history))
+        results.write_run(out, dataclasses.replace(record, **status), curve)
 
 
 def run_batch(
@@ -394,7 +392,7 @@ def run_batch(
     safe_points = safe_points or _SafePoints()
     train_cfg = cfg.run_config(batch.runs[0])  # every run of a sweep has the same steps and chunks
     trained = len(batch.runs)
-    if resume and all(_run_finished(out / "runs" / cfg.run_id(r)) for _, r in batch.entries()):
+    if resume and all(_run_finished(results.run_folder(out, cfg.run_id(r))) for _, r in batch.entries()):
         progress(trained * train_cfg.num_chunks * train_cfg.chunk_steps, {})
         return
 
@@ -413,7 +411,7 @@ def run_batch(
         first_step = int(np.max(history[-1]["env_steps"])) + 1 if history else 0
         for _, record in records:
             for tracker in trackers:
-                tracker.start(record["run_id"], batch.name, _tracked_config(record), first_step)
+                tracker.start(record.run_id, batch.name, _tracked_config(record), first_step)
     methods = np.asarray([r.method for r in batch.runs])
     saved_steps = set(checkpoint_steps(cfg))
 
@@ -429,9 +427,9 @@ def run_batch(
         for slot, record in records:
             row = report.scalars(slot)
             for tracker in trackers:
-                tracker.log(record["run_id"], int(row["env_steps"]), row)
+                tracker.log(record.run_id, int(row["env_steps"]), row)
                 if last:
-                    tracker.finish(record["run_id"])
+                    tracker.finish(record.run_id)
         if c == first and not last and jax.process_index() == 0:  # the measured pace, once per batch
             wall = float(metrics["wall_s"][0])
             tqdm.write(
@@ -517,11 +515,11 @@ def _say(message: str) -> None:
 
 def _run_finished(folder: Path) -> bool:
     """Whether a run's files say it finished; damaged files count as unfinished (the run is rewritten)."""
-    if not (folder / "run.json").is_file():
+    if not (folder / results.RUN_FILE).is_file():
         return False
     try:
-        info = results.read_json(folder / "run.json")
-        results.read_jsonl(folder / "curve.jsonl")
+        run = results.read_record(folder)
+        results.read_jsonl(folder / results.CURVE_FILE)  # a run whose curve does not read is rewritten too
     except results.DamagedFile as e:
         _say(f"warning: {e.path!r} is damaged ({e.reason}); it is rewritten from its batch's last checkpoint.")
         return False
@@ -529,7 +527,9 @@ def _run_finished(folder: Path) -> bool:
         _say(f"warning: {e.filename or folder} does not read ({e.strerror or e}); it is rewritten from its batch's "
              "last checkpoint.")  # fmt: skip
         return False
-    return bool(info.get("finished")) if isinstance(info, dict) else False
+    except ValueError:  # not a run record (another program's file)
+        return False
+    return run.finished
 
 
 def run_sweep(
@@ -607,9 +607,7 @@ def run_sweep(
             if dropped:
                 _say(f"warning: {dropped}")
         if not resume and writer:
-            results.atomic_write_json(
-                out / "config.json", {"sweep": config_to_json(cfg), "plan": plan.to_json(), **_provenance()}
-            )
+            results.write_sweep_record(out, results.SweepRecord(config_to_json(cfg), plan.to_json(), **_provenance()))
         total = sum(len(b.runs) * cfg.train.num_chunks * cfg.train.chunk_steps for b in batches)
         bar = tqdm(total=total, unit="step", desc="sweep", disable=not show_progress, dynamic_ncols=True)
         latest: dict[str, float] = {}

@@ -72,7 +72,7 @@ def summarize(out: Path, cfg, rows: list[dict]) -> dict[str, Any]:
     for batch in cfg.planned_batches(stored_plan(out)):
         train = cfg.run_config(batch.runs[0])
         # steps_per_s and wall_s are host-measured per chunk and shared by a batch's vmapped runs.
-        curve = results_lib.read_jsonl(out / "runs" / cfg.run_id(batch.runs[0]) / "curve.jsonl")
+        curve = results_lib.read_run(results_lib.run_folder(out, cfg.run_id(batch.runs[0]))).curve
         sps = statistics.median([row["steps_per_s"] for row in curve[1:]] or [curve[0]["steps_per_s"]])
         groups[batch.name] = {
             "runs": len(batch.runs),
@@ -88,7 +88,7 @@ def bench(quick: bool = False, total_steps: int | None = None) -> dict[str, Any]
     cfg = sweep_config(quick, total_steps)
     steps = cfg.train.total_steps
     out = RESULTS_DIR / (f"paper_sweep_quick_{steps}" if quick else f"paper_sweep_{steps}")
-    resume = (out / "config.json").is_file()
+    resume = (out / results_lib.CONFIG_FILE).is_file()
     start = time.perf_counter()
     rows = run_sweep(cfg, out, resume=resume, show_progress=False)
     return {

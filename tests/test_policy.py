@@ -302,7 +302,8 @@ def _fake_sweep(out, config):
     run_cfg, run = cfg.run_config(batch.runs[0]), cfg.run_id(batch.runs[0])
     plan = {"caps": [None]}
     results.atomic_write_json(out / "config.json", {"sweep": sweep.config_to_json(cfg), "plan": plan})
-    results.atomic_write_json(out / "runs" / run / "run.json", {"config": dataclasses.asdict(run_cfg)})
+    record = results.RunRecord(run, config.env, "sac", 0.8, "static", 0, config=dataclasses.asdict(run_cfg))
+    results.write_run(out, record, [])
     algo = make_algorithm(run_cfg, 4, 1)
     actor, critic = algo.init_params(jax.random.key(0))
     actor_init = sj.sparse_init(jax.random.key(1), actor, 0.8, method="static")

@@ -84,7 +84,7 @@ def results(tmp_path):
             for seed, final in enumerate(finals):
                 write_run(tmp_path, env, method, seed, float(final))
     write_run(tmp_path, "hopper", "tar", 3, 0.0, diverged=True)
-    (tmp_path / "config.json").write_text(json.dumps({"sweep": "test"}))
+    (tmp_path / "config.json").write_text(json.dumps({"sweep": {}}))
     return tmp_path
 
 
