@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import tyro
 
-from agents import results
+from agents import migrate, results
 from agents.config import TrainConfig
 from agents.grid import AXES as GRID_AXES
 from sparse_jax.validation import fail
@@ -530,6 +530,18 @@ def _one_line_value_errors() -> Iterator[None]:
         yield
 
 
+def _renamed_flags(args: list[str]) -> list[str]:
+    """``args`` with earlier versions' flags in their new spelling, each with a one-line warning."""
+    out = []
+    for arg in args:
+        new = migrate.renamed_flag(arg)
+        if new is not None:
+            old, now = arg.partition("=")[0], new.partition("=")[0]
+            print(f"sparse-rl: warning: {old} is now {now} (the old spelling will be removed).", file=sys.stderr)
+        out.append(arg if new is None else new)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``sparse-rl`` console script.
 
@@ -544,7 +556,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         maybe_initialize_distributed()
         # Config dataclasses validate in __post_init__, so bad values can surface while parsing.
-        args = list(sys.argv[1:] if argv is None else argv)
+        args = _renamed_flags(list(sys.argv[1:] if argv is None else argv))
         with _one_line_value_errors():
             command = tyro.cli(command_type(args), args=args, prog="sparse-rl")
         execute(command)

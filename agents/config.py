@@ -106,6 +106,45 @@ class SparsityConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class SACConfig:
+    """SAC's own hyperparameters (Haarnoja et al. 2018, with the learned temperature).
+
+    Attributes:
+      alpha_lr: the temperature's Adam learning rate.
+      init_alpha: the initial temperature.
+    """
+
+    alpha_lr: float = 3e-4
+    init_alpha: float = 1.0
+
+    def __post_init__(self):
+        for name in ("alpha_lr", "init_alpha"):
+            check_number(name, getattr(self, name), lo=0.0, lo_open=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class TD3Config:
+    """TD3's own hyperparameters (Fujimoto et al. 2018).
+
+    Attributes:
+      policy_delay: critic updates per actor and target update.
+      target_noise: std of the target policy smoothing noise.
+      noise_clip: the smoothing noise is clipped to ``[-noise_clip, noise_clip]``.
+      expl_noise: std of the Gaussian exploration noise added to the actor's action.
+    """
+
+    policy_delay: int = 2
+    target_noise: float = 0.2
+    noise_clip: float = 0.5
+    expl_noise: float = 0.1
+
+    def __post_init__(self):
+        _check_exact_int("policy_delay", self.policy_delay, 1)
+        for name in ("target_noise", "noise_clip", "expl_noise"):
+            check_number(name, getattr(self, name), lo=0.0)
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """One training run (one algorithm, env and sparse method; seeds are a vmapped axis).
 
@@ -128,20 +167,16 @@ class TrainConfig:
       hidden: hidden layer widths of actor and critics.
       actor_lr: actor Adam learning rate.
       critic_lr: critic Adam learning rate.
-      alpha_lr: SAC temperature Adam learning rate.
       gamma: discount.
       tau: Polyak rate of the target networks.
-      init_alpha: SAC initial temperature.
-      policy_delay: TD3 critic updates per actor/target update.
-      target_noise: TD3 target policy smoothing std.
-      noise_clip: TD3 target smoothing clip.
-      expl_noise: TD3 exploration noise std.
       buffer_capacity: replay capacity in transitions (capped at ``total_steps``).
       eval_episodes: deterministic evaluation episodes after every chunk.
       dormant_tau: after every chunk, a hidden unit whose mean absolute activation on a replay
         batch is at most ``dormant_tau`` times its layer's mean counts as dormant (Sokar et al.
         2023; 0 counts only dead units).
       sparse: the sparse-training method and its knobs.
+      sac: SAC's own hyperparameters (read by ``algo="sac"`` only).
+      td3: TD3's own hyperparameters (read by ``algo="td3"`` only).
     """
 
     env: str = "inverted_pendulum"
@@ -158,24 +193,20 @@ class TrainConfig:
     hidden: tuple[int, ...] = (256, 256)
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
-    alpha_lr: float = 3e-4
     gamma: float = 0.99
     tau: float = 0.005
-    init_alpha: float = 1.0
-    policy_delay: int = 2
-    target_noise: float = 0.2
-    noise_clip: float = 0.5
-    expl_noise: float = 0.1
     buffer_capacity: int = 1_000_000
     eval_episodes: int = 4
     dormant_tau: float = 0.025
     sparse: SparsityConfig = SparsityConfig()
+    sac: SACConfig = SACConfig()
+    td3: TD3Config = TD3Config()
 
     def __post_init__(self):
         check_choice("algo", self.algo, ALGORITHMS)
         positive = (
             "num_envs", "total_steps", "chunk_steps", "updates_per_step", "batch_size", "episode_length",
-            "action_repeat", "buffer_capacity", "eval_episodes", "policy_delay",
+            "action_repeat", "buffer_capacity", "eval_episodes",
         )  # fmt: skip
         for name in positive:
             _check_exact_int(name, getattr(self, name), 1)
@@ -194,10 +225,9 @@ class TrainConfig:
             fail("hidden", self.hidden, "a non-empty tuple of positive int widths")
         check_number("gamma", self.gamma, lo=0.0, hi=1.0, hi_open=True)
         check_number("tau", self.tau, lo=0.0, hi=1.0, lo_open=True)
-        for name in ("actor_lr", "critic_lr", "alpha_lr", "init_alpha"):
+        for name in ("actor_lr", "critic_lr"):
             check_number(name, getattr(self, name), lo=0.0, lo_open=True)
-        for name in ("target_noise", "noise_clip", "expl_noise", "dormant_tau"):
-            check_number(name, getattr(self, name), lo=0.0)
+        check_number("dormant_tau", self.dormant_tau, lo=0.0)
         resolve_backend(self.env, self.backend)  # unknown env or backend fails here, before anything is written
 
     @property
@@ -252,15 +282,19 @@ def program_key(config: TrainConfig) -> tuple[TrainConfig, Hashable]:
 _NEUTRAL = SparsityConfig()
 
 
+# The nested config classes of TrainConfig, by field name.
+SECTIONS = {"sparse": SparsityConfig, "sac": SACConfig, "td3": TD3Config}
+
+
 def train_config_from_json(data: dict) -> TrainConfig:
     """The ``TrainConfig`` that ``dataclasses.asdict`` wrote as JSON (``run.json``'s ``config``, ``config.json``'s
     ``train``); fields missing from ``data`` take their defaults.
 
-    >>> train_config_from_json({"env": "probe_bandit", "hidden": [8], "sparse": {"method": "tar"}}).hidden
-    (8,)
+    >>> train_config_from_json({"env": "probe_bandit", "hidden": [8], "sac": {"init_alpha": 0.5}}).sac.init_alpha
+    0.5
     """
     fields = dict(data)
-    sparse = SparsityConfig(**fields.pop("sparse", {}))
+    sections = {name: cls(**fields.pop(name, {})) for name, cls in SECTIONS.items()}
     if "hidden" in fields:
         fields["hidden"] = tuple(fields["hidden"])
-    return TrainConfig(**fields, sparse=sparse)
+    return TrainConfig(**fields, **sections)

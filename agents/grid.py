@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import sparse_jax as sj
 from agents import results
 from agents.algorithms import ALGORITHMS
-from agents.config import METHODS, SparsityConfig, TrainConfig, program_key, train_config_from_json
+from agents.config import (
+    METHODS,
+    SECTIONS,
+    SACConfig,
+    SparsityConfig,
+    TrainConfig,
+    program_key,
+    train_config_from_json,
+)
 from envs.registry import ENV_NAMES
 from sparse_jax.validation import check_choice, check_int, check_number, fail
 
@@ -372,7 +380,7 @@ _CPU_TRAIN = dict(
     batch_size=128,
     actor_lr=1e-3,
     critic_lr=1e-3,
-    alpha_lr=1e-3,
+    sac=SACConfig(alpha_lr=1e-3),
     eval_episodes=4,
 )
 
@@ -444,7 +452,7 @@ def _unknown_fields(cls: type, data: Any, where: str = "") -> list[str]:
         raise ValueError(f"config.json: {where or 'sweep'} must be an object, got {data!r}.")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [f"{where}{k}" for k in sorted(data) if k not in fields]
-    for name, sub in (("train", TrainConfig), ("sparse", SparsityConfig)):
+    for name, sub in (("train", TrainConfig), *SECTIONS.items()):
         if name in fields and name in data:
             unknown += _unknown_fields(sub, data[name], f"{where}{name}.")
     return unknown

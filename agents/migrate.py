@@ -8,6 +8,13 @@ layouts to try when a checkpoint does not restore into today's.
 
 What changed, and how it is read:
 
+- A training config (:func:`train_config_json`; ``run.json``'s ``config`` and
+  ``config.json``'s ``train``): versions before the algorithms' own config
+  classes held SAC's ``alpha_lr`` and ``init_alpha`` and TD3's
+  ``policy_delay``, ``target_noise``, ``noise_clip`` and ``expl_noise`` at the
+  top level; they move into ``sac`` and ``td3``. Their command-line flags
+  (``--config.init-alpha``, ...) still work for one release, with a warning
+  naming the new one (:func:`renamed_flag`).
 - ``run.json`` (:func:`run_json`): versions before the grid's axes wrote no
   ``hidden``, ``score``, ``distribution`` or ``rho`` (they read as ``None``:
   the sweep did not set them); before batches, no ``batch``; before the
@@ -38,6 +45,40 @@ from typing import Any
 
 _NUMBERED = re.compile(r"\d{5}")
 
+# Fields of earlier versions' flat training config that now live in an algorithm's own config class.
+_ALGORITHM_FIELDS = {
+    "alpha_lr": "sac", "init_alpha": "sac",
+    "policy_delay": "td3", "target_noise": "td3", "noise_clip": "td3", "expl_noise": "td3",
+}  # fmt: skip
+
+
+def renamed_flag(arg: str) -> str | None:
+    """The new spelling of an earlier version's ``--config.<field>`` flag (``=value`` kept); ``None`` if unchanged.
+
+    >>> renamed_flag("--config.init-alpha=0.5"), renamed_flag("--config.actor-lr")
+    ('--config.sac.init-alpha=0.5', None)
+    """
+    flag, eq, value = arg.partition("=")
+    field = flag.removeprefix("--config.").replace("-", "_")
+    if not flag.startswith("--config.") or field not in _ALGORITHM_FIELDS:
+        return None
+    return f"--config.{_ALGORITHM_FIELDS[field]}.{field.replace('_', '-')}{eq}{value}"
+
+
+def train_config_json(data: Any) -> Any:
+    """A training config as this version writes it: the algorithms' fields in their own sections.
+
+    >>> train_config_json({"env": "hopper", "init_alpha": 0.5, "policy_delay": 3})
+    {'env': 'hopper', 'sac': {'init_alpha': 0.5}, 'td3': {'policy_delay': 3}}
+    """
+    if not isinstance(data, dict) or not any(k in data for k in _ALGORITHM_FIELDS):
+        return data
+    out = {k: v for k, v in data.items() if k not in _ALGORITHM_FIELDS}
+    for key, section in _ALGORITHM_FIELDS.items():
+        if key in data:
+            out[section] = {**out.get(section, {}), key: data[key]}
+    return out
+
 
 def run_json(data: Any, folder_name: str, where: str) -> dict:
     """A ``run.json`` object as this version writes it: the run id from its folder if it lacks one.
@@ -50,14 +91,20 @@ def run_json(data: Any, folder_name: str, where: str) -> dict:
     """
     if not isinstance(data, dict):
         raise ValueError(f"{where} must hold a JSON object, got {type(data).__name__}.")
-    return {"run_id": folder_name, **data}
+    out = {"run_id": folder_name, **data}
+    if "config" in out:
+        out["config"] = train_config_json(out["config"])
+    return out
 
 
 def config_json(data: Any) -> Any:
     """A ``config.json`` object as this version writes it: a missing ``plan`` is ``None`` (one batch per cell)."""
-    if isinstance(data, dict) and "sweep" in data:
-        return {"plan": None, **data}
-    return data
+    if not (isinstance(data, dict) and "sweep" in data):
+        return data
+    out = {"plan": None, **data}
+    if isinstance(out["sweep"], dict) and "train" in out["sweep"]:
+        out["sweep"] = {**out["sweep"], "train": train_config_json(out["sweep"]["train"])}
+    return out
 
 
 def history_metric(value: Any, run: int) -> Any:

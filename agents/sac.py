@@ -102,14 +102,14 @@ def make_sac(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
     """Bind the SAC losses to flax networks and sparse optimizers (``make_tx``, called once per network).
 
     The target entropy is ``-action_size``; the temperature starts at
-    ``config.init_alpha`` (stored as its log).
+    ``config.sac.init_alpha`` (stored as its log).
     """
     # Long: a factory of closures; the pure functions share the networks and optimizers it builds once.
     actor_net = GaussianActor(config.hidden, action_size)
     critic_net = TwinCritic(config.hidden)
     target_entropy = -float(action_size)
-    alpha_tx = optax.adam(config.alpha_lr)
-    init_log_alpha = float(jnp.log(config.init_alpha))  # float32 log, as the temperature is stored
+    alpha_tx = optax.adam(config.sac.alpha_lr)
+    init_log_alpha = float(jnp.log(config.sac.init_alpha))  # float32 log, as the temperature is stored
     schedules = {net: (config.sparse.schedule(config.total_updates, net), 1) for net in ("actor", "critic")}
 
     def policy_fn(params, obs, key):

@@ -92,7 +92,7 @@ def actor_loss(actor: Params, critic: Params, obs: jax.Array, policy_fn: PolicyF
 
 def network_schedules(config: TrainConfig) -> dict:
     """The actor's schedule counts its own updates: one per ``policy_delay`` critic updates."""
-    d = config.policy_delay
+    d = config.td3.policy_delay
     return {
         "actor": (config.sparse.schedule(config.total_updates // d, "actor"), d),
         "critic": (config.sparse.schedule(config.total_updates, "critic"), 1),
@@ -136,12 +136,12 @@ def make_td3(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
         action = policy_fn(params, obs)
         if deterministic:
             return action
-        return jnp.clip(action + config.expl_noise * jax.random.normal(key, action.shape), -1.0, 1.0)
+        return jnp.clip(action + config.td3.expl_noise * jax.random.normal(key, action.shape), -1.0, 1.0)
 
     def update(state: TD3State, batch: Transition, key: jax.Array, step: jax.Array, rewire: bool | None = None):
         c_loss, c_grads = jax.value_and_grad(critic_loss)(
             state.critic, state.target_critic, state.target_actor, batch, key, policy_fn, q_fn,
-            config.gamma, config.target_noise, config.noise_clip,
+            config.gamma, config.td3.target_noise, config.td3.noise_clip,
         )  # fmt: skip
         c_updates, critic_opt = critic_tx.update(c_grads, state.critic_opt, state.critic, step=step, rewire=rewire)
         state = state.replace(critic=optax.apply_updates(state.critic, c_updates), critic_opt=critic_opt)
@@ -152,7 +152,7 @@ def make_td3(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
         def delayed(state):
             a_loss, a_grads = jax.value_and_grad(actor_loss)(state.actor, state.critic, batch.obs, policy_fn, q_fn)
             a_updates, actor_opt = actor_tx.update(
-                a_grads, state.actor_opt, state.actor, step=step // config.policy_delay, rewire=rewire
+                a_grads, state.actor_opt, state.actor, step=step // config.td3.policy_delay, rewire=rewire
             )
             state = state.replace(actor=optax.apply_updates(state.actor, a_updates), actor_opt=actor_opt)
             state = state.replace(
@@ -162,7 +162,7 @@ def make_td3(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
             return state, a_loss
 
         state, a_loss = jax.lax.cond(
-            step % config.policy_delay == 0, delayed, lambda s: (s, jnp.float32(jnp.nan)), state
+            step % config.td3.policy_delay == 0, delayed, lambda s: (s, jnp.float32(jnp.nan)), state
         )
         return state, {"critic_loss": c_loss, "actor_loss": a_loss}
 
@@ -170,7 +170,7 @@ def make_td3(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
         actor_fn = lambda p, b: actor_loss(p, state.critic, b.obs, policy_fn, q_fn)
         critic_fn = lambda p, b: critic_loss(
             p, state.target_critic, state.target_actor, b, key, policy_fn, q_fn,
-            config.gamma, config.target_noise, config.noise_clip,
+            config.gamma, config.td3.target_noise, config.td3.noise_clip,
         )  # fmt: skip
         return actor_fn, critic_fn
 

@@ -255,23 +255,25 @@ def bench(quick: bool = False) -> dict[str, Any]:
             "env": ENV,
             "backend": DEFAULT_BACKENDS[ENV],
             "config": {
-                k: getattr(config, k)
-                for k in (
-                    "total_steps",
-                    "warmup_steps",
-                    "chunk_steps",
-                    "episode_length",
-                    "num_envs",
-                    "updates_per_step",
-                    "batch_size",
-                    "hidden",
-                    "actor_lr",
-                    "critic_lr",
-                    "alpha_lr",
-                    "gamma",
-                    "tau",
-                    "eval_episodes",
-                )
+                **{
+                    k: getattr(config, k)
+                    for k in (
+                        "total_steps",
+                        "warmup_steps",
+                        "chunk_steps",
+                        "episode_length",
+                        "num_envs",
+                        "updates_per_step",
+                        "batch_size",
+                        "hidden",
+                        "actor_lr",
+                        "critic_lr",
+                        "gamma",
+                        "tau",
+                        "eval_episodes",
+                    )
+                },
+                "alpha_lr": config.sac.alpha_lr,
             },  # fmt: skip
             "gradient_updates_per_env_step": ups,
             "threshold": THRESHOLD,

@@ -72,7 +72,7 @@ def pendulum_config(algo, total_steps, **overrides):
     gives: zero torque keeps the pole up about 33 steps, uniform random actions about 5, while a
     hand-tuned PD controller reaches 1000 (measured with these wrappers).
     """
-    from agents.config import TrainConfig
+    from agents.config import SACConfig, TrainConfig
 
     kwargs = dict(
         env="inverted_pendulum",
@@ -88,7 +88,7 @@ def pendulum_config(algo, total_steps, **overrides):
         eval_episodes=4,
         actor_lr=1e-3,
         critic_lr=1e-3,
-        alpha_lr=1e-3,
+        sac=SACConfig(alpha_lr=1e-3),
     )
     kwargs.update(overrides)
     return TrainConfig(**kwargs)

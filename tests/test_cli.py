@@ -64,3 +64,17 @@ def test_train_bad_config_exit_2_nothing_written(tmp_path, capsys, args, message
     assert exit_info.value.code == 2
     assert message in " ".join(capsys.readouterr().err.split())
     assert not out.exists()
+
+
+def test_an_earlier_versions_algorithm_flag_still_works_for_one_release_with_a_warning(capsys):
+    import tyro
+
+    from agents.cli import _renamed_flags, command_type
+
+    args = _renamed_flags(["train", "--config.env", "probe_bandit", "--config.init-alpha", "0.5"])
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == "sparse-rl: warning: --config.init-alpha is now --config.sac.init-alpha (the old spelling will be removed)."
+    )
+    assert tyro.cli(command_type(args), args=args, prog="sparse-rl").config.sac.init_alpha == 0.5

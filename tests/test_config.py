@@ -1,6 +1,6 @@
 import pytest
 
-from agents.config import SparsityConfig, TrainConfig
+from agents.config import SACConfig, SparsityConfig, TD3Config, TrainConfig
 
 
 @pytest.mark.parametrize(
@@ -56,3 +56,31 @@ def test_derived_quantities():
     assert s.mask_method == "static"
     assert (s.network_sparsity("actor"), s.network_sparsity("critic")) == (0.8, 0.9)
     assert SparsityConfig(method="tar").mask_method == "tar"
+
+
+@pytest.mark.parametrize(
+    "cls, kwargs, match",
+    [
+        (SACConfig, dict(alpha_lr=0.0), r"alpha_lr=0.0 is not allowed; allowed: a finite number > 0"),
+        (SACConfig, dict(init_alpha=float("inf")), r"init_alpha=inf is not allowed"),
+        (TD3Config, dict(policy_delay=0), r"policy_delay=0 is not allowed; allowed: an integer >= 1"),
+        (TD3Config, dict(policy_delay=2.0), r"policy_delay=2.0 is not allowed"),
+        (TD3Config, dict(noise_clip=-0.1), r"noise_clip=-0.1 is not allowed; allowed: a finite number >= 0"),
+    ],
+)
+def test_algorithm_configs_reject_bad_values(cls, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cls(**kwargs)
+
+
+def test_each_algorithm_reads_its_own_section_and_the_json_round_trips():
+    import dataclasses
+    import json
+
+    from agents.config import train_config_from_json
+
+    cfg = TrainConfig(algo="td3", sac=SACConfig(init_alpha=0.5), td3=TD3Config(policy_delay=3, expl_noise=0.3))
+    data = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    assert data["sac"] == {"alpha_lr": 3e-4, "init_alpha": 0.5} and data["td3"]["policy_delay"] == 3
+    assert "init_alpha" not in data and "policy_delay" not in data
+    assert train_config_from_json(data) == cfg

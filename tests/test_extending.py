@@ -84,7 +84,7 @@ def make_ddpg(config, obs_size, action_size, make_tx):
         action = policy(params, obs)
         if deterministic:
             return action
-        return jnp.clip(action + config.expl_noise * jax.random.normal(key, action.shape), -1.0, 1.0)
+        return jnp.clip(action + config.td3.expl_noise * jax.random.normal(key, action.shape), -1.0, 1.0)
 
     def update(state, batch, key, step, rewire=None):
         c_loss, c_grads = jax.value_and_grad(critic_loss)(state.critic, state, batch)

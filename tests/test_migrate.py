@@ -39,3 +39,24 @@ def test_older_checkpoint_layouts_numbered_first_then_without_gmp_tables():
         ({"params": 1}, True),  # the table comes from the live state: a partial read
     ]
     assert list(migrate.older_checkpoint_layouts({"params": 1}, True, None, strip)) == []
+
+
+def test_a_flat_training_config_of_earlier_versions_reads_into_the_algorithm_sections():
+    from agents.config import SACConfig, TD3Config, train_config_from_json
+
+    old = {"env": "probe_bandit", "algo": "td3", "alpha_lr": 1e-3, "init_alpha": 0.5, "policy_delay": 3,
+           "target_noise": 0.1, "noise_clip": 0.4, "expl_noise": 0.2, "sparse": {"method": "tar"}}  # fmt: skip
+    cfg = train_config_from_json(migrate.train_config_json(old))
+    assert cfg.sac == SACConfig(alpha_lr=1e-3, init_alpha=0.5)
+    assert cfg.td3 == TD3Config(policy_delay=3, target_noise=0.1, noise_clip=0.4, expl_noise=0.2)
+    assert cfg.sparse.method == "tar" and cfg.algo == "td3"
+    # Where the files hold a training config: run.json's config and config.json's sweep.train.
+    assert migrate.run_json({"config": old}, "f", "w")["config"] == migrate.train_config_json(old)
+    assert migrate.config_json({"sweep": {"train": old}})["sweep"]["train"] == migrate.train_config_json(old)
+    assert migrate.train_config_json({"env": "hopper"}) == {"env": "hopper"}  # today's: unchanged
+
+
+def test_earlier_flags_of_the_algorithm_fields_are_renamed():
+    assert migrate.renamed_flag("--config.policy-delay") == "--config.td3.policy-delay"
+    assert migrate.renamed_flag("--config.alpha-lr=0.1") == "--config.sac.alpha-lr=0.1"
+    assert migrate.renamed_flag("--config.sac.alpha-lr") is None and migrate.renamed_flag("0.1") is None

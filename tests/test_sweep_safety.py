@@ -312,8 +312,8 @@ def test_grid_axes_name_runs_injectively_and_set_each_cells_config():
         (["--widths", "0"], "width=0 is not allowed; allowed: an integer >= 1"),
         (["--rhos", "1.5"], "rho=1.5 is not allowed; allowed: [0, 1]"),
         (["--config.actor-lr", "-0.001"], "actor_lr=-0.001 is not allowed; allowed: a finite number > 0"),
-        (["--config.init-alpha", "nan"], "init_alpha=nan is not allowed; allowed: a finite number > 0"),
-        (["--config.target-noise", "-1"], "target_noise=-1.0 is not allowed; allowed: a finite number >= 0"),
+        (["--config.sac.init-alpha", "nan"], "init_alpha=nan is not allowed; allowed: a finite number > 0"),
+        (["--config.td3.target-noise", "-1"], "target_noise=-1.0 is not allowed; allowed: a finite number >= 0"),
     ],
 )
 def test_bad_axis_or_config_values_are_refused(tmp_path, capsys, flags, message):
