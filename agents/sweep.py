@@ -354,7 +354,7 @@ def _run_records(cfg: SweepConfig, batch: Batch, prepared: Prepared) -> list[tup
 
 
 # What a tracker gets as a run's hyperparameters: its identity in the grid and its resolved train config.
-_TRACKED = ("env", "algo", "sparsity", "method", "seed", "hidden", "score", "distribution", "rho", "total_steps")
+_TRACKED = (*results.CELL_KEYS, "method", "seed", "total_steps")
 
 
 def _tracked_config(record: results.RunRecord) -> dict:

@@ -1,5 +1,6 @@
 """The results schema: typed records of config.json, run.json and curve.jsonl, written and read back."""
 
+import dataclasses
 import json
 
 import pytest
@@ -84,3 +85,13 @@ def test_config_json_round_trips_and_an_earlier_version_has_no_plan(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model": "resnet"}))
     with pytest.raises(ValueError, match="holds no sweep config"):
         results.read_sweep_record(tmp_path)
+
+
+def test_the_cell_of_a_run_record_has_a_field_for_every_grid_axis():
+    """A new axis of agents.grid.AXES must reach run.json and the report's cells (width is recorded as hidden)."""
+    from agents.grid import AXES, Cell
+
+    recorded = {"width": "hidden"}
+    assert results.CELL_KEYS == ("env", "algo", *(recorded.get(a.field, a.field) for a in AXES))
+    assert set(Cell._fields) == {"env", "algo", *(a.field for a in AXES)}
+    assert set(results.CELL_KEYS) <= {f.name for f in dataclasses.fields(results.RunRecord)}
