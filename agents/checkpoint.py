@@ -33,7 +33,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,8 @@ MANIFEST = "SHA256SUMS"
 # Orbax joins nested keys with "." into array names that become file paths: a key part keeps only these.
 _UNSAFE = re.compile(r"[^0-9A-Za-z_-]")
 # A line of ``sha256sum``'s output: the digest, a space, " " (text mode) or "*" (binary mode), the path.
+# How tensorstore's messages end when the OS refused a write: "... [os_error_code='28']".
+_OS_ERROR_CODE = re.compile(r"os_error_code='?(\d+)")
 _SUM_LINE = re.compile(r"([0-9a-f]{64}) [ *](.+)")
 
 
@@ -85,6 +89,39 @@ def _absl_quiet(keep: Callable[[logging.LogRecord], bool]) -> Iterator[None]:
 def _errors_unlogged() -> contextlib.AbstractContextManager:
     """Leave out orbax's error logs (with their tracebacks): the exception that follows them is reported instead."""
     return _absl_quiet(lambda record: record.levelno < logging.ERROR)
+
+
+def _is_closed_loop_callback(unraisable: Any) -> bool:
+    """Whether an unraisable error is a late write callback into the event loop of a save that already failed."""
+    error = unraisable.exc_value
+    return isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
+
+
+@contextlib.contextmanager
+def _late_callbacks_quiet() -> Iterator[None]:
+    """Within the block, and for good after it fails, drop the errors of a failed save's late write callbacks.
+
+    When one write of a save fails (a full disk), orbax closes the save's
+    asyncio loop while tensorstore still finishes the others; each of their
+    callbacks then reports "Event loop is closed" through
+    ``sys.unraisablehook``, a traceback apiece (27 of them for a 6-run probe
+    sweep on a full 1.2 MB disk). The save's own error says what happened, so
+    those are dropped; they keep coming after the exception is raised, so the
+    filter stays once a save has failed (the sweep ends with that error).
+    Every other unraisable error still goes to the hook that was installed.
+    """
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if not _is_closed_loop_callback(unraisable):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    except BaseException:
+        raise  # the filter stays: the failed save's callbacks are still to come
+    sys.unraisablehook = previous
 
 
 def close_after_failure(manager: ocp.CheckpointManager) -> None:
@@ -227,17 +264,28 @@ def save(manager: ocp.CheckpointManager, chunk: int, state: TrainState, history:
     # Orbax logs a failed write from each of its threads with a traceback, then raises (tensorstore's errors
     # as ValueError): say it once, as the OSError it is, naming the folder; the older checkpoint stays.
     try:
-        with _errors_unlogged():
+        with _errors_unlogged(), _late_callbacks_quiet():
             saved = manager.save(chunk, args=args)
             manager.wait_until_finished()
     except (OSError, ValueError) as e:
-        errno = e.errno if isinstance(e, OSError) else None
-        reason = " ".join(str(e).split())[:300] or type(e).__name__
+        errno = e.errno if isinstance(e, OSError) else _os_error_code(str(e))
+        # The OS's reason when there is one (tensorstore ends its message with it), else orbax's message.
+        reason = os.strerror(errno) if errno else " ".join(str(e).split())[:300] or type(e).__name__
         raise OSError(errno, f"checkpoint not written ({reason})", str(step_directory(manager, chunk))) from None
     # Process 0 is orbax's primary host: its wait returns once every process has written its shards and the
     # step was renamed into place, so the directory is final; orbax writes nothing in it afterwards.
     if saved and jax.process_index() == 0:
         write_manifest(step_directory(manager, chunk))
+
+
+def _os_error_code(message: str) -> int | None:
+    """The OS error number in a tensorstore error message, if it gives one.
+
+    >>> _os_error_code("Failed to write 71151 bytes to file 15: No space left on device [os_error_code='28']")
+    28
+    """
+    found = _OS_ERROR_CODE.search(message)
+    return int(found[1]) if found else None
 
 
 def step_directory(manager: ocp.CheckpointManager, step: int) -> Path:
