@@ -58,16 +58,21 @@ default; pass ``backend=`` to use them.
 from __future__ import annotations
 
 import functools
+import warnings
 
-import brax.envs
 import jax
 import jax.numpy as jnp
-from brax.envs.base import Env, State
-from brax.envs.wrappers import training
 
-from envs.probe import ProbeBandit, ProbeConstant
-from envs.registry import resolve_backend
-from sparse_jax.validation import check_int, fail
+from envs.registry import BRAX_MAINTENANCE_NOTICE, import_brax, resolve_backend
+
+import_brax()  # before brax's first import: without MJX's notice that warp is absent
+
+import brax.envs  # noqa: E402
+from brax.envs.base import Env, State  # noqa: E402
+from brax.envs.wrappers import training  # noqa: E402
+
+from envs.probe import ProbeBandit, ProbeConstant  # noqa: E402
+from sparse_jax.validation import check_int, fail  # noqa: E402
 
 # The classes of envs.registry.PROBE_ENV_NAMES (tests/test_envs.py checks the two agree).
 PROBE_ENVS: dict[str, type[Env]] = {"probe_bandit": ProbeBandit, "probe_constant": ProbeConstant}
@@ -130,7 +135,12 @@ def make_env(
             fail(arg, value, "an integer >= 1")
         check_int(arg, value, minimum=1)
 
-    env = PROBE_ENVS[name]() if name in PROBE_ENVS else brax.envs.get_environment(name, backend=backend)
+    if name in PROBE_ENVS:
+        env = PROBE_ENVS[name]()
+    else:
+        with warnings.catch_warnings():  # brax's notice on every env it builds: said once, in the docs
+            warnings.filterwarnings("ignore", message=BRAX_MAINTENANCE_NOTICE, category=UserWarning)
+            env = brax.envs.get_environment(name, backend=backend)
     # brax.envs.create's order: the episode counter sits inside the vmap, so its
     # per-env fields get the batch axis, and auto-reset sees batched done flags.
     env = training.EpisodeWrapper(env, episode_length, action_repeat)

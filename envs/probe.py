@@ -20,9 +20,14 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-from brax.envs.base import Env, State
 
-from sparse_jax.validation import check_int, fail
+from envs.registry import import_brax
+
+import_brax()  # before brax's first import: without MJX's notice that warp is absent
+
+from brax.envs.base import Env, State  # noqa: E402
+
+from sparse_jax.validation import check_int, fail  # noqa: E402
 
 
 def _check_dim(name: str, value: int) -> None:

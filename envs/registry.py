@@ -6,7 +6,32 @@ env (:func:`envs.make_env`) is what imports brax.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
+import sys
+
 from sparse_jax.validation import check_choice, fail
+
+# What MuJoCo's MJX prints when the optional warp package is absent (we never use warp).
+_MJX_NOTICES = ("Failed to import warp:", "Failed to import mujoco_warp:")
+# brax's notice on every env it builds; the project's docs say which tasks it offers and why.
+BRAX_MAINTENANCE_NOTICE = "Brax System, piplines and environments are not actively being maintained"
+
+
+def import_brax() -> None:
+    """Import ``brax.envs`` without MJX's two lines saying the optional warp package is absent.
+
+    ``mujoco.mjx`` prints them to stdout on import when warp is not installed;
+    they are dropped, and anything else the import prints is passed on.
+    """
+    if "brax.envs" in sys.modules:
+        return
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        importlib.import_module("brax.envs")
+    sys.stdout.write("".join(line for line in printed.getvalue().splitlines(True) if not line.startswith(_MJX_NOTICES)))
+
 
 BACKENDS: tuple[str, ...] = ("generalized", "positional", "spring", "mjx")
 """brax's physics pipelines; every one of them constructs and steps in brax 0.14.2."""
