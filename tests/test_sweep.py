@@ -449,3 +449,22 @@ def test_a_sweep_stopped_by_the_version_before_method_objects_resumes_and_its_ch
     assert set(got) == set(want) and all(len(got[r]) == 3 for r in got)
     _assert_close({r: got[r] for r in got}, want)
     assert (out / "summary.md").is_file()
+
+
+def test_late_write_callbacks_of_a_failed_save_are_dropped_and_nothing_else(monkeypatch):
+    import types
+
+    from agents.checkpoint import _late_callbacks_quiet
+
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", seen.append)
+    unraisable = lambda e: types.SimpleNamespace(exc_type=type(e), exc_value=e, exc_traceback=None, object=None)
+    with _late_callbacks_quiet():
+        sys.unraisablehook(unraisable(RuntimeError("Event loop is closed")))
+        sys.unraisablehook(unraisable(RuntimeError("something else")))
+    assert [str(u.exc_value) for u in seen] == ["something else"]
+    assert sys.unraisablehook == seen.append  # a save that succeeded leaves the hook as it was
+    with pytest.raises(OSError), _late_callbacks_quiet():
+        raise OSError(28, "No space left on device")
+    sys.unraisablehook(unraisable(RuntimeError("Event loop is closed")))  # after the failure: still dropped
+    assert len(seen) == 1
