@@ -121,16 +121,28 @@ def free_memory(num_devices: int | None = None) -> tuple[int | None, str]:
     """``(bytes, where)``: the memory a batch sharded over ``num_devices`` devices may use.
 
     On accelerators, the smallest free memory (``bytes_limit - bytes_in_use``)
-    of this process's devices times the number of devices. On CPU, where
-    ``memory_stats`` is ``None``, the host's available memory times the number
-    of processes.
+    of this process's devices times the number of devices. Under JAX's
+    default preallocation on a GPU, ``bytes_limit`` is the pool JAX reserved at
+    start-up (75% of the device) and ``bytes_in_use`` the arrays living in it,
+    so this is what the pool still holds, not the device's unreserved rest;
+    with ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` or another
+    ``XLA_PYTHON_CLIENT_MEM_FRACTION`` the limit follows those settings. On
+    CPU, where ``memory_stats`` is ``None``, the host's available memory times
+    the number of processes. An accelerator that reports no limit gives
+    ``(None, "unknown")``: the host's memory says nothing of the device's, so
+    batches are then capped by ``max_runs_per_batch`` alone.
     """
     mesh = runs_mesh(num_devices)
     devices = list(mesh.devices.flat) if mesh is not None else jax.local_devices()[:1]
     local = [d for d in devices if d.process_index == jax.process_index()]
-    stats = [d.memory_stats() for d in local]
-    if stats and all(s and "bytes_limit" in s for s in stats):
-        return min(int(s["bytes_limit"]) - int(s.get("bytes_in_use", 0)) for s in stats) * len(devices), "device"
+    stats = [d.memory_stats() or {} for d in local]
+    # A backend may leave a statistic unset (None, or -1 as its sentinel).
+    limits = [int(s.get("bytes_limit") or -1) for s in stats]
+    if local and all(limit > 0 for limit in limits):
+        used = [max(int(s.get("bytes_in_use") or 0), 0) for s in stats]
+        return min(limit - u for limit, u in zip(limits, used, strict=True)) * len(devices), "device"
+    if any(d.platform != "cpu" for d in local):
+        return None, "unknown"
     host = host_available_bytes()
     return (None, "unknown") if host is None else (host * jax.process_count(), "host")
 
