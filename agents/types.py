@@ -9,7 +9,7 @@ new algorithm is one new file plus one line there.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import optax
@@ -21,6 +21,22 @@ Params = Any
 Metrics = dict[str, jax.Array]
 # make_tx(network, param_shapes, schedule) -> the network's sparse optimizer, built once per network.
 MakeTx = Callable[[str, Params, sj.DSTSchedule], optax.GradientTransformationExtraArgs]
+State = Any  # an algorithm's own state pytree (e.g. agents.sac.SACState)
+LossFn = Callable[[Params, Any], jax.Array]  # loss_fn(params, batch) -> scalar
+
+
+class ActFn(Protocol):
+    """``(actor_params, obs, key, deterministic) -> actions`` in ``[-1, 1]`` (``key`` unused when deterministic)."""
+
+    def __call__(self, actor: Params, obs: jax.Array, key: jax.Array | None, deterministic: bool) -> jax.Array: ...
+
+
+class UpdateFn(Protocol):
+    """``(state, batch, key, step, rewire=None) -> (state, metrics)``: one gradient update."""
+
+    def __call__(
+        self, state: State, batch: Any, key: jax.Array, step: jax.Array, rewire: bool | None = None
+    ) -> tuple[State, Metrics]: ...
 
 
 class NetworkMasks:
@@ -67,14 +83,14 @@ class Algorithm(NamedTuple):
         (:func:`agents.networks.dormant_fraction`).
     """
 
-    init_params: Callable
-    init_state: Callable
-    act: Callable
-    update: Callable
-    snip_losses: Callable
+    init_params: Callable[[jax.Array], tuple[Params, Params]]
+    init_state: Callable[[sj.SparseInit, sj.SparseInit, jax.Array], State]
+    act: ActFn
+    update: UpdateFn
+    snip_losses: Callable[[State, Any, jax.Array], tuple[LossFn, LossFn]]
     schedules: dict[str, tuple[sj.DSTSchedule, int]]
-    sparse_params: Callable
-    dormant: Callable
+    sparse_params: Callable[[State], list[tuple[Params, sj.masks.Masks]]]
+    dormant: Callable[[State, Any, float], Metrics]
 
 
 def polyak(target: Params, online: Params, tau: float, masks: sj.masks.Masks) -> Params:
