@@ -18,7 +18,16 @@ import numpy as np
 
 from agents import figures, stats, tables
 from agents.grid import check_known_fields
-from agents.results import CONFIG_FILE, RUNS_DIR, Run, atomic_write_text, read_runs, read_sweep_record
+from agents.results import (
+    CONFIG_FILE,
+    RUN_FILE,
+    RUNS_DIR,
+    Run,
+    atomic_write_text,
+    read_runs,
+    read_sweep_record,
+    run_folder,
+)
 from agents.stats import CELL_KEYS
 from agents.tables import COLUMNS, GROUP_KEYS
 
@@ -41,7 +50,7 @@ def load_runs(results_dir: str | Path) -> list[Run]:
     runs = read_runs(results_dir)
     for run in runs:
         if run.params is None:
-            raise ValueError(f"{Path(results_dir) / RUNS_DIR / run.run_id / 'run.json'} lacks the fields params.")
+            raise ValueError(f"{run_folder(results_dir, run.run_id) / RUN_FILE} lacks the fields params.")
     return runs
 
 

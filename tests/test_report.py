@@ -344,3 +344,11 @@ def test_configs_and_the_report_load_neither_flax_brax_nor_orbax():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_run_without_parameter_counts_is_refused_by_name(tmp_path):
+    from agents import results
+
+    results.write_run(tmp_path, results.RunRecord("r", "hopper", "sac", 0.9, "static", 0), [])
+    with pytest.raises(ValueError, match=r"runs/r/run.json lacks the fields params\.$"):
+        report.load_runs(tmp_path)
