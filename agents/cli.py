@@ -16,9 +16,10 @@ from typing import Annotated, Any
 
 import tyro
 
-from agents import migrate, results
-from agents.config import TrainConfig
-from agents.grid import AXES as GRID_AXES
+from agents import results
+from agents.algorithms.config import TrainConfig
+from agents.experiments.grid import AXES as GRID_AXES
+from agents.results import migrate
 from sparse_jax.validation import fail
 
 
@@ -171,7 +172,7 @@ def command_type(argv: list[str]) -> Any:
     ``--resume`` and no ``--preset``, the sweep in ``--out`` (when its
     ``config.json`` reads); so ``--help`` shows the values a run would use.
     """
-    from agents import sweep
+    from agents.experiments import sweep
 
     train = sweep.PRESETS["quick"].train
     preset = _flag(argv, "--preset")
@@ -202,7 +203,7 @@ def resolve_sweep(args: SweepArgs, base=None):
     ``args.config`` is the whole train config; :func:`main` parses it with the
     preset's (or ``base``'s) as defaults.
     """
-    from agents.sweep import PRESETS
+    from agents.experiments.sweep import PRESETS
 
     if args.preset is not None and args.preset not in PRESETS:
         fail("preset", args.preset, ", ".join(PRESETS))
@@ -231,7 +232,7 @@ def execute(command: SweepArgs | TrainArgs | ReportArgs) -> None:
     """Carry out a parsed command (raises ``ValueError`` on bad input before writing anything)."""
     # Long: one branch per command, each a few checks and one call; kept together as the CLI's one dispatcher.
     if isinstance(command, EvalArgs | RenderArgs):
-        from agents import policy
+        from agents.experiments import policy
         from sparse_jax.validation import check_int
 
         # Every check before anything loads or compiles.
@@ -261,7 +262,7 @@ def execute(command: SweepArgs | TrainArgs | ReportArgs) -> None:
             raise ValueError(f"cannot write {str(out)!r}: {e.strerror or e}.") from None
         print(f"{command.run}: one deterministic episode ({trained}) written to {out}")
         return
-    from agents import report, sweep
+    from agents.experiments import report, sweep
 
     if isinstance(command, ReportArgs):
         rows = report.write_report(command.results, include=command.include)
@@ -476,7 +477,7 @@ def _recovery_hint(argv: list[str] | None) -> str:
     default = "results/train" if command == "train" else f"results/{_flag(args, '--preset') or 'quick'}"
     out = _flag(args, "--out") or default
     if not (Path(out) / results.CONFIG_FILE).is_file():
-        from agents.sweep import _entries
+        from agents.experiments.sweep import _entries
 
         fresh = [a for a in args if a not in ("--resume", "--overwrite")]
         start = shlex.join(["sparse-rl", *fresh])
@@ -551,7 +552,7 @@ def main(argv: list[str] | None = None) -> None:
     128 + the signal number on SIGTERM or Ctrl-C (after any checkpoint being
     written is complete, with the ``--resume`` command).
     """
-    from agents.sweep import SweepInterrupted
+    from agents.experiments.sweep import SweepInterrupted
 
     try:
         maybe_initialize_distributed()

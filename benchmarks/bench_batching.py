@@ -4,7 +4,7 @@ The grid: 2 sparsities x 2 base scores x (static, tar, rigl) x 2 seeds, SAC
 on inverted_pendulum (``--quick``: the bandit probe). Before, every cell
 compiled its own programs (4 cells x {mask-only, RigL} = 8); after, the
 mask-only runs of every cell share one program and RigL's share another.
-Both sides run every batch with :func:`agents.sweep.run_batch` in this one
+Both sides run every batch with :func:`agents.experiments.sweep.run_batch` in this one
 process, the persistent compilation cache off, "before" first; the
 per-run curves of the two sides are compared too (they must agree to
 float32 rounding, grown by training).
@@ -23,8 +23,9 @@ from typing import Any
 
 import jax
 
-from agents import runner, sweep
-from agents.config import SparsityConfig, TrainConfig
+from agents.algorithms.config import SparsityConfig, TrainConfig
+from agents.execution import runner
+from agents.experiments import sweep
 from benchmarks.common import CompileCounter, part_main
 
 _PENDULUM = dict(

@@ -7,7 +7,7 @@
 2. Replay bytes per transition for every env in ``envs.DEFAULT_BACKENDS``:
    float32 obs, action, reward, discount, mask and next obs,
    ``4 * (2 * obs + act + 3)``, checked against the bytes of
-   ``agents.replay.buffer_init`` per slot.
+   ``agents.algorithms.replay.buffer_init`` per slot.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 import jax
 
-from agents.replay import buffer_init
+from agents.algorithms.replay import buffer_init
 from benchmarks.common import part_main
 from envs import DEFAULT_BACKENDS, make_env
 

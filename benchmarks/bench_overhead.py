@@ -1,7 +1,7 @@
 """Benchmark: cost of each sparse method's training chunk relative to dense, and TAR's one-shot revival.
 
 1. The jitted, vmapped training chunk (``Prepared.chunk``, what
-   ``agents.runner.run`` trains with) after ``agents.runner.prepare``, for
+   ``agents.execution.runner.run`` trains with) after ``agents.execution.runner.prepare``, for
    dense, static, uniform_revival, tar, set and rigl: SAC, 256-256 actor and
    critics, batch 256, sparsity 0.9 (ERK, random scores), one seed, on
    ``probe_bandit`` (one-step episodes, so the chunk is almost all learner:
@@ -42,10 +42,10 @@ import jax.numpy as jnp
 import optax
 
 import sparse_jax as sj
-from agents.config import SparsityConfig, TrainConfig
-from agents.replay import buffer_sample
-from agents.runner import prepare
-from agents.train import make_train
+from agents.algorithms.config import SparsityConfig, TrainConfig
+from agents.algorithms.replay import buffer_sample
+from agents.execution.runner import prepare
+from agents.execution.train import make_train
 from benchmarks.common import fmt, interleaved, part_main, ratio_summary, summary
 
 METHODS = tuple(sj.METHODS)

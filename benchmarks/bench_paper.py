@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from agents import results as results_lib
-from agents.sweep import PRESETS, run_sweep, stored_plan
+from agents.experiments.sweep import PRESETS, run_sweep, stored_plan
 from benchmarks.common import RESULTS_DIR, write_json
 
 METHODS = ("dense", "static", "tar", "set", "rigl")

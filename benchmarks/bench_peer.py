@@ -1,4 +1,4 @@
-"""Benchmark: dense SAC end to end, ours (``agents.runner.run``) vs brax's own SAC trainer.
+"""Benchmark: dense SAC end to end, ours (``agents.execution.runner.run``) vs brax's own SAC trainer.
 
 Same env (inverted_pendulum on its default backend from ``envs.DEFAULT_BACKENDS``),
 episode length, one env stepped per iteration, batch 256, 256-256 actor and
@@ -47,8 +47,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from agents.config import TrainConfig
-from agents.runner import run as train_run
+from agents.algorithms.config import TrainConfig
+from agents.execution.runner import run as train_run
 from benchmarks.common import CompileCounter, fmt, install_device_put_replicated, part_main, summary
 from envs import DEFAULT_BACKENDS
 
@@ -96,7 +96,7 @@ def _curve_stats(times: list[float], steps: list[int], returns: list[float], wal
 
 
 def run_ours(config: TrainConfig, seeds: Sequence[int]) -> list[dict[str, Any]]:
-    """``agents.runner.run`` over ``seeds`` in one call; one result dict per seed (wall and compiles shared)."""
+    """``agents.execution.runner.run`` over ``seeds`` in one call; a result dict per seed (wall and compiles shared)."""
     times: list[float] = []
     steps: list[int] = []
     returns: list[np.ndarray] = []
@@ -131,8 +131,8 @@ def run_ours(config: TrainConfig, seeds: Sequence[int]) -> list[dict[str, Any]]:
 def run_brax(config: TrainConfig, seed: int) -> dict[str, Any]:
     """brax's ``sac.train`` with the matched settings, one seed."""
     import brax.envs
-    from brax.training.agents.sac import networks as sac_networks
-    from brax.training.agents.sac import train as sac_train
+    from brax.training.agents.algorithms.sac import networks as sac_networks
+    from brax.training.agents.algorithms.sac import train as sac_train
 
     install_device_put_replicated()
     env = brax.envs.get_environment(ENV, backend=DEFAULT_BACKENDS[ENV])

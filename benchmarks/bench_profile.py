@@ -28,8 +28,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from agents.replay import buffer_sample
-from agents.train import make_train
+from agents.algorithms.replay import buffer_sample
+from agents.execution.train import make_train
 from benchmarks.bench_peer import make_config
 from benchmarks.common import part_main, summary
 

@@ -1,4 +1,4 @@
-"""Benchmark: N seeds vmapped in one ``agents.runner.run`` call vs the same N seeds one call after another.
+"""Benchmark: N seeds vmapped in one ``agents.execution.runner.run`` call vs the same N seeds one call after another.
 
 SAC, ``probe_bandit`` (one-step episodes), 256-256 networks, batch 256, dense,
 1000 gradient updates per seed in 2 chunks after a 500-step warm-up. Each call
@@ -17,8 +17,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from agents.config import TrainConfig
-from agents.runner import run as train_run
+from agents.algorithms.config import TrainConfig
+from agents.execution.runner import run as train_run
 from benchmarks.common import CompileCounter, fmt, part_main, summary
 
 

@@ -323,9 +323,9 @@ def _batching(r: dict[str, Any]) -> list[str]:
         "",
         *_header(r),
         f"{s['grid']} ({s['runs']} runs), SAC on {c['env']} ({'-'.join(map(str, c['hidden']))}, "
-        f"{c['total_steps']} env steps per run), every batch run by `agents.sweep.run_batch` in one process, "
-        "the persistent compilation cache off. Before: every cell compiled its own programs; after: the sweep's "
-        "plan (`SweepConfig.programs`).",
+        f"{c['total_steps']} env steps per run), every batch run by `agents.experiments.sweep.run_batch` "
+        "in one process, the persistent compilation cache off. Before: every cell compiled its own programs; "
+        "after: the sweep's plan (`SweepConfig.programs`).",
         "",
         "| side | batches (runs each) | chunk programs | XLA compilations | compile s | wall s |",
         "|---|---|---:|---:|---:|---:|",

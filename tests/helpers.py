@@ -49,7 +49,7 @@ def evaluations_until_solved(config, seeds, threshold=500.0):
     """
     import numpy as np
 
-    from agents.runner import run
+    from agents.execution.runner import run
 
     returns = []
 
@@ -72,7 +72,7 @@ def pendulum_config(algo, total_steps, **overrides):
     gives: zero torque keeps the pole up about 33 steps, uniform random actions about 5, while a
     hand-tuned PD controller reaches 1000 (measured with these wrappers).
     """
-    from agents.config import SACConfig, TrainConfig
+    from agents.algorithms.config import SACConfig, TrainConfig
 
     kwargs = dict(
         env="inverted_pendulum",
@@ -106,7 +106,7 @@ def hand_q(p, obs, act):
 
 def hand_batch(next_obs):
     """Two transitions (the second terminal) with obs 1, 2, actions 0.1, 0.2, rewards 1, 2."""
-    from agents.replay import Transition
+    from agents.algorithms.replay import Transition
 
     return Transition(
         obs=jnp.array([[1.0], [2.0]]),

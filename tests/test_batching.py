@@ -8,9 +8,10 @@ import chex
 import numpy as np
 import pytest
 
-from agents import plan as plan_lib
-from agents import runner, sweep
-from agents.config import SparsityConfig, TrainConfig
+from agents.algorithms.config import SparsityConfig, TrainConfig
+from agents.execution import plan as plan_lib
+from agents.execution import runner
+from agents.experiments import sweep
 from tests.helpers import BANDIT
 
 # The tolerance docs/sweeps.md states for results of different batch shapes.
@@ -208,7 +209,7 @@ def test_a_run_shared_by_cells_matches_the_copy_earlier_versions_trained(tmp_pat
         and (shared / "runs" / static(0.2) / "curve.jsonl").read_bytes()
         == (shared / "runs" / static(0.1) / "curve.jsonl").read_bytes()
     )
-    from agents.policy import load_policy
+    from agents.experiments.policy import load_policy
 
     a, b = load_policy(shared, static(0.2)), load_policy(shared, static(0.1))  # eval and render read it too
     chex.assert_trees_all_equal(a.params, b.params)

@@ -1,6 +1,6 @@
 import pytest
 
-from agents.config import SACConfig, SparsityConfig, TD3Config, TrainConfig
+from agents.algorithms.config import SACConfig, SparsityConfig, TD3Config, TrainConfig
 
 
 @pytest.mark.parametrize(
@@ -77,7 +77,7 @@ def test_each_algorithm_reads_its_own_section_and_the_json_round_trips():
     import dataclasses
     import json
 
-    from agents.config import train_config_from_json
+    from agents.algorithms.config import train_config_from_json
 
     cfg = TrainConfig(algo="td3", sac=SACConfig(init_alpha=0.5), td3=TD3Config(policy_delay=3, expl_noise=0.3))
     data = json.loads(json.dumps(dataclasses.asdict(cfg)))

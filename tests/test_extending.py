@@ -7,7 +7,7 @@ tests check that every layer that asks about methods (the transform's top-k
 bound, the trainer, the sweep's programs and axes, the FLOPs model, the
 report's dynamic baselines) treats it as the dynamic sparse method it is.
 The algorithm is DDPG (Lillicrap et al. 2016), written against
-:class:`agents.types.Algorithm`, and a sweep trains both together.
+:class:`agents.algorithms.types.Algorithm`, and a sweep trains both together.
 """
 
 import json
@@ -22,12 +22,13 @@ import pytest
 from flax import struct
 
 import sparse_jax as sj
-from agents import stats, sweep
 from agents.algorithms import register_algorithm, unregister_algorithm
-from agents.config import SparsityConfig, TrainConfig, program_key
-from agents.networks import DeterministicActor, TwinCritic
-from agents.train import make_algorithm
-from agents.types import Algorithm, NetworkMasks, actor_critic_parts, dormant_fn, polyak, sparse_opt_state
+from agents.algorithms.config import SparsityConfig, TrainConfig, program_key
+from agents.algorithms.networks import DeterministicActor, TwinCritic
+from agents.algorithms.types import Algorithm, NetworkMasks, actor_critic_parts, dormant_fn, polyak, sparse_opt_state
+from agents.execution.train import make_algorithm
+from agents.experiments import sweep
+from agents.results import stats
 from tests.helpers import BANDIT
 
 

@@ -65,3 +65,42 @@ def test_a_long_function_says_why():
                 if len(body) > LONG and not any(line.strip().startswith("# Long:") for line in body):
                     unexplained.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({len(body)} lines)")
     assert not unexplained, "functions over 60 lines without a '# Long:' comment: " + ", ".join(unexplained)
+
+
+# agents/ in layers, bottom first: a module imports its own folder and the folders below it, never one above.
+LAYERS = ("agents.results", "agents.algorithms", "agents.execution", "agents.experiments", "agents.cli")
+
+
+def _layer(module: str) -> int | None:
+    for i, prefix in enumerate(LAYERS):
+        if module == prefix or module.startswith(prefix + "."):
+            return i
+    return None
+
+
+def test_every_agents_module_sits_in_a_layer():
+    """A new module in agents/ goes into one of the folders (or is the package's own __init__)."""
+    loose = [name for name in _modules() if name.startswith("agents.") and _layer(name) is None]
+    assert not loose, f"modules outside the layers {LAYERS}: {loose}"
+
+
+def test_agents_folders_only_import_downward():
+    modules = _modules()
+    upward = []
+    for name, path in modules.items():
+        own = _layer(name)
+        if own is None:
+            continue
+        for target in _imports(name, path, modules):
+            theirs = _layer(target)
+            if theirs is not None and theirs > own:
+                upward.append(f"{name} -> {target}")
+    assert not upward, "imports that go up a layer: " + ", ".join(sorted(upward))
+
+
+def test_the_layer_check_sees_an_upward_import(tmp_path):
+    """The check above is not vacuous: a function-level import of a higher layer is found."""
+    path = tmp_path / "stats.py"
+    path.write_text("def f():\n    from agents.experiments import sweep\n")
+    found = _imports("agents.results.stats", path, _modules())
+    assert "agents.experiments.sweep" in found and _layer("agents.experiments.sweep") > _layer("agents.results.stats")

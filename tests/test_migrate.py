@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from agents import migrate
+from agents.results import migrate
 
 
 def test_run_json_takes_its_run_id_from_the_folder_only_when_it_lacks_one():
@@ -42,7 +42,7 @@ def test_older_checkpoint_layouts_numbered_first_then_without_gmp_tables():
 
 
 def test_a_flat_training_config_of_earlier_versions_reads_into_the_algorithm_sections():
-    from agents.config import SACConfig, TD3Config, train_config_from_json
+    from agents.algorithms.config import SACConfig, TD3Config, train_config_from_json
 
     old = {"env": "probe_bandit", "algo": "td3", "alpha_lr": 1e-3, "init_alpha": 0.5, "policy_delay": 3,
            "target_noise": 0.1, "noise_clip": 0.4, "expl_noise": 0.2, "sparse": {"method": "tar"}}  # fmt: skip

@@ -26,7 +26,8 @@ ROOT = Path(__file__).parent.parent
 WRAPPER = r"""
 import json, os, sys
 import jax
-from agents import report, results
+from agents.experiments import report
+from agents import results
 from agents.cli import main
 
 record = {"slices": [], "writes": []}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from agents.networks import DeterministicActor, GaussianActor, TwinCritic, tanh_gaussian_sample
+from agents.algorithms.networks import DeterministicActor, GaussianActor, TwinCritic, tanh_gaussian_sample
 
 
 def test_tanh_gaussian_log_prob_matches_change_of_variables():
@@ -35,7 +35,7 @@ def test_dormant_fraction_counts_units_at_most_tau_times_the_layer_mean():
     import jax
     import jax.numpy as jnp
 
-    from agents.networks import MLP, dormant_fraction
+    from agents.algorithms.networks import MLP, dormant_fraction
 
     net = MLP((4, 2), 1)
     x = jnp.ones((5, 1))

@@ -51,7 +51,7 @@ def test_sparse_jax_runs_without_any_rl_dependency():
 
 
 def test_agents_without_the_rl_extra_names_the_install_command():
-    proc = _run(BLOCKED.format(blocked=["flax", "brax"]) + "import agents.train")
+    proc = _run(BLOCKED.format(blocked=["flax", "brax"]) + "import agents.execution.train")
     assert proc.returncode != 0
     assert "agents needs flax, brax, which the RL side of sparse-rl installs: pip install 'sparse-rl[rl]'." in (
         proc.stderr

@@ -10,13 +10,15 @@ import orbax.checkpoint as ocp
 import pytest
 
 import sparse_jax as sj
-from agents import checkpoint, results, sweep
+from agents import results
+from agents.algorithms.config import SparsityConfig, TrainConfig
+from agents.algorithms.networks import DeterministicActor, GaussianActor
 from agents.cli import main
-from agents.config import SparsityConfig, TrainConfig
-from agents.networks import DeterministicActor, GaussianActor
-from agents.policy import evaluate_policy, load_policy, make_policy
-from agents.runner import state_template
-from agents.train import make_algorithm, make_train
+from agents.execution import checkpoint
+from agents.execution.runner import state_template
+from agents.execution.train import make_algorithm, make_train
+from agents.experiments import sweep
+from agents.experiments.policy import evaluate_policy, load_policy, make_policy
 from tests.helpers import BANDIT
 
 # Two chunks of the one-step bandit with tiny networks: the config of the checkpoint, policy and render tests.

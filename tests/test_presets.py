@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import sparse_jax as sj
-from agents.networks import GaussianActor, TwinCritic, init_actor_critic
-from agents.sweep import PRESETS
+from agents.algorithms.networks import GaussianActor, TwinCritic, init_actor_critic
+from agents.experiments.sweep import PRESETS
 from envs import make_env
 
 

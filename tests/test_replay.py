@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from agents.replay import Transition, buffer_add, buffer_init, buffer_sample
+from agents.algorithms.replay import Transition, buffer_add, buffer_init, buffer_sample
 
 
 def _batch(start, n):

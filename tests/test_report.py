@@ -1,4 +1,4 @@
-"""agents.report, stats and tables on a hand-made results directory: returns, seed statistics, gains, FLOPs, files."""
+"""agents.results (report, stats, tables) on a hand-made results directory: returns, seed statistics, gains, FLOPs."""
 
 import json
 import math
@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from agents import report, stats, tables
-from agents.results import run_id
+from agents.experiments import report
+from agents.results import run_id, stats, tables
 
 N_EVALS = 20  # last 10% = the last 2 evaluations
 PARAMS = {
@@ -323,7 +323,7 @@ def test_cell_values_print_as_they_read_back(tmp_path):
 def test_a_method_whose_every_run_diverged_reports_without_numpy_warnings(tmp_path):
     import warnings
 
-    from agents.sweep import _finite_mean
+    from agents.experiments.sweep import _finite_mean
 
     for seed in (0, 1):
         write_run(tmp_path, "hopper", "static", seed, 1.0, diverged=True)
@@ -338,9 +338,11 @@ def test_a_method_whose_every_run_diverged_reports_without_numpy_warnings(tmp_pa
 def test_configs_and_the_report_load_neither_flax_brax_nor_orbax():
     """Statistics, tables, figures and configs read results alone: no training code, no physics is imported."""
     code = (
-        "import sys; import agents.report, agents.stats, agents.tables, agents.figures, agents.config, envs; "
+        "import sys; import agents.experiments.report, agents.results.stats; "
+        "import agents.results.tables, agents.results.figures; "
+        "import agents.algorithms.config, envs; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('flax', 'brax', 'orbax', 'mujoco') "
-        "or m in ('agents.sac', 'agents.td3', 'agents.train', 'envs.brax_envs')))"
+        "or m in ('agents.algorithms.sac', 'agents.algorithms.td3', 'agents.execution.train', 'envs.brax_envs')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

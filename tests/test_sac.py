@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from agents import sac
+from agents.algorithms import sac
 from tests.helpers import HAND_CRITIC, HAND_TARGET, hand_batch, hand_q
 
 # Hand-made "networks": the policy always returns action 0.5 with log-probs [-1, 0.5];

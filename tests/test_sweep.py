@@ -14,10 +14,11 @@ import jax
 import pytest
 
 import sparse_jax as sj
-from agents import report, results
-from agents.checkpoint import write_manifest
+from agents import results
 from agents.cli import main
-from agents.policy import load_policy
+from agents.execution.checkpoint import write_manifest
+from agents.experiments import report
+from agents.experiments.policy import load_policy
 
 # The quick preset on the bandit probe, with 16-16 networks: every file and path of a sweep, in seconds.
 TINY = ["--preset", "quick", "--envs", "probe_bandit", "--seeds", "2", "--config.hidden", "16", "16", "--no-progress"]
@@ -118,8 +119,8 @@ def test_checkpoint_leaves_round_trip_with_zero_size_leaves(tmp_path):
     import numpy as np
     import orbax.checkpoint as ocp
 
-    from agents.checkpoint import restore_leaves as _restore_leaves
-    from agents.checkpoint import saveable as _saveable
+    from agents.execution.checkpoint import restore_leaves as _restore_leaves
+    from agents.execution.checkpoint import saveable as _saveable
 
     tree = {"w": jnp.arange(6.0).reshape(2, 3), "contacts": jnp.zeros((2, 0, 3)), "key": jax.random.key(7)}
     saved = _saveable(tree)
@@ -213,7 +214,7 @@ def test_full_disk_midway_gives_one_line_keeps_what_was_written_and_resume_finis
 
 def test_ctrl_c_inside_a_checkpoint_write_waits_for_it_then_stops():
     """SIGINT inside the critical section (checkpoint and curve writes) is deferred to its end."""
-    from agents.sweep import SweepInterrupted, _SafePoints
+    from agents.experiments.sweep import SweepInterrupted, _SafePoints
 
     safe_points, written = _SafePoints(), []
     # A shell's background job starts with SIGINT ignored: give this test a handler of its own either way.
@@ -234,7 +235,7 @@ def test_ctrl_c_inside_a_checkpoint_write_waits_for_it_then_stops():
 
 def test_an_ignored_sigint_stays_ignored_and_sigterm_still_stops():
     """A process started with SIGINT ignored (``cmd &`` in a script, nohup) keeps ignoring it."""
-    from agents.sweep import SweepInterrupted, _SafePoints
+    from agents.experiments.sweep import SweepInterrupted, _SafePoints
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -454,7 +455,7 @@ def test_a_sweep_stopped_by_the_version_before_method_objects_resumes_and_its_ch
 def test_late_write_callbacks_of_a_failed_save_are_dropped_and_nothing_else(monkeypatch):
     import types
 
-    from agents.checkpoint import _late_callbacks_quiet
+    from agents.execution.checkpoint import _late_callbacks_quiet
 
     seen = []
     monkeypatch.setattr(sys, "unraisablehook", seen.append)

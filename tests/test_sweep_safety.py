@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from agents import plan as plan_lib
-from agents import results, sweep
+from agents import results
 from agents.cli import main
+from agents.execution import plan as plan_lib
+from agents.experiments import sweep
 
 TINY = ["--preset", "quick", "--envs", "probe_bandit", "--seeds", "2", "--no-progress"]
 
@@ -169,7 +170,7 @@ def test_bad_values_and_silently_unused_settings_are_one_line(tmp_path, capsys, 
 
 
 def test_steps_that_do_not_fill_a_chunk_are_named():
-    from agents.config import TrainConfig
+    from agents.algorithms.config import TrainConfig
 
     assert sweep._dropped_steps(TrainConfig(total_steps=21_000, warmup_steps=1_000, chunk_steps=2_000)) is None
     note = sweep._dropped_steps(TrainConfig(total_steps=20_000, warmup_steps=1_000, chunk_steps=2_000))

@@ -1,7 +1,7 @@
 import jax
 import pytest
 
-from agents import td3
+from agents.algorithms import td3
 from tests.helpers import HAND_CRITIC, HAND_TARGET, hand_batch, hand_q
 
 policy_fn = lambda p, obs: p["k"] * obs  # deterministic "actor"

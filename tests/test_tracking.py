@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents import report, results, tracking
+from agents import results
 from agents.cli import main
-from agents.sweep import PRESETS
+from agents.experiments import report
+from agents.experiments.sweep import PRESETS
+from agents.results import tracking
 
 # The shape of tests/test_sweep.py's sweep (2 methods x 2 seeds, 4000 steps), so its programs come from the cache.
 TINY = ["--preset", "quick", "--envs", "probe_bandit", "--methods", "static", "tar", "--seeds", "2", "--total-steps",

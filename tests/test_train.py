@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import sparse_jax as sj
-from agents.config import SparsityConfig, TrainConfig
-from agents.networks import TwinCritic
-from agents.runner import run
-from agents.train import make_algorithm, make_train, next_rewire_iteration
+from agents.algorithms.config import SparsityConfig, TrainConfig
+from agents.algorithms.networks import TwinCritic
+from agents.execution.runner import run
+from agents.execution.train import make_algorithm, make_train, next_rewire_iteration
 from tests.helpers import BANDIT
 
 MASK_METHODS = sj.MASK_METHODS
@@ -283,7 +283,7 @@ def test_synflow_base_score_in_the_trainer():
 
 def test_the_mask_only_chunk_is_one_program_whatever_the_masks_are_made_of():
     """Sparsity, base score, distribution and rho change only the masks: the chunk lowers to the same program."""
-    from agents.runner import _chunk_jit, state_template
+    from agents.execution.runner import _chunk_jit, state_template
 
     def program(method, **sparse):
         trainer = make_train(TrainConfig(**BANDIT, sparse=SparsityConfig(method=method, **sparse)))

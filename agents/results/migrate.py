@@ -3,7 +3,7 @@
 Every difference between what earlier versions wrote and what this one
 writes is handled here, once, when a file is read; the rest of the code sees
 only today's layout. :mod:`agents.results` calls the file functions, and
-:mod:`agents.checkpoint` asks :func:`older_checkpoint_layouts` for the
+:mod:`agents.execution.checkpoint` asks :func:`older_checkpoint_layouts` for the
 layouts to try when a checkpoint does not restore into today's.
 
 What changed, and how it is read:
@@ -22,7 +22,7 @@ What changed, and how it is read:
   ``base_reachability``; the earliest, no ``run_id`` (the folder's name).
 - ``config.json`` (:func:`config_json`): versions before the batch planner
   wrote no ``plan``: they trained one batch per cell, which
-  :meth:`agents.plan.Plan.from_json` reads ``None`` as.
+  :meth:`agents.execution.plan.Plan.from_json` reads ``None`` as.
 - Checkpointed histories (:func:`history_metric`): checkpoints before
   per-run timings hold ``wall_s`` and ``steps_per_s`` as one number for the
   whole batch. ``curve.jsonl`` rows of every version read as they are (a

@@ -2,7 +2,7 @@
 
 Losses are top-level pure functions of apply functions, so they can be
 checked on hand-made networks; :func:`make_sac` binds them to the flax
-networks and sparse optimizers and returns the :class:`~agents.types.Algorithm`.
+networks and sparse optimizers and returns the :class:`~agents.algorithms.types.Algorithm`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from agents.networks import GaussianActor, TwinCritic, tanh_gaussian_sample
-from agents.replay import Transition
-from agents.types import (
+from agents.algorithms.networks import GaussianActor, TwinCritic, tanh_gaussian_sample
+from agents.algorithms.replay import Transition
+from agents.algorithms.types import (
     Algorithm,
     MakeTx,
     NetworkMasks,
@@ -29,7 +29,7 @@ from agents.types import (
 )
 
 if TYPE_CHECKING:
-    from agents.config import TrainConfig
+    from agents.algorithms.config import TrainConfig
 
 # policy_fn(params, obs, key) -> (action, log_prob); q_fn(params, obs, action) -> (2, batch)
 PolicyFn = Callable[[Params, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]

@@ -4,8 +4,8 @@ Reads ``DIR/runs/*/run.json`` and ``curve.jsonl`` (layout in :mod:`agents.result
 and writes ``DIR/summary.csv``, ``DIR/comparisons.csv``, ``DIR/summary.md`` and
 ``DIR/figures/*.png``. This module loads the runs, groups them into summary rows
 and composes the rest: the statistics and the FLOPs model are defined in
-:mod:`agents.stats`, the CSV and Markdown rendering in :mod:`agents.tables` and
-the figures in :mod:`agents.figures`.
+:mod:`agents.results.stats`, the CSV and Markdown rendering in :mod:`agents.results.tables` and
+the figures in :mod:`agents.results.figures`.
 """
 
 from __future__ import annotations
@@ -16,20 +16,22 @@ from pathlib import Path
 
 import numpy as np
 
-from agents import figures, stats, tables
-from agents.grid import check_known_fields
+from agents.experiments.grid import check_known_fields
 from agents.results import (
     CONFIG_FILE,
     RUN_FILE,
     RUNS_DIR,
     Run,
     atomic_write_text,
+    figures,
     read_runs,
     read_sweep_record,
     run_folder,
+    stats,
+    tables,
 )
-from agents.stats import CELL_KEYS
-from agents.tables import COLUMNS, GROUP_KEYS
+from agents.results.stats import CELL_KEYS
+from agents.results.tables import COLUMNS, GROUP_KEYS
 
 # CELL_KEYS, GROUP_KEYS and COLUMNS are re-exported: callers read the summary rows' keys from this module.
 __all__ = ["CELL_KEYS", "COLUMNS", "GROUP_KEYS", "load_runs", "summarize", "write_report"]
@@ -118,7 +120,7 @@ def summarize(results_dir: str | Path) -> list[dict]:
       results_dir: a sweep's results directory.
 
     Returns:
-      Dicts with the keys :data:`COLUMNS` (statistics in the docstring of :mod:`agents.stats`),
+      Dicts with the keys :data:`COLUMNS` (statistics in the docstring of :mod:`agents.results.stats`),
       sorted by env, algo, sparsity and method. The gain columns are set on
       TAR rows only.
 

@@ -3,7 +3,7 @@
 Learning curves per env, final returns per cell and the seed-0 mask topology
 of static against TAR, each drawn on a headless Agg canvas (no pyplot state)
 and written atomically as a PNG. The statistics behind them come from
-:mod:`agents.stats`.
+:mod:`agents.results.stats`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from agents import stats
-from agents.results import Run, atomic_write_bytes
+from agents.results import Run, atomic_write_bytes, stats
 
 
 def _wrap(title: str, width: int = 38) -> str:

@@ -1,6 +1,6 @@
 """The statistics of a sweep's runs: returns, seed statistics, FLOPs, TAR's gains and comparisons.
 
-Pure functions from runs (:class:`agents.results.Run`, as :func:`agents.report.load_runs` gives them) or
+Pure functions from runs (:class:`agents.results.Run`, as :func:`agents.experiments.report.load_runs` gives them) or
 summary rows to numbers and dicts, with no drawing and no file writing, plus
 the helpers that group, sort and name runs by cell, which the table, figure and
 report modules share. Every bootstrap uses a fixed generator, so the same runs
@@ -392,7 +392,7 @@ def comparisons(runs: Sequence[Run]) -> list[dict]:
     """TAR against every other method of its cell: probability of improvement on final and whole-curve return.
 
     Returns:
-      One dict per (cell, baseline) with the keys :data:`agents.tables.COMPARISON_COLUMNS`;
+      One dict per (cell, baseline) with the keys :data:`agents.results.tables.COMPARISON_COLUMNS`;
       cells where TAR or the baseline has fewer than two finished runs are left out.
     """
     out = []

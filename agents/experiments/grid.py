@@ -3,7 +3,7 @@
 A cell is one point of envs x algorithms x widths x sparsities x base scores
 x distributions x rhos (see :class:`SweepConfig`); every cell runs every
 method. :meth:`SweepConfig.programs` groups the runs into compiled programs
-(:func:`agents.config.program_key`) and :meth:`SweepConfig.batches` splits
+(:func:`agents.algorithms.config.program_key`) and :meth:`SweepConfig.batches` splits
 them into batches. Nothing here trains or imports the training code, so the
 report and the planner's callers read a sweep's grid without flax or brax.
 """
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import sparse_jax as sj
 from agents import results
 from agents.algorithms import ALGORITHMS
-from agents.config import (
+from agents.algorithms.config import (
     METHODS,
     SECTIONS,
     SACConfig,
@@ -33,7 +33,7 @@ from envs.registry import ENV_NAMES
 from sparse_jax.validation import check_choice, check_int, check_number, fail
 
 if TYPE_CHECKING:
-    from agents.plan import Plan
+    from agents.execution.plan import Plan
 
 
 class Cell(NamedTuple):
@@ -238,7 +238,7 @@ class SweepConfig:
         return [self.run_id(GridRun(cell, m, s)) for m in methods for s in self.seed_values()]
 
     def _program(self, cell: Cell, method: str, per_cell: bool) -> tuple:
-        """The run's :func:`agents.config.program_key` (runs with equal keys share one program), per cell if asked."""
+        """The run's :func:`~agents.algorithms.config.program_key` (equal keys share one program), per cell if asked."""
         return (program_key(self.run_config(GridRun(cell, method, 0))),) + ((cell,) if per_cell else ())
 
     def canonical(self, cell: Cell, method: str) -> Cell:
@@ -274,7 +274,7 @@ class SweepConfig:
         return list(programs.values())
 
     def plan_programs(self) -> list[tuple[TrainConfig, int]]:
-        """What the planner sizes (:class:`agents.plan.Program`): each program's first cell's config, its run count."""
+        """What the planner sizes (:class:`~agents.execution.plan.Program`): a program's first config, its run count."""
         return [
             (self.cell_config(variants[0][0]), len(variants) * self.seeds)
             for variants in self.programs(shares_runs=True)

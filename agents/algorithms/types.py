@@ -1,8 +1,8 @@
 """The algorithm interface the training loop needs, and what every algorithm's state shares.
 
-An algorithm lives in one file (``agents/sac.py``, ``agents/td3.py``): its
+An algorithm lives in one file (``agents/algorithms/sac.py``, ``agents/algorithms/td3.py``): its
 losses, its own state type and a ``make_*`` factory returning an
-:class:`Algorithm`. ``agents/algorithms.py`` maps names to factories, so a
+:class:`Algorithm`. ``agents/algorithms/__init__.py`` maps names to factories, so a
 new algorithm is one new file plus one line there.
 """
 
@@ -15,13 +15,13 @@ import jax
 import optax
 
 import sparse_jax as sj
-from agents.networks import dormant_fraction, init_actor_critic
+from agents.algorithms.networks import dormant_fraction, init_actor_critic
 
 Params = Any
 Metrics = dict[str, jax.Array]
 # make_tx(network, param_shapes, schedule) -> the network's sparse optimizer, built once per network.
 MakeTx = Callable[[str, Params, sj.DSTSchedule], optax.GradientTransformationExtraArgs]
-State = Any  # an algorithm's own state pytree (e.g. agents.sac.SACState)
+State = Any  # an algorithm's own state pytree (e.g. agents.algorithms.sac.SACState)
 LossFn = Callable[[Params, Any], jax.Array]  # loss_fn(params, batch) -> scalar
 
 
@@ -56,7 +56,7 @@ class NetworkMasks:
 class Algorithm(NamedTuple):
     """The pure functions and static facts the training loop needs from an algorithm.
 
-    The state is the algorithm's own pytree (e.g. :class:`agents.sac.SACState`);
+    The state is the algorithm's own pytree (e.g. :class:`agents.algorithms.sac.SACState`);
     the loop reads only its ``actor`` params (to act and evaluate) and, through
     ``sparse_params``, the masks of its networks.
 
@@ -80,7 +80,7 @@ class Algorithm(NamedTuple):
         must stay exactly sparse (online and target).
       dormant: ``(state, batch, tau) -> {"actor": fraction, "critic": fraction}``,
         the dormant hidden units of each online network on a replay batch
-        (:func:`agents.networks.dormant_fraction`).
+        (:func:`agents.algorithms.networks.dormant_fraction`).
     """
 
     init_params: Callable[[jax.Array], tuple[Params, Params]]

@@ -7,9 +7,9 @@ pytree path (``agent/actor/MLP_0/Dense_0/kernel``, ``buffer/data/obs``,
 ``env_state/obs``, ...; see :func:`leaf_keys`), PRNG keys as raw key data,
 zero-size leaves left out. Checkpoints of earlier versions (leaves numbered
 in pytree order, GMP's states without their count table) restore too
-(:mod:`agents.migrate` says how).
+(:mod:`agents.results.migrate` says how).
 Restoring needs a template of the same batched state
-(:func:`agents.runner.state_template`), sharded like the live one; one part
+(:func:`agents.execution.runner.state_template`), sharded like the live one; one part
 of the state (e.g. only ``agent``, for a trained policy) can be read alone.
 
 Orbax's compressed chunks carry no checksum: a flipped bit restores without
@@ -45,8 +45,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding, PartitionSpec, SingleDeviceSharding
 
-from agents import migrate, results
-from agents.train import TrainState
+from agents import results
+from agents.execution.train import TrainState
+from agents.results import migrate
 from sparse_jax.utils import path_name
 
 MAX_TO_KEEP = 2

@@ -2,7 +2,7 @@
 
 An algorithm is one file (its losses, state type and a factory
 ``(config, obs_size, action_size, make_tx) -> Algorithm``, as
-``agents/sac.py``) plus one :func:`register_algorithm` line, here for the
+``agents/algorithms/sac.py``) plus one :func:`register_algorithm` line, here for the
 built-in ones or in your own code for yours. The factory may be given as a
 ``"module:function"`` string, so that what only needs the names (configs,
 the sweep's checks, reports) never imports flax or brax.
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from sparse_jax.validation import check_choice, fail
 
 if TYPE_CHECKING:
-    from agents.types import Algorithm
+    from agents.algorithms.types import Algorithm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,5 +80,7 @@ def get_algorithm(name: str) -> Callable[..., Algorithm]:
     return ALGORITHMS[check_choice("algo", name, ALGORITHMS)].make()
 
 
-register_algorithm("sac", "agents.sac:make_sac", "Soft Actor-Critic (Haarnoja et al. 2018), twin critics")
-register_algorithm("td3", "agents.td3:make_td3", "TD3 (Fujimoto et al. 2018): target smoothing, delayed updates")
+register_algorithm("sac", "agents.algorithms.sac:make_sac", "Soft Actor-Critic (Haarnoja et al. 2018), twin critics")
+register_algorithm(
+    "td3", "agents.algorithms.td3:make_td3", "TD3 (Fujimoto et al. 2018): target smoothing, delayed updates"
+)

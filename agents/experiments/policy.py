@@ -26,10 +26,11 @@ import jax.numpy as jnp
 import numpy as np
 
 import sparse_jax as sj
-from agents import checkpoint, results
-from agents.config import TrainConfig, train_config_from_json
-from agents.runner import check_batch, state_template
-from agents.train import TrainState, make_algorithm, make_train
+from agents import results
+from agents.algorithms.config import TrainConfig, train_config_from_json
+from agents.execution import checkpoint
+from agents.execution.runner import check_batch, state_template
+from agents.execution.train import TrainState, make_algorithm, make_train
 from envs import BRAX_ENV_NAMES, PROBE_ENVS, make_env
 from sparse_jax.validation import check_int, fail
 
@@ -100,7 +101,7 @@ def make_policy(config: TrainConfig, state: Any, run: int | None = None) -> Poli
       config: the run's training configuration (its env and algorithm decide
         the network and how it acts).
       state: a ``TrainState`` or an algorithm's state (anything with ``actor``
-        params and ``actor_masks``, as :class:`agents.types.NetworkMasks`),
+        params and ``actor_masks``, as :class:`agents.algorithms.types.NetworkMasks`),
         of one run or batched over runs (the runner's vmapped state).
       run: the run's index on the runs axis of a batched ``state``; ``None``
         for a state of one run.
@@ -179,9 +180,9 @@ def _group_of(results_dir: Path, run: str) -> tuple[str, TrainConfig, int, int]:
     """``(batch name, batch config, slot, runs in the batch)`` of ``run``, from the sweep's ``config.json``.
 
     The slot is the run's index on its batch's runs axis, and the batch
-    config the one its program was built from (:func:`agents.runner.check_batch`).
+    config the one its program was built from (:func:`agents.execution.runner.check_batch`).
     """
-    from agents import sweep  # the sweep module imports the report and trackers: only when a sweep is read
+    from agents.experiments import sweep  # the sweep module imports the report and trackers: only when a sweep is read
 
     if not (results_dir / results.CONFIG_FILE).is_file():
         raise ValueError(f"{str(results_dir)!r} has no config.json, so its runs' checkpoints cannot be found.")
@@ -245,7 +246,7 @@ class _ActorOnly(NamedTuple):
 def evaluate_policy(policy: Policy, episodes: int = 10, seed: int = 0) -> tuple[float, float]:
     """Mean and standard deviation of ``policy``'s deterministic return over ``episodes`` episodes.
 
-    Scored as training scores its evaluations (:attr:`agents.train.Trainer.evaluate`):
+    Scored as training scores its evaluations (:attr:`agents.execution.train.Trainer.evaluate`):
     each episode runs to its first ``done`` (at most ``episode_length`` env
     steps), from initial states drawn from ``seed``.
     """

@@ -2,7 +2,7 @@
 
 ``make_train(config)`` returns a :class:`Trainer` of pure functions. The whole
 run is ``trainer.train(key)``, so ``jax.jit(jax.vmap(trainer.train))(keys)``
-trains many seeds at once. :mod:`agents.runner` drives the same pieces from
+trains many seeds at once. :mod:`agents.execution.runner` drives the same pieces from
 the host (chunk by chunk, with progress and per-chunk metrics), vmapped over
 seeds and over the initial masks of methods that differ only by their mask
 (dense, static, uniform_revival, tar), which then share one compiled function.
@@ -29,9 +29,9 @@ from flax import struct
 
 import sparse_jax as sj
 from agents.algorithms import get_algorithm
-from agents.config import TrainConfig
-from agents.replay import ReplayBuffer, Transition, buffer_add, buffer_init, buffer_sample
-from agents.types import Algorithm, Metrics
+from agents.algorithms.config import TrainConfig
+from agents.algorithms.replay import ReplayBuffer, Transition, buffer_add, buffer_init, buffer_sample
+from agents.algorithms.types import Algorithm, Metrics
 from envs import make_env
 
 
@@ -121,7 +121,7 @@ def make_algorithm(
     """``config.algo``'s :class:`Algorithm`, with each network's sparse Adam built once.
 
     ``share_with``: other configs of the same program
-    (:func:`agents.config.program_key`) whose runs this algorithm's update
+    (:func:`agents.algorithms.config.program_key`) whose runs this algorithm's update
     must also serve when vmapped in one program; it widens the static top-k
     bounds of the method's mask rule to cover theirs and changes nothing else.
     """
@@ -308,7 +308,7 @@ def make_train(config: TrainConfig, share_with: Sequence[TrainConfig] = ()) -> T
     """Build the pure training functions for ``config`` (nothing is compiled yet).
 
     ``share_with``: configs of other runs the chunk will be vmapped with (see
-    :func:`make_algorithm`; :func:`agents.runner.prepare_runs` passes them).
+    :func:`make_algorithm`; :func:`agents.execution.runner.prepare_runs` passes them).
     """
     # Long: a factory of closures; init, warm-up, masking and chunks share the envs and algorithm it builds.
     env, eval_env = _make_envs(config)

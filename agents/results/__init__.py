@@ -5,9 +5,9 @@ Layout (``DIR`` is the results directory)::
     DIR/config.json                 resolved sweep config, package versions, git commit
     DIR/runs/<run_id>/run.json      one run: identity, final status, parameter counts, mask topology
     DIR/runs/<run_id>/curve.jsonl   one line per chunk: env_steps, eval_return, losses, ...
-    DIR/summary.csv, summary.md     the table (``agents.report``)
-    DIR/figures/*.png               learning curves, final returns, topology (``agents.report``)
-    DIR/checkpoints/<batch>/        orbax checkpoints of each batch of runs (agents.plan)
+    DIR/summary.csv, summary.md     the table (``agents.experiments.report``)
+    DIR/figures/*.png               learning curves, final returns, topology (``agents.experiments.report``)
+    DIR/checkpoints/<batch>/        orbax checkpoints of each batch of runs (agents.execution.plan)
 
 ``run_id`` is ``<env>-<algo>-s<sparsity>[-<axis tags>]-<method>-seed<seed>``, with the
 sparsity written so that it reads back exactly (so two different sparsities
@@ -21,7 +21,7 @@ This module is the only reader and writer of ``config.json``, ``run.json`` and
 hold, :func:`write_run` / :func:`read_run` / :func:`read_runs` and
 :func:`write_sweep_record` / :func:`read_sweep_record` move them, and files of
 earlier versions are brought up to date once, as they are read
-(:mod:`agents.migrate`). A curve row is a dict of metric name to number, one
+(:mod:`agents.results.migrate`). A curve row is a dict of metric name to number, one
 per chunk (``chunk``, ``env_steps``, ``eval_return``, the losses, ...).
 """
 
@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agents import migrate
+from agents.results import migrate
 
 CONFIG_FILE, RUN_FILE, CURVE_FILE, RUNS_DIR = "config.json", "run.json", "curve.jsonl", "runs"
 
@@ -148,10 +148,10 @@ class RunRecord:
     Its identity in the grid (``env`` ... ``seed``, and the axes ``hidden``,
     ``score``, ``distribution``, ``rho`` where the sweep sets them), its
     resolved training ``config`` (``dataclasses.asdict`` of a
-    :class:`~agents.config.TrainConfig`), the schedule figures the FLOPs model
+    :class:`~agents.algorithms.config.TrainConfig`), the schedule figures the FLOPs model
     reads, the parameter counts and mask topology at the start of training,
     and its status. ``same_as`` names the trained run whose results this one
-    shares (an axis that does not change its method: :attr:`agents.grid.Batch.shared`).
+    shares (an axis that does not change its method: :attr:`agents.experiments.grid.Batch.shared`).
     Fields that earlier versions did not write take the defaults.
     """
 
@@ -173,7 +173,7 @@ class RunRecord:
     end_fraction: float = 0.0
     start_fraction: float = 0.0
     total_updates: int = 0
-    params: dict | None = None  # per network: active, prunable, total (see agents.stats.network_counts)
+    params: dict | None = None  # per network: active, prunable, total (see agents.results.stats.network_counts)
     topology: dict | None = None  # per network: one row per layer (sparse_jax.layer_topology)
     base_topology: dict | None = None  # the same for the masks before revival
     reachability: dict | None = None  # per network and chain (sparse_jax.reachability)
@@ -257,8 +257,8 @@ def read_runs(results_dir: str | os.PathLike) -> list[Run]:
 class SweepRecord:
     """What ``config.json`` holds: the sweep config, its batch plan and where the results came from.
 
-    ``sweep`` is :func:`agents.grid.config_to_json` of the sweep config and
-    ``plan`` :meth:`agents.plan.Plan.to_json` of its plan (``None`` in
+    ``sweep`` is :func:`agents.experiments.grid.config_to_json` of the sweep config and
+    ``plan`` :meth:`agents.execution.plan.Plan.to_json` of its plan (``None`` in
     directories of versions that ran one batch per cell); ``versions``,
     ``git_commit`` and ``devices`` record the packages, the code and the
     devices that started the sweep.

@@ -271,7 +271,7 @@ def program_key(config: TrainConfig) -> tuple[TrainConfig, Hashable]:
     algorithm and network; a method with a mask rule gets its own, split by
     what its rule's update depends on (SET and RigL keep ``global`` apart,
     whose top-k has no per-layer bound; GMP's distribution shapes its table).
-    The sweep's planner, :func:`agents.runner.check_batch` and the runner's
+    The sweep's planner, :func:`agents.execution.runner.check_batch` and the runner's
     masking all ask this one function.
     """
     neutral = dataclasses.replace(config.sparse, **{f: getattr(_NEUTRAL, f) for f in MASK_AXES})

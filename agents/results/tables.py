@@ -1,7 +1,7 @@
 """CSV and Markdown rendering of a sweep's summary rows, comparisons and aggregates.
 
-Turns the rows of :func:`agents.report.summarize` and the statistics of
-:mod:`agents.stats` into the text of ``summary.csv``, ``comparisons.csv`` and
+Turns the rows of :func:`agents.experiments.report.summarize` and the statistics of
+:mod:`agents.results.stats` into the text of ``summary.csv``, ``comparisons.csv`` and
 ``summary.md``; it computes nothing itself. The column tuples fix the CSV
 headers: :data:`COLUMNS` for the summary, :data:`COMPARISON_COLUMNS` for TAR's
 comparisons.
@@ -16,8 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sparse_jax as sj
-from agents import stats
-from agents.results import sparsity_label
+from agents.results import sparsity_label, stats
 
 GROUP_KEYS = stats.CELL_KEYS + ("method",)
 COLUMNS = GROUP_KEYS + (
@@ -109,7 +108,7 @@ def _summary_lines(rows: Sequence[dict]) -> list[str]:
         "Final return: mean evaluation return over the last 10% of evaluations of a run; whole curve: mean over all "
         "its evaluations (a normalised AUC). Mean and 95% percentile-bootstrap CI over seeds, IQM = 25%-trimmed mean; "
         "diverged and unfinished runs are left out. Params: active parameters of actor + critics (fraction of dense). "
-        "FLOPs: training and inference cost relative to dense (model in `agents.stats`).",
+        "FLOPs: training and inference cost relative to dense (model in `agents.results.stats`).",
         "",
         f"| {head} | method | final return mean [95% CI] | IQM | whole curve mean [95% CI] | params | train FLOPs "
         "| inference FLOPs | seeds | diverged |",
@@ -160,7 +159,7 @@ def _comparison_lines(comps: Sequence[dict]) -> list[str]:
 
 
 def _aggregate_lines(agg: Sequence[dict], skipped: Sequence[str]) -> list[str]:
-    """The across-cells section of :func:`agents.stats.aggregate`, then the cells it left out."""
+    """The across-cells section of :func:`agents.results.stats.aggregate`, then the cells it left out."""
     lines = []
     if agg:
         lines += [
@@ -303,11 +302,11 @@ def summary_md(
     """The text of ``summary.md``: the summary table, then comparisons, aggregate, gains, topology, diagnostics.
 
     Args:
-      rows: the summary rows (:func:`agents.report.summarize`).
-      comps: :func:`agents.stats.comparisons`.
-      agg: :func:`agents.stats.aggregate`'s ``(rows, skipped)``.
-      topo: :func:`agents.stats.topology_changes`.
-      diag: :func:`agents.stats.diagnostics`.
+      rows: the summary rows (:func:`agents.experiments.report.summarize`).
+      comps: :func:`agents.results.stats.comparisons`.
+      agg: :func:`agents.results.stats.aggregate`'s ``(rows, skipped)``.
+      topo: :func:`agents.results.stats.topology_changes`.
+      diag: :func:`agents.results.stats.diagnostics`.
 
     A section whose statistics are empty is left out.
     """

@@ -7,10 +7,10 @@ uniform_revival, tar) of one (env, algo, width), whatever its sparsity, score,
 distribution and rho, vmapped in one program; every SET, RigL or GMP run of
 one (env, algo, width) in one program per method (:meth:`SweepConfig.programs`).
 A program's runs train as one batch unless memory says otherwise
-(:mod:`agents.plan`). After every chunk a batch writes an orbax checkpoint
+(:mod:`agents.execution.plan`). After every chunk a batch writes an orbax checkpoint
 (state plus the metric history) and rewrites its runs' learning curves, so
 ``resume`` continues an interrupted sweep from the last checkpoint of every
-batch and ends with the same final metrics as an uninterrupted sweep. Finally ``agents.report``
+batch and ends with the same final metrics as an uninterrupted sweep. Finally ``agents.experiments.report``
 builds the tables and figures. The layout is in :mod:`agents.results`.
 """
 
@@ -37,13 +37,16 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import sparse_jax as sj
-from agents import checkpoint, migrate, results, tracking
-from agents import plan as plan_lib
-from agents import report as report_lib
-from agents.config import TrainConfig
+from agents import results
+from agents.algorithms.config import TrainConfig
+from agents.execution import checkpoint
+from agents.execution import plan as plan_lib
+from agents.execution.runner import ChunkReport, Prepared, prepare_runs, state_template, train_chunks
+from agents.execution.sharding import runs_mesh
+from agents.experiments import report as report_lib
 
 # The grid and its config on disk, as earlier versions named them here.
-from agents.grid import (  # noqa: F401
+from agents.experiments.grid import (  # noqa: F401
     PRESETS,
     Batch,
     Cell,
@@ -56,8 +59,7 @@ from agents.grid import (  # noqa: F401
     config_to_json,
     stored_config,
 )
-from agents.runner import ChunkReport, Prepared, prepare_runs, state_template, train_chunks
-from agents.sharding import runs_mesh
+from agents.results import migrate, tracking
 from sparse_jax.validation import check_int
 
 # The lock that gives one sweep the results directory, and the file that names its holder's pid.
@@ -555,14 +557,14 @@ def run_sweep(
     :class:`SweepInterrupted` once any checkpoint being written is complete.
     The runs axis of every batch is sharded over ``num_devices`` devices
     (default: all of them; results match a one-device run to float32 rounding).
-    ``log`` names the trackers of every run (:data:`agents.tracking.TRACKERS`:
+    ``log`` names the trackers of every run (:data:`agents.results.tracking.TRACKERS`:
     ``tensorboard``, ``wandb``).
 
     Every mask-only run of one (env, algo, width) trains in one compiled
     program, and every run of one dynamic method in another
     (:meth:`SweepConfig.programs`); a program's runs split into several
     batches only where they would not fit the devices' free memory, or
-    ``max_runs_per_batch`` (:mod:`agents.plan`). The plan is printed before
+    ``max_runs_per_batch`` (:mod:`agents.execution.plan`). The plan is printed before
     anything compiles and kept in ``config.json`` for ``resume``.
     """
     # Long: every check before anything is written, then the batches, then the report, in the order they run.

@@ -29,9 +29,9 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import sparse_jax as sj
-from agents.config import MASK_AXES, TrainConfig, program_key
-from agents.sharding import gather_runs, pad_runs, runs_mesh, shard_runs
-from agents.train import Trainer, TrainState, make_train
+from agents.algorithms.config import MASK_AXES, TrainConfig, program_key
+from agents.execution.sharding import gather_runs, pad_runs, runs_mesh, shard_runs
+from agents.execution.train import Trainer, TrainState, make_train
 
 
 @dataclasses.dataclass
@@ -125,7 +125,7 @@ class Prepared(NamedTuple):
 def check_batch(configs: Sequence[TrainConfig]) -> TrainConfig:
     """Validate that runs of ``configs`` can share one compiled chunk; return the one it is built from.
 
-    They can when :func:`agents.config.program_key` gives them one key:
+    They can when :func:`agents.algorithms.config.program_key` gives them one key:
     fixed-mask methods (dense, static, uniform_revival, tar) together, or
     one method with a mask rule alone, with configs that differ only by
     sparsity, base score, distribution and rho (as far as the rule's update

@@ -18,9 +18,9 @@ import optax
 from flax import struct
 
 import sparse_jax as sj
-from agents.networks import DeterministicActor, TwinCritic
-from agents.replay import Transition
-from agents.types import (
+from agents.algorithms.networks import DeterministicActor, TwinCritic
+from agents.algorithms.replay import Transition
+from agents.algorithms.types import (
     Algorithm,
     MakeTx,
     NetworkMasks,
@@ -32,7 +32,7 @@ from agents.types import (
 )
 
 if TYPE_CHECKING:
-    from agents.config import TrainConfig
+    from agents.algorithms.config import TrainConfig
 
 # policy_fn(params, obs) -> action; q_fn(params, obs, action) -> (2, batch)
 PolicyFn = Callable[[Params, jax.Array], jax.Array]

@@ -2,7 +2,7 @@
 
 Every mask-only run of one (env, algo, width) shares one compiled program, and
 so does every run of one dynamic method (see
-:meth:`agents.sweep.SweepConfig.programs`). A program's runs train as one
+:meth:`agents.experiments.sweep.SweepConfig.programs`). A program's runs train as one
 vmapped batch unless that would not fit: :func:`make_plan` estimates the
 bytes of one run (its ``TrainState``: replay buffer, params, targets,
 optimizer states, env state; twice, since a chunk holds its input and its
@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import jax
 import numpy as np
 
-from agents.runner import state_template
-from agents.sharding import runs_mesh
-from agents.train import make_train
+from agents.execution.runner import state_template
+from agents.execution.sharding import runs_mesh
+from agents.execution.train import make_train
 
 if TYPE_CHECKING:
-    from agents.config import TrainConfig
+    from agents.algorithms.config import TrainConfig
 
 # The share of the free memory a batch may plan for: activations, compiled code and the runtime's own
 # buffers are not in the estimate.
@@ -52,7 +52,7 @@ class Plan:
         hold no plan).
       shares_runs: a run that is the same in several cells (dense under several sparsities, static
         under several rhos, ...) trains once and is written into each of them
-        (:meth:`agents.sweep.SweepConfig.canonical`). Plans of earlier versions lack it and trained
+        (:meth:`agents.experiments.sweep.SweepConfig.canonical`). Plans of earlier versions lack it and trained
         every copy; their ``--resume`` keeps doing so.
     """
 
@@ -152,7 +152,7 @@ def make_plan(
 ) -> Plan:
     """Size the batches of ``programs`` to the free memory, and to ``max_runs_per_batch`` if given.
 
-    ``programs`` come in the sweep's order (:meth:`agents.sweep.SweepConfig.plan_programs`);
+    ``programs`` come in the sweep's order (:meth:`agents.experiments.sweep.SweepConfig.plan_programs`);
     the plan holds one cap per program.
 
     With several devices a cap of at least the device count is rounded down
