@@ -115,8 +115,12 @@ def make_ddpg(config, obs_size, action_size, make_tx):
 
 @pytest.fixture
 def ddpg():
-    """DDPG, registered for one test (one line), then removed."""
-    register_algorithm("ddpg", make_ddpg)
+    """DDPG, registered for one test (one line), then removed.
+
+    Its FLOPs per update, in forwards of each network: critic forward + backward and target critic
+    forward (4), actor forward + backward and target actor forward (4).
+    """
+    register_algorithm("ddpg", make_ddpg, flops_per_update={"actor": 4, "critic": 4})
     yield
     unregister_algorithm("ddpg")
 
@@ -237,3 +241,18 @@ def test_a_sweep_trains_the_new_method_with_the_new_algorithm(methods, ddpg, tmp
     assert np.isfinite([row["eval_return"] for row in curve]).all()
     (gain,) = stats.tar_gains(rows)
     assert gain["dst_baseline"] == "set_normal"
+    # The report's FLOPs use DDPG's weights (4 and 4), not SAC's (3 and 4): hand-computed from run.json.
+    (row,) = [r for r in rows if r["method"] == "static"]
+    p = static[0]["params"]
+    n, d = ({k: p[k]["total"] - p[k]["prunable"] + p[k]["active"] for k in p}, {k: p[k]["total"] for k in p})
+    assert math.isclose(row["train_flops"], (4 * n["actor"] + 4 * n["critic"]) / (4 * d["actor"] + 4 * d["critic"]))
+    assert not math.isclose(row["train_flops"], (3 * n["actor"] + 4 * n["critic"]) / (3 * d["actor"] + 4 * d["critic"]))
+
+
+def test_an_algorithm_spec_refuses_bad_flops_weights():
+    from agents.algorithms import AlgorithmSpec
+
+    assert AlgorithmSpec("x", make_ddpg).flops_per_update is None  # the actor-critic model
+    for bad in ({"critic": 4}, {"actor": -1}, {"actor": True}, [("actor", 3)]):
+        with pytest.raises(ValueError, match="flops_per_update="):
+            AlgorithmSpec("x", make_ddpg, flops_per_update=bad)

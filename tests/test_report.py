@@ -136,6 +136,26 @@ def test_relative_flops_hand_computed():
     assert stats.relative_flops({"actor": net(5, 5, 7), "critic": net(9, 9, 9)}, "dense") == (1.0, 1.0)
     with pytest.raises(ValueError, match="active <= prunable"):
         stats.relative_flops({"actor": net(50, 10, 100), "critic": net(1, 1, 1)}, "static")
+    # Another algorithm's weights: an update of 4 actor and 2 critic forwards, train = (4*20 + 2*40) / (4*110 + 2*220).
+    weights = {"actor": 4, "critic": 2}
+    assert stats.relative_flops(PARAMS, "static", flops_per_update=weights) == pytest.approx((160 / 880, 20 / 110))
+    assert stats.relative_flops(PARAMS, "static", flops_per_update=stats.ACTOR_CRITIC_FLOPS) == (train, infer)
+    # Only the networks it names count: an actor-only algorithm's critic counts are not asked for.
+    assert stats.relative_flops({"actor": PARAMS["actor"]}, "static", flops_per_update={"actor": 3}) == (
+        pytest.approx(20 / 110),
+        pytest.approx(20 / 110),
+    )
+    for bad in ({"critic": 4}, {"actor": 0, "critic": 4}, {"actor": 3, "critic": "4"}):
+        with pytest.raises(ValueError, match="flops_per_update="):
+            stats.relative_flops(PARAMS, "static", flops_per_update=bad)
+
+
+def test_an_algorithm_the_report_does_not_know_is_refused_by_name(tmp_path):
+    """Its FLOPs model is its registration's: without it the report says so rather than guess actor-critic weights."""
+    write_run(tmp_path, "hopper", "static", 0, 1.0, algo="mine")
+    (tmp_path / "config.json").write_text(json.dumps({"sweep": {}}))
+    with pytest.raises(ValueError, match="algorithm 'mine' is not registered, so its FLOPs are unknown"):
+        report.summarize(tmp_path)
 
 
 def test_summarize(results):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from sparse_jax.validation import check_choice, fail
@@ -30,11 +30,16 @@ class AlgorithmSpec:
       name: its name in configs, run ids and tables (lowercase letters, digits, ``_``).
       factory: ``(config, obs_size, action_size, make_tx) -> Algorithm``, or ``"module:function"`` naming it.
       description: one line for listings.
+      flops_per_update: the FLOPs of one gradient update, per network the algorithm keeps masks for
+        (``run.json``'s ``params`` keys), in forwards of that network: the weights of the report's
+        FLOPs model (:mod:`agents.results.stats`). ``None``: ``{"actor": 3, "critic": 4}``, an
+        actor-critic update (forward and backward of both, a forward of the target critic).
     """
 
     name: str
     factory: Callable[..., Algorithm] | str
     description: str = ""
+    flops_per_update: Mapping[str, float] | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
@@ -43,6 +48,13 @@ class AlgorithmSpec:
             fail("factory", self.factory, "a callable or a 'module:function' string")
         if not (isinstance(self.factory, str) or callable(self.factory)):
             fail("factory", self.factory, "a callable or a 'module:function' string")
+        weights = self.flops_per_update
+        if weights is not None and not (
+            isinstance(weights, Mapping)
+            and "actor" in weights
+            and all(isinstance(w, int | float) and not isinstance(w, bool) and w > 0 for w in weights.values())
+        ):
+            fail("flops_per_update", weights, "None or a mapping with 'actor', from network name to a number > 0")
 
     def make(self) -> Callable[..., Algorithm]:
         """The factory (imported now when it was given by name)."""
@@ -56,13 +68,19 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {}
 
 
 def register_algorithm(
-    name: str, factory: Callable[..., Algorithm] | str, description: str = "", *, replace: bool = False
+    name: str,
+    factory: Callable[..., Algorithm] | str,
+    description: str = "",
+    *,
+    flops_per_update: Mapping[str, float] | None = None,
+    replace: bool = False,
 ) -> AlgorithmSpec:
     """Add an algorithm to :data:`ALGORITHMS` (so configs, sweeps and the trainer know it); returns its spec.
 
-    A name already registered is refused unless ``replace=True``.
+    ``flops_per_update`` is the report's FLOPs model for it (see :class:`AlgorithmSpec`). A name
+    already registered is refused unless ``replace=True``.
     """
-    spec = AlgorithmSpec(name, factory, description)
+    spec = AlgorithmSpec(name, factory, description, flops_per_update)
     if name in ALGORITHMS and not replace:
         raise ValueError(f"algorithm {name!r} is already registered; pick another name or pass replace=True.")
     ALGORITHMS[name] = spec

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agents.algorithms import ALGORITHMS
 from agents.experiments.grid import check_known_fields
 from agents.results import (
     CONFIG_FILE,
@@ -64,6 +65,17 @@ def _group_key(row: dict) -> tuple:
     return (*_cell_key(row), stats.method_key(row["method"]))
 
 
+def _flops_per_update(algo: str) -> dict[str, float] | None:
+    """The FLOPs weights of the registered algorithm ``algo`` (an unknown one's FLOPs are unknown)."""
+    if algo not in ALGORITHMS:
+        raise ValueError(
+            f"algorithm {algo!r} is not registered, so its FLOPs are unknown; import the code that registers it "
+            "(agents.algorithms.register_algorithm) before reporting, or report from the script that ran the sweep."
+        )
+    weights = ALGORITHMS[algo].flops_per_update
+    return None if weights is None else dict(weights)
+
+
 def _summarize_runs(runs: Sequence[Run]) -> list[dict]:
     groups: dict[tuple, list[Run]] = defaultdict(list)
     for run in runs:
@@ -81,6 +93,7 @@ def _summarize_runs(runs: Sequence[Run]) -> list[dict]:
                 int(r.delta_t),
                 float(r.end_fraction),
                 float(r.start_fraction),
+                _flops_per_update(r.algo),
             )
             for r in members
         ]

@@ -52,9 +52,12 @@ touches (active prunable weights plus biases and other non-prunable ones). A
 forward costs ``~ N_n``, a backward ``~ 2 N_n`` (activations and weights).
 
 - inference (one actor forward): ``N_actor / D_actor``;
-- training, per gradient update: forward + backward of actor and critic plus a
-  forward of the target critic, ``F_S = 3 N_actor + 4 N_critic``, against
-  ``F_D = 3 D_actor + 4 D_critic`` for dense;
+- training, per gradient update: ``F_S = sum_n w_n N_n`` against
+  ``F_D = sum_n w_n D_n`` for dense, with each network's weight ``w_n`` from
+  its algorithm (``AlgorithmSpec.flops_per_update``). For the actor-critic
+  algorithms (SAC, TD3: :data:`ACTOR_CRITIC_FLOPS`) a forward + backward of
+  actor and critic plus a forward of the target critic gives ``w_actor = 3``,
+  ``w_critic = 4``;
 - RigL (any method whose rule reads the dense gradient) computes a dense
   weight gradient at each mask update, which costs ``D_n - N_n`` more than
   the sparse one (Evci et al. 2020, appendix H). Over
@@ -83,6 +86,8 @@ from agents.results import CELL_KEYS, Run, sparsity_label
 from sparse_jax.validation import check_int
 
 NETWORKS = ("actor", "critic")
+ACTOR_CRITIC_FLOPS: dict[str, int] = {"actor": 3, "critic": 4}
+"""Each network's FLOPs in one SAC or TD3 gradient update, in forwards of it (see the module docstring)."""
 BOOTSTRAP_SEED = 0
 N_RESAMPLES = 9999
 RLIABLE_REPS = 2000
@@ -186,6 +191,7 @@ def relative_flops(
     delta_t: int = 1,
     end_fraction: float = 0.0,
     start_fraction: float = 0.0,
+    flops_per_update: dict[str, float] | None = None,
 ) -> tuple[float, float]:
     """Training and inference FLOPs of one run relative to dense (model in the module docstring).
 
@@ -198,6 +204,9 @@ def relative_flops(
       delta_t: updates between mask updates (RigL, GMP).
       end_fraction: fraction of the updates after which masks stop changing (RigL, GMP).
       start_fraction: fraction of the updates GMP trains dense (GMP only).
+      flops_per_update: each network's FLOPs in one gradient update, in forwards of it (its
+        algorithm's ``AlgorithmSpec.flops_per_update``); ``None`` for :data:`ACTOR_CRITIC_FLOPS`.
+        Inference is one forward of ``"actor"``.
 
     Returns:
       ``(train, inference)`` FLOPs as fractions of the dense network's.
@@ -208,14 +217,18 @@ def relative_flops(
     >>> relative_flops({"actor": net(10, 100), "critic": net(20, 200)}, "gmp", 10, 1, 0.1, 0.1)  # pruned at once
     (0.1, 0.1)
     """
-    for network in NETWORKS:
+    weights = ACTOR_CRITIC_FLOPS if flops_per_update is None else flops_per_update
+    if "actor" not in weights or any(not (isinstance(w, int | float) and w > 0) for w in weights.values()):
+        raise ValueError(f"flops_per_update={weights!r} must give 'actor' and every network a weight > 0.")
+    for network in weights:
         p = params.get(network, {})
         if not {"active", "prunable", "total"} <= p.keys():
             raise ValueError(f"params[{network!r}]={p!r} needs the keys active, prunable and total.")
         if not 0 <= p["active"] <= p["prunable"] <= p["total"] or p["total"] <= 0:
             raise ValueError(f"params[{network!r}]={p!r} must satisfy 0 <= active <= prunable <= total, total > 0.")
-    (n_a, d_a), (n_c, d_c) = (network_counts(params, n) for n in NETWORKS)
-    sparse, dense = 3 * n_a + 4 * n_c, 3 * d_a + 4 * d_c
+    counts = {n: network_counts(params, n) for n in weights}
+    sparse = sum(w * counts[n][0] for n, w in weights.items())
+    dense = sum(w * counts[n][1] for n, w in weights.items())
     train = sparse / dense
     facts = _method(method)
     if facts.dense_to_sparse and total_updates > 0:
@@ -226,8 +239,9 @@ def relative_flops(
         # Same mask-update steps as sparse_jax.DSTSchedule.is_update_step: t % delta_t == 0 for 0 < t < t_end.
         t_end = int(math.floor(end_fraction * total_updates + 1e-9))
         mask_updates = max(t_end - 1, 0) // delta_t
-        train += mask_updates * ((d_a - n_a) + (d_c - n_c)) / (total_updates * dense)
-    return train, n_a / d_a
+        train += mask_updates * sum(d - n for n, d in counts.values()) / (total_updates * dense)
+    n_actor, d_actor = counts["actor"]
+    return train, n_actor / d_actor
 
 
 def _method(name: str) -> sj.SparseMethod:
