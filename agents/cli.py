@@ -20,7 +20,15 @@ from agents import results
 from agents.algorithms.config import TrainConfig
 from agents.experiments.grid import AXES as GRID_AXES
 from agents.results import migrate
+from envs.registry import BRAX_ENV_NAMES, PLAYGROUND_ENV_NAMES, PROBE_ENV_NAMES
 from sparse_jax.validation import fail
+
+# --envs lists every name it takes, from the registry, so the help cannot fall behind it.
+_ENVS_HELP = (
+    f"Override the preset's environments. brax: {', '.join(BRAX_ENV_NAMES)}. "
+    f"DeepMind Control (MuJoCo Playground): {', '.join(PLAYGROUND_ENV_NAMES)}. "
+    f"Probes: {', '.join(PROBE_ENV_NAMES)}."
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,8 +69,7 @@ class SweepArgs(RunOptions):
     """At most this many runs per vmapped batch (default: as many as fit in 80% of the devices' free memory; every
     mask-only run of one env, algo and width shares one compiled program, and so do the runs of each dynamic method).
     The plan is printed before anything compiles; --resume keeps the plan the sweep started with."""
-    envs: tuple[str, ...] | None = None
-    """Override the preset's environments."""
+    envs: Annotated[tuple[str, ...] | None, tyro.conf.arg(help=_ENVS_HELP)] = None
     algos: tuple[str, ...] | None = None
     """Override the preset's algorithms (sac, td3)."""
     sparsities: tuple[float, ...] | None = None

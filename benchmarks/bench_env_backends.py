@@ -1,4 +1,4 @@
-"""Benchmark: env steps per second and compile time of each brax physics backend.
+"""Benchmark: env steps per second and compile time of each brax physics backend (or of the DMC tasks).
 
 For each (env, backend) pair, in a fresh subprocess (so one pair's compile
 caches, memory or crash cannot affect another, and a pair that hangs can be
@@ -17,10 +17,15 @@ Pairs that fail to build, compile or run are recorded with ``status`` and the
 error instead of figures; pairs brax does not support (swimmer is
 generalized-only) are recorded as ``unsupported`` without a subprocess.
 
+``--dmc`` measures every DeepMind Control task of MuJoCo Playground
+(``envs.PLAYGROUND_ENV_NAMES``) with MJX's ``jax`` implementation instead, into
+``results/env_dmc.json``: which tasks are fast enough to train on a CPU.
+
 Usage::
 
     python -m benchmarks.bench_env_backends [--envs halfcheetah hopper ...] [--backends ...]
         [--num-envs 16] [--steps 200] [--repeats 3] [--timeout 300] [--out PATH] [--note TEXT]
+    python -m benchmarks.bench_env_backends --dmc [--envs CartpoleSwingup ...] [--timeout 900]
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from pathlib import Path
 
 DEFAULT_ENVS = ("halfcheetah", "hopper", "inverted_pendulum", "reacher")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "env_backends.json"
+DMC_OUT = Path(__file__).resolve().parent / "results" / "env_dmc.json"
 
 
 def measure_one(name: str, backend: str, num_envs: int, steps: int, repeats: int) -> dict:
@@ -96,7 +102,7 @@ def run_pair(name: str, backend: str, args: argparse.Namespace) -> dict:
 
     row = {"env": name, "backend": backend}
     if backend not in supported_backends(name):
-        return row | {"status": "unsupported", "error": f"brax's {name} supports only {supported_backends(name)}"}
+        return row | {"status": "unsupported", "error": f"{name} supports only {supported_backends(name)}"}
     cmd = [sys.executable, "-m", "benchmarks.bench_env_backends", "--one", name, backend]
     cmd += ["--num-envs", str(args.num_envs), "--steps", str(args.steps), "--repeats", str(args.repeats)]
     t0 = time.perf_counter()
@@ -114,13 +120,14 @@ def run_pair(name: str, backend: str, args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--envs", nargs="+", default=list(DEFAULT_ENVS))
-    p.add_argument("--backends", nargs="+", default=None, help="default: all of envs.BACKENDS")
+    p.add_argument("--envs", nargs="+", default=None, help="default: 4 brax envs, or every DMC task with --dmc")
+    p.add_argument("--backends", nargs="+", default=None, help="default: all of envs.BACKENDS (jax with --dmc)")
+    p.add_argument("--dmc", action="store_true", help="MuJoCo Playground's DM Control tasks instead of brax's")
     p.add_argument("--num-envs", type=int, default=16)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per (env, backend) subprocess")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--out", type=Path, default=None, help="default: results/env_backends.json (env_dmc.json)")
     p.add_argument("--note", default="", help="free text saved with the results, e.g. the machine's load")
     p.add_argument("--one", nargs=2, metavar=("ENV", "BACKEND"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -132,9 +139,11 @@ def main(argv: list[str] | None = None) -> None:
     import brax
     import jax
 
-    from envs import BACKENDS
+    from envs import BACKENDS, PLAYGROUND_ENV_NAMES
 
-    backends = args.backends or list(BACKENDS)
+    args.envs = args.envs or list(PLAYGROUND_ENV_NAMES if args.dmc else DEFAULT_ENVS)
+    args.out = args.out or (DMC_OUT if args.dmc else DEFAULT_OUT)
+    backends = args.backends or (["jax"] if args.dmc else list(BACKENDS))
     rows = []
     print(f"{'env':26s} {'backend':12s} {'steps/s':>10s} {'compile s':>10s}  status", flush=True)
     for name in args.envs:
@@ -146,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:26s} {backend:12s} {sps} {comp}  {row['status']} {row.get('error', '')}", flush=True)
 
     result = {
-        "benchmark": "env_backends",
+        "benchmark": "env_dmc" if args.dmc else "env_backends",
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
         "machine": f"{os.cpu_count()}-core CPU",
         "platform": platform.platform(),

@@ -131,8 +131,8 @@ def run_ours(config: TrainConfig, seeds: Sequence[int]) -> list[dict[str, Any]]:
 def run_brax(config: TrainConfig, seed: int) -> dict[str, Any]:
     """brax's ``sac.train`` with the matched settings, one seed."""
     import brax.envs
-    from brax.training.agents.algorithms.sac import networks as sac_networks
-    from brax.training.agents.algorithms.sac import train as sac_train
+    from brax.training.agents.sac import networks as sac_networks
+    from brax.training.agents.sac import train as sac_train
 
     install_device_put_replicated()
     env = brax.envs.get_environment(ENV, backend=DEFAULT_BACKENDS[ENV])

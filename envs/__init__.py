@@ -1,4 +1,4 @@
-"""Environments: brax physics tasks and probe tasks behind :func:`make_env`.
+"""Environments: brax physics tasks, the DeepMind Control suite and probe tasks behind :func:`make_env`.
 
 >>> from envs import make_env
 >>> env = make_env("probe_bandit", num_envs=4, episode_length=1)  # doctest: +SKIP
@@ -6,6 +6,9 @@
 - :func:`make_env` builds any env in :data:`ENV_NAMES` with brax's episode,
   vmap and auto-reset wrappers; :data:`BACKENDS` are brax's physics pipelines
   and :data:`DEFAULT_BACKENDS` the measured default per brax env.
+- :data:`PLAYGROUND_ENV_NAMES` are MuJoCo Playground's DeepMind Control
+  tasks (:mod:`envs.playground`), built with MJX's ``jax`` implementation
+  (:data:`PLAYGROUND_IMPLS`).
 - :class:`ProbeBandit` and :class:`ProbeConstant` have analytic values for
   quick agent tests.
 """
@@ -15,6 +18,8 @@ from envs.registry import (
     BRAX_ENV_NAMES,
     DEFAULT_BACKENDS,
     ENV_NAMES,
+    PLAYGROUND_ENV_NAMES,
+    PLAYGROUND_IMPLS,
     PROBE_ENV_NAMES,
     resolve_backend,
     supported_backends,
@@ -42,6 +47,8 @@ __all__ = [
     "BRAX_ENV_NAMES",
     "DEFAULT_BACKENDS",
     "ENV_NAMES",
+    "PLAYGROUND_ENV_NAMES",
+    "PLAYGROUND_IMPLS",
     "PROBE_ENVS",
     "PROBE_ENV_NAMES",
     "ProbeBandit",

@@ -57,21 +57,18 @@ default; pass ``backend=`` to use them.
 
 from __future__ import annotations
 
-import functools
 import warnings
 
-import jax
-import jax.numpy as jnp
-
-from envs.registry import BRAX_MAINTENANCE_NOTICE, import_brax, resolve_backend
+from envs.registry import BRAX_MAINTENANCE_NOTICE, PLAYGROUND_ENV_NAMES, import_brax, resolve_backend
 
 import_brax()  # before brax's first import: without MJX's notice that warp is absent
 
 import brax.envs  # noqa: E402
-from brax.envs.base import Env, State  # noqa: E402
+from brax.envs.base import Env  # noqa: E402
 from brax.envs.wrappers import training  # noqa: E402
 
 from envs.probe import ProbeBandit, ProbeConstant  # noqa: E402
+from envs.wrappers import AutoResetWrapper  # noqa: E402
 from sparse_jax.validation import check_int, fail  # noqa: E402
 
 # The classes of envs.registry.PROBE_ENV_NAMES (tests/test_envs.py checks the two agree).
@@ -93,10 +90,13 @@ def make_env(
     compiled, so a bad configuration fails in microseconds.
 
     Args:
-      name: one of :data:`ENV_NAMES`: a brax environment or a probe
+      name: one of :data:`ENV_NAMES`: a brax environment, a DeepMind Control
+        task of MuJoCo Playground (:mod:`envs.playground`) or a probe
         (``"probe_bandit"``, ``"probe_constant"``).
       backend: one of :data:`BACKENDS`, or ``None`` for
-        ``DEFAULT_BACKENDS[name]``. Probes have no physics and ignore it.
+        ``DEFAULT_BACKENDS[name]``; for a Playground task MJX's
+        implementation, ``"jax"`` (``None``) or ``"warp"``. Probes have no
+        physics and take ``None`` only.
       episode_length: episodes are truncated once they reach this many
         underlying env steps (brax's convention: each wrapped step counts
         ``action_repeat``); must be >= 1.
@@ -135,6 +135,13 @@ def make_env(
             fail(arg, value, "an integer >= 1")
         check_int(arg, value, minimum=1)
 
+    if name in PLAYGROUND_ENV_NAMES:
+        from envs import playground
+
+        task = playground.load_task(name, backend)
+        return playground.wrap(
+            task, episode_length=episode_length, action_repeat=action_repeat, num_envs=num_envs, auto_reset=auto_reset
+        )
     if name in PROBE_ENVS:
         env = PROBE_ENVS[name]()
     else:
@@ -146,52 +153,3 @@ def make_env(
     env = training.EpisodeWrapper(env, episode_length, action_repeat)
     env = training.VmapWrapper(env, batch_size=num_envs)
     return AutoResetWrapper(env) if auto_reset else env
-
-
-class AutoResetWrapper(training.Wrapper):
-    """Restart every finished env from a fresh random initial state.
-
-    brax's own ``AutoResetWrapper`` restarts a finished env from the state it
-    cached at ``reset``, so each env slot replays one initial state forever:
-    with the few parallel envs used on a CPU, a deterministic policy (TD3)
-    then sees only ``num_envs`` start states and generalises poorly to the
-    random starts of evaluation. Here a fresh reset, drawn from a key carried
-    in ``state.info["reset_key"]``, replaces each finished env (gym semantics).
-    The reset is computed every step and selected where ``done``, which costs
-    one batched ``reset`` per step.
-
-    ``observation_size`` comes from shape inference: brax's runs an un-jitted
-    ``reset`` op by op, which takes tens of seconds on CPU.
-    """
-
-    def reset(self, rng: jax.Array) -> State:
-        """Reset all envs; give each its own key for its later resets."""
-        key, sub = jax.random.split(rng)
-        state = self.env.reset(sub)
-        # One key per env, so the inner VmapWrapper maps over it like every other field.
-        state.info["reset_key"] = jax.random.split(key, state.done.shape[0])
-        return state
-
-    def step(self, state: State, action: jax.Array) -> State:
-        """Step, then replace every env that finished with a freshly reset one."""
-        if "steps" in state.info:
-            state.info["steps"] = jnp.where(state.done, jnp.zeros_like(state.info["steps"]), state.info["steps"])
-        keys = jax.vmap(jax.random.split)(state.info["reset_key"])
-        state = self.env.step(state.replace(done=jnp.zeros_like(state.done)), action)
-        fresh = jax.vmap(self.env.env.reset)(keys[:, 1])
-
-        def where_done(new, old):
-            done = jnp.reshape(state.done, state.done.shape + (1,) * (old.ndim - state.done.ndim))
-            return jnp.where(done, new, old)
-
-        pipeline_state = jax.tree.map(where_done, fresh.pipeline_state, state.pipeline_state)
-        info = dict(state.info, reset_key=keys[:, 0])
-        return state.replace(pipeline_state=pipeline_state, obs=where_done(fresh.obs, state.obs), info=info)
-
-    @functools.cached_property
-    def observation_size(self):
-        """The last axis of the observation (a pytree of shapes for dict observations)."""
-        obs = jax.eval_shape(self.unwrapped.reset, jax.random.PRNGKey(0)).obs
-        if isinstance(obs, jax.ShapeDtypeStruct):
-            return obs.shape[-1]
-        return jax.tree.map(lambda x: x.shape, obs)

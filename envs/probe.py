@@ -2,7 +2,7 @@
 
 Each probe is a ``brax.envs.base.Env`` subclass, so :func:`envs.make_env`
 wraps it with the same wrappers (brax's episode and vmap wrappers, and
-:class:`envs.brax_envs.AutoResetWrapper`) as a physics environment. Probes have
+:class:`envs.wrappers.AutoResetWrapper`) as a physics environment. Probes have
 no physics: their states carry ``pipeline_state=None`` (the auto-reset maps
 over it as an empty pytree) and their ``backend`` is ``"none"``.
 
@@ -60,7 +60,7 @@ class ProbeBandit(Env):
       action earns ``E[reward] = -2/3`` on average over ``t``.
 
     Each step draws the next target from a key carried in ``state.info["rng"]``.
-    ``make_env``'s :class:`~envs.brax_envs.AutoResetWrapper` restarts a done
+    ``make_env``'s :class:`~envs.wrappers.AutoResetWrapper` restarts a done
     environment with a fresh ``reset`` from its own key, so every episode
     shows a new target. (brax's own ``AutoResetWrapper`` would instead restore
     the observation cached in ``state.info["first_obs"]``; when that key is

@@ -1,7 +1,7 @@
 """What the environments are, by name, without importing brax: names, backends and their checks.
 
 Configs and sweeps validate env names and backends with these; building an
-env (:func:`envs.make_env`) is what imports brax.
+env (:func:`envs.make_env`) is what imports brax (or MuJoCo Playground).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import contextlib
 import importlib
 import io
 import sys
+import warnings
 
 from sparse_jax.validation import check_choice, fail
 
@@ -23,12 +24,14 @@ def import_brax() -> None:
     """Import ``brax.envs`` without MJX's two lines saying the optional warp package is absent.
 
     ``mujoco.mjx`` prints them to stdout on import when warp is not installed;
-    they are dropped, and anything else the import prints is passed on.
+    they are dropped, and anything else the import prints is passed on. So is
+    the deprecation warning of jaxopt, which brax imports and we never call.
     """
     if "brax.envs" in sys.modules:
         return
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
+    with contextlib.redirect_stdout(printed), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="JAXopt is no longer maintained", category=DeprecationWarning)
         importlib.import_module("brax.envs")
     sys.stdout.write("".join(line for line in printed.getvalue().splitlines(True) if not line.startswith(_MJX_NOTICES)))
 
@@ -50,10 +53,46 @@ BRAX_ENV_NAMES: tuple[str, ...] = (
     "walker2d",
 )
 
+PLAYGROUND_ENV_NAMES: tuple[str, ...] = (
+    "AcrobotSwingup",
+    "AcrobotSwingupSparse",
+    "BallInCup",
+    "CartpoleBalance",
+    "CartpoleBalanceSparse",
+    "CartpoleSwingup",
+    "CartpoleSwingupSparse",
+    "CheetahRun",
+    "FingerSpin",
+    "FingerTurnEasy",
+    "FingerTurnHard",
+    "FishSwim",
+    "HopperHop",
+    "HopperStand",
+    "HumanoidRun",
+    "HumanoidStand",
+    "HumanoidWalk",
+    "PendulumSwingup",
+    "PointMass",
+    "ReacherEasy",
+    "ReacherHard",
+    "SwimmerSwimmer6",
+    "WalkerRun",
+    "WalkerStand",
+    "WalkerWalk",
+)
+"""The DeepMind Control suite as MuJoCo Playground ports it, under Playground's names.
+
+Every task of ``mujoco_playground.dm_control_suite``: their models ship inside
+the ``playground`` wheel, so nothing is downloaded (:mod:`envs.playground`).
+"""
+
+PLAYGROUND_IMPLS: tuple[str, ...] = ("jax", "warp")
+"""MJX's implementations for Playground tasks: ``jax`` (the default, every backend) or ``warp`` (NVIDIA GPUs)."""
+
 PROBE_ENV_NAMES: tuple[str, ...] = ("probe_bandit", "probe_constant")
 """The probe tasks of :mod:`envs.probe` (analytic values, no physics)."""
 
-ENV_NAMES: tuple[str, ...] = BRAX_ENV_NAMES + PROBE_ENV_NAMES
+ENV_NAMES: tuple[str, ...] = BRAX_ENV_NAMES + PLAYGROUND_ENV_NAMES + PROBE_ENV_NAMES
 
 # brax's swimmer raises for any other backend.
 _ONLY_BACKENDS: dict[str, tuple[str, ...]] = {"swimmer": ("generalized",)}
@@ -75,19 +114,26 @@ DEFAULT_BACKENDS: dict[str, str] = {
 
 
 def supported_backends(name: str) -> tuple[str, ...]:
-    """The backends brax accepts for the brax env ``name``.
+    """The backends brax accepts for the brax env ``name`` (for a Playground task, MJX's implementations).
 
     >>> supported_backends("swimmer")
     ('generalized',)
+    >>> supported_backends("CartpoleSwingup")
+    ('jax', 'warp')
     """
     _check_name(name)
     if name in PROBE_ENV_NAMES:
         raise ValueError(f"{name!r} is a probe env without physics; backends apply to {BRAX_ENV_NAMES}.")
+    if name in PLAYGROUND_ENV_NAMES:
+        return PLAYGROUND_IMPLS
     return _ONLY_BACKENDS.get(name, BACKENDS)
 
 
 def resolve_backend(name: str, backend: str | None) -> str | None:
     """The backend ``make_env(name, backend=backend)`` uses; ``None`` for probes.
+
+    For a Playground task (:data:`PLAYGROUND_ENV_NAMES`) the backend is MJX's
+    implementation, one of :data:`PLAYGROUND_IMPLS`; ``None`` means ``jax``.
 
     Raises:
       ValueError: unknown ``name`` or ``backend``, a backend ``name`` does not
@@ -97,8 +143,14 @@ def resolve_backend(name: str, backend: str | None) -> str | None:
     True
     >>> resolve_backend("hopper", "positional")
     'positional'
+    >>> resolve_backend("CheetahRun", None)
+    'jax'
     """
     _check_name(name)
+    if name in PLAYGROUND_ENV_NAMES:
+        if backend is not None and backend not in PLAYGROUND_IMPLS:
+            fail("backend", backend, f"{', '.join(PLAYGROUND_IMPLS)} (MJX's implementations for {name!r}) or None")
+        return backend or "jax"
     if backend is not None and backend not in BACKENDS:
         fail("backend", backend, f"{', '.join(BACKENDS)} (or None for the env's default in DEFAULT_BACKENDS)")
     if name in PROBE_ENV_NAMES:

@@ -8,7 +8,7 @@ from agents.cli import main
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["sweep", "--preset", "huge"], "preset='huge' is not allowed; allowed: quick, evidence, paper."),
+        (["sweep", "--preset", "huge"], "preset='huge' is not allowed; allowed: quick, evidence, paper, dmc."),
         (["sweep", "--envs", "cartpole"], "env='cartpole' is not allowed; allowed: "),
         (["sweep", "--methods", "tar", "lottery"], "method='lottery' is not allowed; allowed: dense, static"),
         (["sweep", "--algos", "ppo"], "algo='ppo' is not allowed; allowed: sac, td3."),

@@ -30,7 +30,7 @@ def rollout(env, state, actions):
 
 
 def test_names_and_defaults():
-    assert set(ENV_NAMES) == set(BRAX_ENV_NAMES) | {"probe_bandit", "probe_constant"}
+    assert set(ENV_NAMES) == set(BRAX_ENV_NAMES) | set(envs.PLAYGROUND_ENV_NAMES) | {"probe_bandit", "probe_constant"}
     assert tuple(envs.PROBE_ENVS) == envs.PROBE_ENV_NAMES  # the registry's names and the classes agree
     assert set(DEFAULT_BACKENDS) == set(BRAX_ENV_NAMES)
     for name, backend in DEFAULT_BACKENDS.items():
@@ -53,6 +53,12 @@ def test_names_and_defaults():
         ({"name": "hopper", "episode_length": 0}, r"episode_length=0 .* integer >= 1"),
         ({"name": "hopper", "action_repeat": -1}, r"action_repeat=-1 .* integer >= 1"),
         ({"name": "hopper", "action_repeat": True}, r"action_repeat=True .* integer >= 1"),
+        (
+            {"name": "CartpoleSwingup", "backend": "mjx"},
+            r"backend='mjx' is not allowed; allowed: jax, warp \(MJX's implementations for 'CartpoleSwingup'\) or None",
+        ),
+        ({"name": "CheetahRun", "num_envs": 0}, r"num_envs=0 .* integer >= 1"),
+        ({"name": "cartpole-swingup"}, r"env='cartpole-swingup' is not allowed; allowed: .*CartpoleSwingup"),
     ],
 )
 def test_bad_arguments_raise_before_building(kwargs, match, monkeypatch):
@@ -178,6 +184,7 @@ def test_building_a_brax_env_prints_no_notices_of_brax_or_mujoco_and_real_warnin
     code = (
         "from envs import make_env\n"
         "make_env('inverted_pendulum', num_envs=2)\n"
+        "make_env('CartpoleSwingup', num_envs=2)\n"
         "import warnings; warnings.warn('a warning of our own')\n"
         "print('built')\n"
     )
@@ -186,4 +193,42 @@ def test_building_a_brax_env_prints_no_notices_of_brax_or_mujoco_and_real_warnin
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout == "built\n", proc.stdout
     assert "Failed to import" not in proc.stderr and "not actively being maintained" not in proc.stderr
+    assert "JAXopt is no longer maintained" not in proc.stderr
     assert "UserWarning: a warning of our own" in proc.stderr
+
+
+def test_the_dmc_names_are_playgrounds_own_and_default_to_mjx_jax():
+    from envs.playground import import_playground
+
+    assert set(envs.PLAYGROUND_ENV_NAMES) == set(import_playground().ALL_ENVS)
+    for name in envs.PLAYGROUND_ENV_NAMES:
+        assert envs.resolve_backend(name, None) == "jax" and envs.supported_backends(name) == ("jax", "warp")
+    # Playground's defaults are the suite's: 1000-step episodes, no action repeat; our make_env defaults agree.
+    config = import_playground().get_default_config("CheetahRun")
+    assert (config.episode_length, config.action_repeat) == (1000, 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, key", [("PendulumSwingup", jax.random.key), ("CartpoleSwingup", jax.random.PRNGKey)])
+def test_a_dmc_task_steps_truncates_and_restarts_from_fresh_states(name, key):
+    """Either kind of key; the time limit ends episodes; a finished env restarts from a new random state."""
+    n, length = 3, 4
+    env = make_env(name, num_envs=n, episode_length=length)
+    state = jax.jit(env.reset)(key(0))
+    size = env.observation_size
+    assert state.obs.shape == (n, size) and env.action_size == 1 and state.reward.shape == (n,)
+    actions = jax.random.uniform(jax.random.PRNGKey(1), (length + 2, n, 1), minval=-1.0, maxval=1.0)
+    traj = jax.jit(rollout, static_argnums=0)(env, state, actions)
+    assert np.isfinite(traj.obs).all()
+    # DMC rewards lie in [0, 1] per step; no task terminates, so only the time limit ends episodes.
+    assert ((traj.reward >= 0) & (traj.reward <= 1)).all()
+    np.testing.assert_array_equal(traj.done[:, 0], [0, 0, 0, 1, 0, 0])
+    np.testing.assert_array_equal(traj.info["truncation"][:, 0], [0, 0, 0, 1, 0, 0])
+    np.testing.assert_array_equal(traj.info["steps"][:, 0], [1, 2, 3, 4, 1, 2])
+    # The obs returned with done is the next episode's first: far from where the last step left each env,
+    # different across envs (fresh draws, not one cached state), and the task's own key restarted with it.
+    restarted = traj.obs[length - 1]
+    assert not np.allclose(restarted, traj.obs[length - 2], atol=1e-3)
+    assert len({tuple(np.round(o, 5).tolist()) for o in restarted}) == n
+    rng = np.asarray(jax.random.key_data(traj.info["rng"]) if key is jax.random.key else traj.info["rng"])
+    assert (rng[length - 2] == rng[0]).all() and not (rng[length - 1] == rng[length - 2]).all()

@@ -438,6 +438,32 @@ PRESETS: dict[str, SweepConfig] = {
             sparse=SparsityConfig(score="snip", distribution="erk", delta_t=1000, drop_fraction=0.5, end_fraction=0.8),
         ),
     ),
+    # The DeepMind Control suite for accelerators (MuJoCo Playground, MJX's jax implementation): the ten
+    # tasks most sparse-scaling and SAC papers report (Ma et al. 2025, SimBa, BRO, TD-MPC), SAC and TD3,
+    # 500k env steps, with the paper preset's protocol, SNIP base and distributions at its middle sparsity.
+    "dmc": SweepConfig(
+        envs=(
+            "CheetahRun", "WalkerWalk", "WalkerRun", "HopperHop", "HumanoidRun",
+            "FingerSpin", "ReacherHard", "AcrobotSwingup", "BallInCup", "CartpoleSwingup",
+        ),  # fmt: skip
+        algos=("sac", "td3"),
+        sparsities=(0.9,),
+        methods=METHODS,
+        seeds=5,
+        distributions=("erk", "global"),
+        train=TrainConfig(
+            env="CheetahRun",
+            total_steps=500_000,
+            warmup_steps=10_000,
+            chunk_steps=10_000,
+            num_envs=1,
+            updates_per_step=1,
+            hidden=(256, 256),
+            batch_size=256,
+            eval_episodes=10,
+            sparse=SparsityConfig(score="snip", distribution="erk", delta_t=1000, drop_fraction=0.5, end_fraction=0.8),
+        ),
+    ),
 }
 
 
