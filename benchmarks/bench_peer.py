@@ -129,13 +129,29 @@ def run_ours(config: TrainConfig, seeds: Sequence[int]) -> list[dict[str, Any]]:
 
 
 def run_brax(config: TrainConfig, seed: int) -> dict[str, Any]:
-    """brax's ``sac.train`` with the matched settings, one seed."""
+    """brax's ``sac.train`` with the matched settings, one seed, on ``config.env``.
+
+    A brax task is built on its default backend; a DeepMind Control task of
+    MuJoCo Playground with MJX's jax implementation, wrapped by Playground's
+    own wrapper for brax's trainers.
+    """
     import brax.envs
     from brax.training.agents.sac import networks as sac_networks
     from brax.training.agents.sac import train as sac_train
 
+    from envs import PLAYGROUND_ENV_NAMES
+
     install_device_put_replicated()
-    env = brax.envs.get_environment(ENV, backend=DEFAULT_BACKENDS[ENV])
+    wrap = {}
+    if config.env in PLAYGROUND_ENV_NAMES:
+        from envs.playground import load_task
+
+        env = load_task(config.env)  # imports Playground quietly, so its wrapper module is imported next
+        from mujoco_playground import wrapper
+
+        wrap = {"wrap_env_fn": wrapper.wrap_for_brax_training}
+    else:
+        env = brax.envs.get_environment(config.env, backend=DEFAULT_BACKENDS[config.env])
     num_chunks = config.num_chunks
     times: list[float] = []
     steps: list[int] = []
@@ -169,6 +185,7 @@ def run_brax(config: TrainConfig, seed: int) -> dict[str, Any]:
             deterministic_eval=True,
             network_factory=functools.partial(sac_networks.make_sac_networks, hidden_layer_sizes=config.hidden),
             progress_fn=progress,
+            **wrap,
         )
         wall = time.perf_counter() - start
     # times[0] is brax's step-0 evaluation (after its prefill); drop it from the threshold search.

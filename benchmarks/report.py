@@ -383,6 +383,37 @@ def _paper(r: dict[str, Any]) -> list[str]:
     return [*out, ""]
 
 
+def _reference(r: dict[str, Any]) -> list[str]:
+    s, c = r["settings"], r["settings"]["config"]
+    out = [
+        "## 8. Reference: our dense SAC against brax's SAC trainer on a DeepMind Control task",
+        "",
+        *_header(r),
+        f"MuJoCo Playground's {s['task']} (MJX, jax implementation), {c['total_steps']} env steps "
+        f"({c['warmup_steps']} warm-up), {c['num_envs']} envs, {c['updates_per_step']} updates per iteration, "
+        f"batch {c['batch_size']}, {'-'.join(map(str, c['hidden']))} networks, lr {c['actor_lr']}, "
+        f"{c['eval_episodes']} deterministic evaluation episodes every {c['chunk_steps']} env steps, seeds "
+        f"{s['seeds']}, interleaved. The differences the two learners keep are listed in "
+        "`benchmarks/bench_reference.py`. Mean [95% bootstrap CI] over seeds.",
+        "",
+        "| learner | final return | whole-curve mean | final return per seed | wall s per run |",
+        "|---|---:|---:|---|---:|",
+    ]
+    for side in ("ours", "brax"):
+        row = r[side]
+        f, w = row["final_return"], row["curve_mean"]
+        out.append(
+            f"| {side} | {f['mean']:.1f} [{f['ci_low']:.1f}, {f['ci_high']:.1f}] | {w['mean']:.1f} "
+            f"[{w['ci_low']:.1f}, {w['ci_high']:.1f}] | {', '.join(f'{x:.0f}' for x in row['finals'])} "
+            f"| {statistics.median(row['wall_s']):.0f} |"
+        )
+    out.append("")
+    for key, p in r["probability_ours_better"].items():
+        name = key.replace("_", " ")
+        out.append(f"P(ours > brax) on the {name}: {p['p']:.2f} [{p['ci_low']:.2f}, {p['ci_high']:.2f}].")
+    return [*out, ""]
+
+
 def write_results_md(path: Path = RESULTS_MD) -> Path:
     lines = [
         "# Benchmark results",
@@ -401,7 +432,8 @@ def write_results_md(path: Path = RESULTS_MD) -> Path:
         "memory": _memory,
         "bcoo": _bcoo,
     }
-    late = {"batching": _batching}  # after the GPU section, whose number docs/development.md cites
+    # After the GPU section, whose number docs/development.md cites.
+    late = {"batching": _batching, "reference": _reference}
     for part in PARTS:
         r = _load(part)
         if r is not None and part in renderers:

@@ -328,3 +328,14 @@ def test_render_writes_an_inverted_pendulum_rollout_as_html(tmp_path, capsys):
     assert f"written to {html}" in capsys.readouterr().out
     page = html.read_text()
     assert "<html" in page.lower() and len(page) > 1000
+
+
+def test_render_refuses_a_playground_task_by_name():
+    """brax's viewer draws brax systems; a DMC task is refused in one line before anything runs."""
+    from agents.experiments.policy import check_renderable
+
+    check_renderable(TrainConfig(env="hopper"))
+    with pytest.raises(ValueError, match=r"env='CartpoleSwingup' is not allowed.*cannot draw a Playground task"):
+        check_renderable(TrainConfig(env="CartpoleSwingup"))
+    with pytest.raises(ValueError, match=r"env='probe_bandit' is not allowed.*probe envs have none"):
+        check_renderable(TrainConfig(env="probe_bandit"))

@@ -443,8 +443,16 @@ PRESETS: dict[str, SweepConfig] = {
     # 500k env steps, with the paper preset's protocol, SNIP base and distributions at its middle sparsity.
     "dmc": SweepConfig(
         envs=(
-            "CheetahRun", "WalkerWalk", "WalkerRun", "HopperHop", "HumanoidRun",
-            "FingerSpin", "ReacherHard", "AcrobotSwingup", "BallInCup", "CartpoleSwingup",
+            "CheetahRun",
+            "WalkerWalk",
+            "WalkerRun",
+            "HopperHop",
+            "HumanoidRun",
+            "FingerSpin",
+            "ReacherHard",
+            "AcrobotSwingup",
+            "BallInCup",
+            "CartpoleSwingup",
         ),  # fmt: skip
         algos=("sac", "td3"),
         sparsities=(0.9,),

@@ -262,10 +262,13 @@ def evaluate_policy(policy: Policy, episodes: int = 10, seed: int = 0) -> tuple[
 
 
 def check_renderable(config: TrainConfig) -> None:
-    """Raise ``ValueError`` unless ``config``'s env has a physics system to render (a brax env, not a probe)."""
-    if config.env in PROBE_ENVS:
-        fail("env", config.env, f"a brax env with a physics system to render ({', '.join(BRAX_ENV_NAMES)}); "
-             "probe envs have none")  # fmt: skip
+    """Raise ``ValueError`` unless ``config``'s env is a brax env, whose system brax's viewer draws.
+
+    Probes have no physics; MuJoCo Playground's tasks have MuJoCo models that brax's viewer does not draw.
+    """
+    if config.env not in BRAX_ENV_NAMES:
+        kind = "probe envs have none" if config.env in PROBE_ENVS else "brax's viewer cannot draw a Playground task"
+        fail("env", config.env, f"a brax env with a physics system to render ({', '.join(BRAX_ENV_NAMES)}); {kind}")
 
 
 def render_html(policy: Policy, steps: int | None = None, seed: int = 0, height: int = 480) -> str:
@@ -276,7 +279,7 @@ def render_html(policy: Policy, steps: int | None = None, seed: int = 0, height:
     The page loads brax's viewer script from its CDN when opened.
 
     Raises:
-      ValueError: a probe env (no physics to render), or ``steps`` below 1.
+      ValueError: not a brax env (a probe or a Playground task), or ``steps`` below 1.
     """
     from brax.io import html
 
