@@ -22,12 +22,7 @@ it fails inside ``vmap``).
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import io
-import sys
-
-from envs.registry import PLAYGROUND_ENV_NAMES, import_brax
+from envs.registry import PLAYGROUND_ENV_NAMES, import_brax, import_quietly
 
 import_brax()  # brax first, without MJX's notices
 
@@ -35,19 +30,10 @@ from brax.envs.wrappers import training  # noqa: E402
 
 from envs.wrappers import AutoResetWrapper  # noqa: E402
 
-# What importing Playground prints or warns that says nothing about our use of it.
-_QUIET_PREFIXES = ("Failed to import warp", "Failed to import mujoco_warp")
-
 
 def import_playground():
     """``mujoco_playground.dm_control_suite``, imported without the optional-package notices MJX prints."""
-    if "mujoco_playground" not in sys.modules:
-        printed = io.StringIO()
-        with contextlib.redirect_stdout(printed):
-            importlib.import_module("mujoco_playground")
-        lines = printed.getvalue().splitlines(True)
-        sys.stdout.write("".join(line for line in lines if not line.startswith(_QUIET_PREFIXES)))
-    return importlib.import_module("mujoco_playground").dm_control_suite
+    return import_quietly("mujoco_playground").dm_control_suite
 
 
 def load_task(name: str, impl: str = "jax"):

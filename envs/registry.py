@@ -27,13 +27,22 @@ def import_brax() -> None:
     they are dropped, and anything else the import prints is passed on. So is
     the deprecation warning of jaxopt, which brax imports and we never call.
     """
-    if "brax.envs" in sys.modules:
-        return
+    import_quietly("brax.envs")
+
+
+def import_quietly(module: str):
+    """Import ``module`` without MJX's warp notices on stdout or jaxopt's deprecation warning; return it.
+
+    Anything else the import prints or warns is passed on.
+    """
+    if module in sys.modules:
+        return sys.modules[module]
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="JAXopt is no longer maintained", category=DeprecationWarning)
-        importlib.import_module("brax.envs")
+        imported = importlib.import_module(module)
     sys.stdout.write("".join(line for line in printed.getvalue().splitlines(True) if not line.startswith(_MJX_NOTICES)))
+    return imported
 
 
 BACKENDS: tuple[str, ...] = ("generalized", "positional", "spring", "mjx")
