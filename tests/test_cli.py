@@ -78,3 +78,14 @@ def test_an_earlier_versions_algorithm_flag_still_works_for_one_release_with_a_w
         == "sparse-rl: warning: --config.init-alpha is now --config.sac.init-alpha (the old spelling will be removed)."
     )
     assert tyro.cli(command_type(args), args=args, prog="sparse-rl").config.sac.init_alpha == 0.5
+
+
+def test_sweep_help_lists_every_env_name(capsys):
+    """--envs' help comes from the registry: every brax, DeepMind Control and probe task is named."""
+    from envs import ENV_NAMES
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", "--help"])
+    assert exit_info.value.code == 0
+    words = set(capsys.readouterr().out.replace(",", " ").replace(".", " ").split())
+    assert not set(ENV_NAMES) - words, sorted(set(ENV_NAMES) - words)
