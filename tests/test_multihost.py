@@ -70,7 +70,7 @@ def _env(tmp: Path, **extra: str) -> dict[str, str]:
     return {
         **os.environ,
         "JAX_PLATFORMS": "cpu",
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip(),
         "JAX_COMPILATION_CACHE_DIR": str(tmp / "cache"),  # the relaunches compile nothing
         **extra,
     }
@@ -85,7 +85,7 @@ def _start(tmp: Path, name: str, args: list[str], processes: int = 2) -> list[su
             extra.update(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES=str(processes),
                          JAX_PROCESS_ID=str(i), SPARSE_RL_INIT_TIMEOUT="120")  # fmt: skip
         else:
-            extra["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
+            extra["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=1".strip()
         procs.append(
             subprocess.Popen([sys.executable, "-c", WRAPPER, *args], env=_env(tmp, **extra), cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
