@@ -1,5 +1,7 @@
-"""Fixtures and hooks: small MLP params, a compilation cache shared by the whole run. Helpers live in helpers.py."""
+"""Fixtures and hooks: small MLP params, a hand-made results directory, a compilation cache shared by the whole run.
+Helpers live in helpers.py."""
 
+import json
 import os
 import shutil
 import tempfile
@@ -7,7 +9,7 @@ import tempfile
 import jax
 import pytest
 
-from tests.helpers import mlp_params
+from tests.helpers import FINALS, mlp_params, write_run
 
 # Set by the first pytest process of a run (the xdist controller, or pytest alone) for its workers.
 _SHARED_CACHE = "SPARSE_RL_TEST_COMPILE_CACHE"
@@ -64,8 +66,9 @@ def pytest_unconfigure(config):
 
 # The longest test files, slowest first (measured with --durations): xdist hands out whole files in
 # collection order (--no-loadscope-reorder), so starting these first lets both workers finish together.
-_LONGEST_FIRST = ("test_multihost.py", "test_td3.py", "test_sac.py", "test_notebooks.py", "test_sweep.py",
-                  "test_train.py", "test_batching.py", "test_policy.py", "test_tracking.py")  # fmt: skip
+_LONGEST_FIRST = ("test_multihost.py", "test_sac.py", "test_train.py", "test_sweep.py", "test_td3.py",
+                  "test_notebooks.py", "test_runner.py", "test_policy.py", "test_extending.py", "test_docs.py",
+                  "test_tracking.py", "test_transforms.py", "test_playground.py", "test_grid.py")  # fmt: skip
 
 
 def pytest_collection_modifyitems(config, items):
@@ -78,3 +81,15 @@ def pytest_collection_modifyitems(config, items):
 def small_params():
     """8 -> 32 -> 32 -> 4 MLP params."""
     return mlp_params(jax.random.key(0), (8, 32, 32, 4))
+
+
+@pytest.fixture
+def results(tmp_path):
+    """A results directory of hand-made runs (``FINALS``, one diverged TAR seed) and an empty sweep config."""
+    for env, methods in FINALS.items():
+        for method, finals in methods.items():
+            for seed, final in enumerate(finals):
+                write_run(tmp_path, env, method, seed, float(final))
+    write_run(tmp_path, "hopper", "tar", 3, 0.0, diverged=True)
+    (tmp_path / "config.json").write_text(json.dumps({"sweep": {}}))
+    return tmp_path

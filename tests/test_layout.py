@@ -1,5 +1,5 @@
 """The source's shape: imports only go one way (no cycle, ``TYPE_CHECKING`` and function-level imports included),
-and a function over 60 lines says why it is long."""
+a function over 60 lines says why it is long, and every module has a test file named after it."""
 
 import ast
 from pathlib import Path
@@ -104,3 +104,69 @@ def test_the_layer_check_sees_an_upward_import(tmp_path):
     path.write_text("def f():\n    from agents.experiments import sweep\n")
     found = _imports("agents.results.stats", path, _modules())
     assert "agents.experiments.sweep" in found and _layer("agents.experiments.sweep") > _layer("agents.results.stats")
+
+
+# Test files named after no module: each checks how modules work together, or what surrounds the code.
+CROSS_CUTTING = {
+    "test_compose.py": "sparse transforms inside optax's masked, multi_transform and chains, and flax nnx",
+    "test_docs.py": "the API reference builds from every module's docstrings",
+    "test_extending.py": "a new method and a new algorithm reach every layer that asks about them",
+    "test_layout.py": "the source's shape: imports, layers, long functions, test files",
+    "test_multihost.py": "a sweep over two processes: CLI, sharding, checkpoints and results together",
+    "test_notebooks.py": "the notebooks run",
+    "test_packaging.py": "what installs and imports with which extras",
+    "test_readme.py": "the README's examples run",
+}
+
+
+def _has_content(init: Path) -> bool:
+    """Whether a package's ``__init__.py`` holds more than a docstring."""
+    body = ast.parse(init.read_text()).body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]  # the docstring
+    return bool(body)
+
+
+def _test_file_problems(modules: list[str], packages: list[str], test_files: list[str]) -> list[str]:
+    """What breaks the rule: a module without ``tests/test_<module>.py``, a test file named after no module or
+    package (nor listed in :data:`CROSS_CUTTING`), a listed file that is gone, and a module name used twice."""
+    problems = [f"module name {name!r} is used twice" for name in sorted({m for m in modules if modules.count(m) > 1})]
+    problems += [f"no tests/test_{name}.py" for name in sorted(set(modules)) if f"test_{name}.py" not in test_files]
+    named = {f"test_{name}.py" for name in (*modules, *packages)}
+    problems += [
+        f"tests/{f} is named after no module (nor listed in CROSS_CUTTING)"
+        for f in sorted(test_files)
+        if f not in named | set(CROSS_CUTTING)
+    ]
+    problems += [f"CROSS_CUTTING lists {f}, which is gone" for f in sorted(set(CROSS_CUTTING) - set(test_files))]
+    return problems
+
+
+def test_every_module_has_a_test_file_named_after_it():
+    """One test file per module (its basename); package ``__init__`` files with code may have one too."""
+    modules, packages = [], []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path.name != "__init__.py":
+                modules.append(path.stem)
+            elif _has_content(path):
+                packages.append(path.parent.name)
+    test_files = [p.name for p in sorted((ROOT / "tests").glob("test_*.py"))]
+    assert "results" in packages and "envs" in packages and "sweep" in modules
+    problems = _test_file_problems(modules, packages, test_files)
+    assert not problems, "; ".join(problems)
+
+
+def test_the_test_file_check_sees_a_missing_and_a_stray_file():
+    """The check above is not vacuous: a module without its file, and a file named after a concept, are found."""
+    found = _test_file_problems(
+        ["stats", "grid", "stats"],
+        ["results"],
+        ["test_stats.py", "test_results.py", "test_batching.py", *CROSS_CUTTING],
+    )
+    assert found == [
+        "module name 'stats' is used twice",
+        "no tests/test_grid.py",
+        "tests/test_batching.py is named after no module (nor listed in CROSS_CUTTING)",
+    ]
+    assert _test_file_problems([], [], []) == [f"CROSS_CUTTING lists {f}, which is gone" for f in sorted(CROSS_CUTTING)]

@@ -1,4 +1,4 @@
-"""Getting results back: BCOO export, named checkpoints, trained policies from a sweep, ``eval`` and ``render``."""
+"""agents.experiments.policy: trained policies from a sweep or a state in memory, ``eval`` and ``render``."""
 
 import dataclasses
 import shutil
@@ -11,20 +11,15 @@ import pytest
 
 import sparse_jax as sj
 from agents import results
-from agents.algorithms.config import SparsityConfig, TrainConfig
+from agents.algorithms.config import TrainConfig
 from agents.algorithms.networks import DeterministicActor, GaussianActor
 from agents.cli import main
 from agents.execution import checkpoint
-from agents.execution.runner import state_template
-from agents.execution.train import make_algorithm, make_train
+from agents.execution.train import make_algorithm
 from agents.experiments import sweep
 from agents.experiments.policy import evaluate_policy, load_policy, make_policy
-from tests.helpers import BANDIT
+from tests.helpers import SMALL_BANDIT as TINY
 
-# Two chunks of the one-step bandit with tiny networks: the config of the checkpoint, policy and render tests.
-SMALLER = dict(total_steps=600, warmup_steps=200, chunk_steps=200, updates_per_step=1, hidden=(16, 16), batch_size=32,
-               eval_episodes=4)  # fmt: skip
-TINY = TrainConfig(**{**BANDIT, **SMALLER}, sparse=SparsityConfig(sparsity=0.8))
 # The sweep of tests/test_sweep.py (its programs come from the compilation cache): static and tar, 2 seeds.
 SWEEP = ["sweep", "--preset", "quick", "--envs", "probe_bandit", "--methods", "static", "tar", "--seeds", "2",
          "--total-steps", "4000", "--config.hidden", "16", "16", "--no-progress"]  # fmt: skip
@@ -33,139 +28,6 @@ GROUP = "probe_bandit-sac-s0.9-static+tar"
 
 def _kernels(tree):
     return [(sj.path_name(p), x) for p, x in jax.tree.leaves_with_path(tree)]
-
-
-# --- BCOO export ---------------------------------------------------------------------------------------------------
-
-
-def test_to_bcoo_stores_exactly_the_active_entries(small_params):
-    masks = jax.tree.map(
-        lambda p: jax.random.bernoulli(jax.random.key(p.size), 0.2, p.shape) if p.ndim == 2 else None, small_params
-    )
-    masks["Dense_2"]["kernel"] = jnp.zeros_like(masks["Dense_2"]["kernel"])  # a layer with nothing active
-    # An active weight that is exactly 0 is still stored; the pruned weights here are non-zero and never stored.
-    first = tuple(int(i) for i in jnp.argwhere(masks["Dense_0"]["kernel"])[0])
-    small_params["Dense_0"]["kernel"] = small_params["Dense_0"]["kernel"].at[first].set(0.0)
-    exported = sj.to_bcoo(small_params, masks)
-    for layer in ("Dense_0", "Dense_1", "Dense_2"):
-        w, m, k = small_params[layer]["kernel"], masks[layer]["kernel"], exported[layer]["kernel"]
-        assert isinstance(k, jax.experimental.sparse.BCOO) and k.shape == w.shape
-        assert k.nse == int(m.sum())
-        np.testing.assert_array_equal(k.todense(), jnp.where(m, w, 0.0))
-        x = jax.random.normal(jax.random.key(1), (5, w.shape[0]))
-        np.testing.assert_allclose(x @ k, x @ jnp.where(m, w, 0.0), rtol=1e-5, atol=1e-6)
-        assert exported[layer]["bias"] is small_params[layer]["bias"]  # dense leaves pass through unchanged
-    assert exported["Dense_0"]["kernel"].nse == int(masks["Dense_0"]["kernel"].sum()) > 0
-
-
-def test_to_bcoo_refuses_bad_masks_in_one_line(small_params):
-    masks = sj.dense_masks(small_params)
-    wrong_shape = jax.tree.map(lambda m: m, masks)
-    wrong_shape["Dense_0"]["kernel"] = jnp.ones((3, 3), bool)
-    not_bool = jax.tree.map(lambda m: m.astype(jnp.float32), masks)
-    for bad, message in (
-        ({"Dense_0": masks["Dense_0"]}, "does not match params structure"),
-        (wrong_shape, "mask at 'Dense_0/kernel' has shape (3, 3)"),
-        (not_bool, "masks must be boolean"),
-    ):
-        with pytest.raises(ValueError) as e:
-            sj.to_bcoo(small_params, bad)
-        assert message in str(e.value) and "\n" not in str(e.value)
-    with pytest.raises(ValueError, match="is traced .* allowed: concrete arrays"):
-        jax.jit(lambda p: sj.to_bcoo(p, masks))(small_params)
-    with pytest.raises(ValueError, match="allowed: masks of leaves with at least one dimension"):
-        sj.to_bcoo({"w": jnp.ones(())}, {"w": jnp.ones((), bool)})
-
-
-# --- checkpoints ---------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def bandit_state():
-    """A batched (2 runs) TrainState of the bandit after init, and its trainer."""
-    trainer = make_train(TINY)
-    keys = jnp.stack([jax.random.key(0), jax.random.key(1)])
-    return trainer, jax.jit(jax.vmap(trainer.init))(keys)
-
-
-def _assert_states_equal(a, b):
-    leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
-    assert jax.tree.structure(a) == jax.tree.structure(b)
-    for x, y in zip(leaves_a, leaves_b, strict=True):
-        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-            x, y = jax.random.key_data(x), jax.random.key_data(y)
-        np.testing.assert_array_equal(x, y)
-
-
-def test_checkpoint_keys_name_the_parts_and_round_trip(bandit_state, tmp_path):
-    trainer, state = bandit_state
-    saved = checkpoint.saveable(state)
-    assert set(saved) == {"agent", "buffer", "env_state", "key", "env_steps"}
-    assert saved["agent"]["actor"]["MLP_0"]["Dense_0"]["kernel"].shape == (2, 1, 16)
-    assert set(saved["buffer"]["data"]) == {"obs", "action", "reward", "discount", "mask", "next_obs"}
-    assert saved["key"].dtype == jnp.uint32  # PRNG keys as their raw data
-    history = [{"eval_return": np.array([1.0, 2.0])}]
-    template = state_template(trainer, 2)
-    with checkpoint.open_manager(tmp_path / "g") as manager:
-        checkpoint.save(manager, 0, state, history)
-    with checkpoint.open_manager(tmp_path / "g", read_only=True) as manager:
-        step, back, back_history = checkpoint.restore(manager, state, template, None, "g", print)
-        assert checkpoint.stored_runs(manager) == 2
-        # Only the agent's part: the rest comes back as in the state passed in (here the shapes of the template).
-        _, agent_only, _ = checkpoint.restore(manager, template, template, None, "g", print, parts=("agent",))
-    assert step == 0 and back_history[0]["eval_return"].tolist() == [1.0, 2.0]
-    _assert_states_equal(back, state)
-    _assert_states_equal(agent_only.agent, state.agent)
-    assert isinstance(agent_only.buffer.data.obs, jax.ShapeDtypeStruct)
-
-
-def test_checkpoint_in_the_numbered_layout_of_earlier_versions_restores(bandit_state, tmp_path):
-    trainer, state = bandit_state
-    old = {}
-    for i, x in enumerate(jax.tree.leaves(state)):  # what earlier versions wrote
-        old[f"{i:05d}"] = jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x
-    with ocp.CheckpointManager(tmp_path / "old") as manager:
-        meta = ocp.args.JsonSave({"history": []})
-        manager.save(3, args=ocp.args.Composite(state=ocp.args.StandardSave(old), meta=meta))
-        manager.wait_until_finished()
-    template = state_template(trainer, 2)
-    with checkpoint.open_manager(tmp_path / "old") as manager:
-        step, back, _ = checkpoint.restore(manager, state, template, None, "old", print)
-        assert checkpoint.stored_runs(manager) == 2
-        _, agent_only, _ = checkpoint.restore(manager, template, template, None, "old", print, parts=("agent",))
-    assert step == 3
-    _assert_states_equal(back, state)
-    _assert_states_equal(agent_only.agent, state.agent)
-
-
-def test_gmp_checkpoint_from_before_the_count_table_was_state_restores(tmp_path):
-    """Earlier versions kept GMP's count table in the transform, so their checkpoints lack ``.../targets``."""
-    config = dataclasses.replace(TINY, sparse=SparsityConfig(method="gmp", sparsity=0.8))
-    trainer = make_train(config)
-    state = jax.jit(jax.vmap(trainer.init))(jnp.stack([jax.random.key(0), jax.random.key(1)]))
-    saved = checkpoint.saveable(state)
-    assert set(saved["agent"]["actor_opt"]) >= {"targets"}
-    for opt in ("actor_opt", "critic_opt"):
-        del saved["agent"][opt]["targets"]  # what earlier versions wrote
-    meta = ocp.args.JsonSave({"history": []})
-    with ocp.CheckpointManager(tmp_path / "old") as manager:
-        manager.save(1, args=ocp.args.Composite(state=ocp.args.StandardSave(saved), meta=meta))
-        manager.wait_until_finished()
-    template = state_template(trainer, 2)
-    with checkpoint.open_manager(tmp_path / "old") as manager:
-        step, back, _ = checkpoint.restore(manager, state, template, None, "old", print)
-    assert step == 1
-    _assert_states_equal(back, state)  # the table comes from the state passed in, built from the config
-    # Only the table may be missing: a checkpoint lacking another leaf still does not restore.
-    del saved["env_steps"]
-    with ocp.CheckpointManager(tmp_path / "short") as manager:
-        manager.save(1, args=ocp.args.Composite(state=ocp.args.StandardSave(saved), meta=meta))
-        manager.wait_until_finished()
-    with checkpoint.open_manager(tmp_path / "short") as manager, pytest.raises(ValueError, match="no checkpoint of"):
-        checkpoint.restore(manager, state, template, None, "short", print, delete_damaged=False)
-
-
-# --- policies from a sweep -----------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -257,9 +119,6 @@ def test_make_policy_from_a_state_in_memory_one_run_or_a_batch():
         make_policy(dataclasses.replace(config, hidden=(8, 8)), one)
     with pytest.raises(ValueError, match=r"obs shape=\(6, 2\) is not allowed; allowed: \(\.\.\., 1\)"):
         make_policy(config, one)(jnp.ones((6, 2)))
-
-
-# --- the eval and render commands ----------------------------------------------------------------------------------
 
 
 def test_eval_prints_the_deterministic_return(finished, capsys):

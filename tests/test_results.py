@@ -1,4 +1,4 @@
-"""The results schema: typed records of config.json, run.json and curve.jsonl, written and read back."""
+"""agents.results: run ids and the typed records of config.json, run.json and curve.jsonl, written and read back."""
 
 import dataclasses
 import json
@@ -6,6 +6,9 @@ import json
 import pytest
 
 from agents import results
+from agents.experiments import sweep
+from tests.helpers import refused as _refused
+from tests.helpers import sweep_dir as _sweep_dir
 
 TOPOLOGY = {"actor": [{"name": "Dense_0/kernel", "active": 3}], "critic": []}
 RECORD = results.RunRecord(
@@ -95,3 +98,28 @@ def test_the_cell_of_a_run_record_has_a_field_for_every_grid_axis():
     assert results.CELL_KEYS == ("env", "algo", *(recorded.get(a.field, a.field) for a in AXES))
     assert set(Cell._fields) == {"env", "algo", *(a.field for a in AXES)}
     assert set(results.CELL_KEYS) <= {f.name for f in dataclasses.fields(results.RunRecord)}
+
+
+def test_run_names_are_injective_in_the_sparsity():
+    a = results.run_id("hopper", "sac", 0.9, "tar", 0)
+    b = results.run_id("hopper", "sac", 0.9000001, "tar", 0)
+    assert a == "hopper-sac-s0.9-tar-seed0" and b == "hopper-sac-s0.9000001-tar-seed0"
+    cfg = sweep.SweepConfig(envs=("probe_bandit",), sparsities=(0.9, 0.9000001), methods=("static",), seeds=1)
+    assert len({b.name for b in cfg.batches(per_cell=True)}) == 2
+
+
+def test_a_write_error_names_the_file_not_its_temporary_copy(tmp_path):
+    target = tmp_path / "results" / "summary.md"
+    (target / "keep").mkdir(parents=True)  # a folder where the file should go: the final rename fails, even as root
+    with pytest.raises(OSError) as e:
+        results.atomic_write_text(target, "x")
+    assert e.value.filename == str(target)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["summary.md"]  # the temporary file is gone
+
+
+def test_damaged_config_json_is_named(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    _sweep_dir(out)
+    (out / "config.json").write_text('{"sweep": {"envs": ["probe_')
+    err = _refused(capsys, ["sweep", "--resume", "--out", str(out), "--no-progress"])
+    assert str(out / "config.json") in err and "damaged" in err

@@ -1,6 +1,7 @@
-"""End-to-end sweeps on the bandit probe: every output file, report rebuilds, kill and resume."""
+"""agents.experiments.sweep: bandit-probe sweeps end to end (files, report, kill, resume, damage), resume refusals."""
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import chex
 import jax
 import pytest
 
@@ -17,21 +19,17 @@ import sparse_jax as sj
 from agents import results
 from agents.cli import main
 from agents.execution.checkpoint import write_manifest
-from agents.experiments import report
+from agents.experiments import report, sweep
 from agents.experiments.policy import load_policy
+from tests.helpers import BATCHING_TRAIN as TRAIN
+from tests.helpers import assert_curves_close as _assert_close
+from tests.helpers import curves as _curves
+from tests.helpers import file_tree as _tree
+from tests.helpers import refused as _refused
+from tests.helpers import sweep_dir as _sweep_dir
 
 # The quick preset on the bandit probe, with 16-16 networks: every file and path of a sweep, in seconds.
 TINY = ["--preset", "quick", "--envs", "probe_bandit", "--seeds", "2", "--config.hidden", "16", "16", "--no-progress"]
-
-
-def _curves(out: Path) -> dict[str, list[dict]]:
-    """Per-run curves without the host timings (which differ between runs)."""
-    return {
-        p.parent.name: [
-            {k: v for k, v in row.items() if k not in ("wall_s", "steps_per_s")} for row in results.read_jsonl(p)
-        ]
-        for p in sorted((out / "runs").glob("*/curve.jsonl"))
-    }
 
 
 @pytest.fixture(scope="module")
@@ -110,29 +108,6 @@ def test_a_sweep_started_with_sigint_ignored_goes_on_then_sigterm_stops_it_and_r
     main(["sweep", "--out", str(out), "--resume", "--no-progress"])
     assert _curves(out) == _curves(straight)
     assert report.summarize(out) == report.summarize(straight)
-
-
-def test_checkpoint_leaves_round_trip_with_zero_size_leaves(tmp_path):
-    """Brax pipeline states can hold zero-size arrays (halfcheetah does), which orbax refuses to save."""
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-    import orbax.checkpoint as ocp
-
-    from agents.execution.checkpoint import restore_leaves as _restore_leaves
-    from agents.execution.checkpoint import saveable as _saveable
-
-    tree = {"w": jnp.arange(6.0).reshape(2, 3), "contacts": jnp.zeros((2, 0, 3)), "key": jax.random.key(7)}
-    saved = _saveable(tree)
-    assert all(x.size > 0 for x in saved.values())
-    with ocp.CheckpointManager(tmp_path) as manager:
-        manager.save(0, args=ocp.args.Composite(state=ocp.args.StandardSave(saved)))
-        manager.wait_until_finished()
-        restored = manager.restore(0, args=ocp.args.Composite(state=ocp.args.StandardRestore(saved)))["state"]
-    back = _restore_leaves(restored, tree)
-    np.testing.assert_array_equal(back["w"], tree["w"])
-    assert back["contacts"].shape == (2, 0, 3)
-    np.testing.assert_array_equal(jax.random.key_data(back["key"]), jax.random.key_data(tree["key"]))
 
 
 def _copy_sweep(src: Path, dst: Path) -> Path:
@@ -399,24 +374,6 @@ def test_a_checkpoint_that_cannot_be_written_gives_one_line_exit_1_and_resume_fi
     assert _curves(out) == _curves(straight)
 
 
-def test_the_console_script_exits_at_once_after_a_signal_and_normally_otherwise(monkeypatch):
-    """After SIGTERM/SIGINT the process does not wait for the device's queued work (300 s measured for 6000 runs)."""
-    from agents import cli
-
-    class Exited(Exception):
-        pass
-
-    def exit_now(code):
-        raise Exited(code)
-
-    monkeypatch.setattr(cli.os, "_exit", exit_now)
-    for code, expected in ((128 + signal.SIGTERM, Exited), (2, SystemExit), (1, SystemExit)):
-        monkeypatch.setattr(cli, "main", lambda code=code: (_ for _ in ()).throw(SystemExit(code)))
-        with pytest.raises(expected) as e:
-            cli.console_main()
-        assert e.value.args[0] == code if expected is Exited else e.value.code == code
-
-
 FIXTURE = Path(__file__).parent / "fixtures" / "results_v861ba06"
 
 
@@ -426,11 +383,9 @@ def test_a_sweep_stopped_by_the_version_before_method_objects_resumes_and_its_ch
     Its checkpoints restore into today's state (a SparseState with a key, and
     GMP's count table), ``--resume`` finishes it, and the curves match that
     version's own uninterrupted run to the tolerance of other float code (the
-    fixture was written on an AVX-512 machine; tests/test_batching.py states
+    fixture was written on an AVX-512 machine; tests/helpers.py states
     the tolerance).
     """
-    from tests.test_batching import _assert_close
-
     out = tmp_path / "results"
     shutil.copytree(FIXTURE, out)
     policy = load_policy(out, "probe_bandit-sac-s0.9-set-seed1")
@@ -452,20 +407,79 @@ def test_a_sweep_stopped_by_the_version_before_method_objects_resumes_and_its_ch
     assert (out / "summary.md").is_file()
 
 
-def test_late_write_callbacks_of_a_failed_save_are_dropped_and_nothing_else(monkeypatch):
-    import types
+def test_a_run_shared_by_cells_matches_the_copy_earlier_versions_trained(tmp_path):
+    """Static under two rhos: trained once and written into both cells; as each cell's own run, the same run."""
+    cfg = sweep.SweepConfig(envs=("probe_bandit",), methods=("static", "tar"), rhos=(0.1, 0.2), seeds=1, train=TRAIN)
+    shared, copies = tmp_path / "shared", tmp_path / "copies"
+    sweep.run_sweep(cfg, shared, show_progress=False)
+    static = lambda rho: f"probe_bandit-sac-s0.9-r{rho}-static-seed0"
+    info = json.loads((shared / "runs" / static(0.2) / "run.json").read_text())
+    assert info["same_as"] == static(0.1) and info["rho"] == 0.2 and info["config"]["sparse"]["rho"] == 0.2
+    assert (
+        info["finished"]
+        and (shared / "runs" / static(0.2) / "curve.jsonl").read_bytes()
+        == (shared / "runs" / static(0.1) / "curve.jsonl").read_bytes()
+    )
+    from agents.experiments.policy import load_policy
 
-    from agents.execution.checkpoint import _late_callbacks_quiet
+    a, b = load_policy(shared, static(0.2)), load_policy(shared, static(0.1))  # eval and render read it too
+    chex.assert_trees_all_equal(a.params, b.params)
+    # A results directory of an earlier version (its plan says nothing of sharing) trains every copy on --resume.
+    config = json.loads((shared / "config.json").read_text())
+    assert config["plan"]["shares_runs"] is True
+    del config["plan"]["shares_runs"]
+    copies.mkdir()
+    (copies / "config.json").write_text(json.dumps(config))
+    sweep.run_sweep(None, copies, resume=True, show_progress=False)
+    assert "same_as" not in json.loads((copies / "runs" / static(0.2) / "run.json").read_text())
+    _assert_close(_curves(shared), _curves(copies))  # 3 runs in one batch against 4: the batch-shape tolerance
+    rows = {(r["rho"], r["method"]): r for r in sweep.report_lib.summarize(shared)}
+    assert rows[(0.2, "static")]["n_seeds"] == 1 and rows[(0.2, "static")]["mean"] == rows[(0.1, "static")]["mean"]
 
-    seen = []
-    monkeypatch.setattr(sys, "unraisablehook", seen.append)
-    unraisable = lambda e: types.SimpleNamespace(exc_type=type(e), exc_value=e, exc_traceback=None, object=None)
-    with _late_callbacks_quiet():
-        sys.unraisablehook(unraisable(RuntimeError("Event loop is closed")))
-        sys.unraisablehook(unraisable(RuntimeError("something else")))
-    assert [str(u.exc_value) for u in seen] == ["something else"]
-    assert sys.unraisablehook == seen.append  # a save that succeeded leaves the hook as it was
-    with pytest.raises(OSError), _late_callbacks_quiet():
-        raise OSError(28, "No space left on device")
-    sys.unraisablehook(unraisable(RuntimeError("Event loop is closed")))  # after the failure: still dropped
-    assert len(seen) == 1
+
+@pytest.mark.parametrize(
+    "flags, difference",
+    [
+        (["--seeds", "5"], "seeds: 2 -> 5"),
+        (["--methods", "static", "tar"], "methods: "),
+        (["--preset", "paper"], "envs: ['probe_bandit'] -> "),
+        (["--total-steps", "9000"], "train.total_steps: 14000 -> 9000"),
+        (["--envs", "probe_constant"], "envs: ['probe_bandit'] -> ['probe_constant']"),
+    ],
+)
+def test_resume_refuses_options_that_differ_from_config_json(tmp_path, capsys, flags, difference):
+    out = tmp_path / "sweep"
+    _sweep_dir(out)
+    before = _tree(out)
+    err = _refused(capsys, ["sweep", "--resume", "--out", str(out), "--no-progress", *flags])
+    assert "these options differ from it" in err and difference in err
+    assert _tree(out) == before
+
+
+def test_train_resume_refuses_a_changed_config(tmp_path, capsys):
+    out = tmp_path / "train"
+    train = sweep.PRESETS["quick"].train
+    cfg = sweep.SweepConfig(
+        envs=("probe_bandit",), sparsities=(0.9,), methods=("dense",), seeds=3,
+        train=train.__class__(**{**train.__dict__, "env": "probe_bandit"}),
+    )  # fmt: skip
+    results.atomic_write_json(out / "config.json", {"sweep": sweep.config_to_json(cfg)})
+    err = _refused(capsys, ["train", "--config.env", "probe_bandit", "--resume", "--out", str(out), "--no-progress"])
+    assert "these options differ from it" in err and "train.total_steps: 14000 -> 20000" in err
+
+
+def test_steps_that_do_not_fill_a_chunk_are_named():
+    from agents.algorithms.config import TrainConfig
+
+    assert sweep._dropped_steps(TrainConfig(total_steps=21_000, warmup_steps=1_000, chunk_steps=2_000)) is None
+    note = sweep._dropped_steps(TrainConfig(total_steps=20_000, warmup_steps=1_000, chunk_steps=2_000))
+    assert "9 chunks of 2000 env steps" in note and "19000 of total_steps=20000" in note and "last 1000" in note
+
+
+def test_resume_refuses_a_changed_axis_and_keeps_the_stored_config(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    _sweep_dir(out, scores=("snip", "magnitude"))
+    err = _refused(capsys, ["sweep", "--resume", "--out", str(out), "--no-progress", "--scores", "snip"])
+    assert "scores: ['snip', 'magnitude'] -> ['snip']" in err
+    err = _refused(capsys, ["sweep", "--resume", "--out", str(out), "--no-progress", "--config.batch-size", "7"])
+    assert "train.batch_size: 128 -> 7" in err

@@ -246,14 +246,6 @@ def test_train_is_pure_traced_once_and_reproducible():
     assert metrics_a["eval_return"].shape == (2, cfg.num_chunks)
 
 
-def test_bad_methods_fail_before_compiling():
-    cfg = TrainConfig(**BANDIT)
-    with pytest.raises(ValueError, match="cannot share one compiled function"):
-        run(cfg, seeds=[0], methods=("static", "set"))
-    with pytest.raises(ValueError, match="method='prune' is not allowed"):
-        run(cfg, seeds=[0], methods=("static", "prune"))
-
-
 def test_snip_global_tar_masks_from_a_replay_batch():
     # SNIP needs the warm-up data; global + TAR needs concrete masks, so this runs eagerly.
     sparse = SparsityConfig(method="tar", sparsity=0.8, score="snip", distribution="global")

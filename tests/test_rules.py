@@ -1,13 +1,77 @@
-"""Gradual magnitude pruning: the cubic schedule, exact per-step counts, exact zeros, jit and vmap."""
+"""sparse_jax.rules: drop-and-grow (SET, RigL) and gradual magnitude pruning (GMP), by hand and at every step."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sparse_jax as sj
+from tests.helpers import bind_masks as _bound
 from tests.helpers import mlp_params
+
+
+def test_rigl_hand_worked():
+    # One 3x3 layer, 4 active. sgd(0) leaves weights unchanged, so the drop is by |w| alone.
+    w = jnp.array([[0.5, 0.0, -3.0], [0.0, 0.1, 0.0], [2.0, 0.0, 0.0]])
+    mask = w != 0
+    grads = jnp.array([[9.0, 1.0, 9.0], [-7.0, 9.0, 2.0], [9.0, 8.0, 0.5]])
+    sched = sj.DSTSchedule(total_steps=10, delta_t=1, drop_fraction=0.6, end_fraction=1.0)
+    # f(1) = 0.3 * (1 + cos(pi / 10)) = 0.585, n = floor(0.585 * 4) = 2.
+    assert int(sched.drop_count(1, 4)) == 2
+    tx = _bound(sj.rigl_sparse(optax.sgd(0.0), schedule=sched), {"w": mask})
+    updates, state = tx.update({"w": grads}, tx.init({"w": w}), {"w": w})
+    # Drop the two smallest |w| among active: 0.1 (1,1) and 0.5 (0,0).
+    # Grow the two largest |grad| among previously inactive: 8.0 (2,1) and -7.0 (1,0).
+    expected = jnp.array([[False, False, True], [True, False, False], [True, True, False]])
+    np.testing.assert_array_equal(state.masks["w"], expected)
+    new_w = optax.apply_updates({"w": w}, updates)["w"]
+    np.testing.assert_array_equal(new_w, jnp.where(expected & mask, w, 0.0))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), density=st.floats(0.0, 1.0), fraction=st.floats(0.0, 1.0))
+def test_property_drop_and_grow(seed, density, fraction):
+    rng = np.random.default_rng(seed)
+    m = rng.random((7, 9)) < density
+    w, s = rng.normal(size=(7, 9)), rng.random((7, 9))
+    n_drop = int(np.floor(fraction * m.sum()))
+    new, grown = sj.drop_and_grow(jnp.asarray(m), jnp.asarray(w), jnp.asarray(s), n_drop)
+    new, grown = np.asarray(new), np.asarray(grown)
+    n = min(n_drop, (~m).sum())
+    assert new.sum() == m.sum()
+    assert (grown == (new & ~m)).all() and grown.sum() == n
+    dropped = m & ~new
+    assert dropped.sum() == n
+    if n:  # dropped are the smallest |w| among active, grown the largest scores among inactive
+        assert np.abs(w[dropped]).max() <= np.abs(w[m & new]).min(initial=np.inf)
+        assert s[grown].min() >= s[~m & ~new].max(initial=-np.inf)
+
+
+@pytest.mark.parametrize("bad", [jnp.nan, jnp.inf])
+def test_rewiring_keeps_counts_with_non_finite_weights(bad):
+    mask = jnp.array([True] * 6 + [False] * 6)
+    scores = jnp.linspace(0.1, 0.9, 12)
+    weights = jnp.arange(1.0, 13.0).at[:4].set(bad)
+    new, grown = sj.drop_and_grow(mask, weights, scores.at[8].set(bad), 3)
+    assert int(new.sum()) == 6 and int(grown.sum()) == 3
+    new, _ = sj.drop_and_grow(~mask, jnp.full(12, bad), scores, 3)
+    assert int(new.sum()) == 6
+
+
+def test_a_schedule_without_mask_updates_warns_naming_it():
+    # The default delta_t=1000 on a 300-step run leaves no mask update: SET would silently train as static.
+    with pytest.warns(UserWarning, match=r"DSTSchedule\(total_steps=300.*no mask update.*SET trains as static"):
+        sj.set_sparse(optax.adam(1e-3), schedule=sj.DSTSchedule(total_steps=300))
+    with pytest.warns(UserWarning, match="RigL trains as static"):
+        sj.sparse_optimizer("rigl", optax.adam(1e-3), schedule=sj.DSTSchedule(total_steps=300))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sj.rigl_sparse(optax.adam(1e-3), schedule=sj.DSTSchedule(total_steps=3000))  # t_end 2400: updates left
 
 
 def _expected_counts(schedule, distribution, masks, t):
@@ -21,21 +85,6 @@ def _expected_counts(schedule, distribution, masks, t):
     if distribution == "global":
         return k
     return sj.layer_counts(distribution, [np.zeros(m.shape) for m in leaves], k)
-
-
-def test_cubic_schedule_closed_form():
-    s = sj.GMPSchedule(total_steps=100, sparsity=0.8, start_fraction=0.2, end_fraction=0.6, delta_t=7)
-    assert (s.t_start, s.t_last, s.t_end) == (20, 60, 61)
-    assert s.update_steps() == [20, 27, 34, 41, 48, 55, 60]
-    assert s.sparsity_at(19) == 0.0 and s.sparsity_at(20) == 0.0 and s.sparsity_at(60) == 0.8
-    assert s.sparsity_at(40) == pytest.approx(0.8 * (1 - 0.5**3))  # halfway: 7/8 of the target
-    assert s.sparsity_at(1000) == 0.8
-    steps = [t for t in range(0, 120) if bool(s.is_update_step(t))]
-    assert steps == s.update_steps()
-    # next_update_step against brute force, and t_end once none is left.
-    for t in range(0, 80):
-        expected = min([u for u in steps if u >= t], default=s.t_end)
-        assert int(s.next_update_step(t)) == expected
 
 
 @pytest.mark.parametrize("distribution", ["uniform", "erk", "global"])

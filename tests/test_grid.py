@@ -1,0 +1,186 @@
+"""agents.experiments.grid: the grid's cells, runs and batches, its axes' checks, the presets, config.json's fields."""
+
+import dataclasses
+import json
+
+import jax
+import numpy as np
+import pytest
+
+import sparse_jax as sj
+from agents import results
+from agents.algorithms.networks import GaussianActor, TwinCritic, init_actor_critic
+from agents.cli import main
+from agents.execution import plan as plan_lib
+from agents.experiments import sweep
+from agents.experiments.sweep import PRESETS
+from envs import make_env
+from tests.helpers import QUICK_BANDIT_ARGS as TINY
+from tests.helpers import file_tree as _tree
+from tests.helpers import refused as _refused
+from tests.helpers import sweep_dir as _sweep_dir
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (
+            ["--sparsities", "0.9", "0.9"],
+            "sparsity='0.9' is not allowed; allowed: each sparsity once (it is given twice)",
+        ),
+        (["--methods", "tar", "static", "tar"], "method='tar' is not allowed; allowed: each method once"),
+        (["--envs", "probe_bandit", "probe_bandit"], "env='probe_bandit' is not allowed; allowed: each env once"),
+        (["--algos", "sac", "sac"], "algo='sac' is not allowed; allowed: each algo once"),
+    ],
+)
+def test_duplicated_axis_values_are_refused(tmp_path, capsys, flags, message):
+    out = tmp_path / "results"
+    assert message in _refused(capsys, ["sweep", *TINY, *flags, "--out", str(out)])
+    assert not out.exists()
+
+
+def test_config_json_with_an_unknown_field_is_refused_naming_it(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    _sweep_dir(out)
+    data = results.read_json(out / "config.json")
+    data["sweep"]["train"]["sparse"]["temperature_schedule"] = "cosine"
+    data["sweep"]["grid_order"] = "envs-first"
+    (out / "config.json").write_text(json.dumps(data))
+    before = _tree(out)
+    err = _refused(capsys, ["sweep", "--resume", "--out", str(out), "--no-progress"])
+    assert "does not know: grid_order" in err and "train.sparse.temperature_schedule" in err
+    assert _tree(out) == before
+
+
+def test_grid_axes_name_runs_injectively_and_set_each_cells_config():
+    cfg = sweep.SweepConfig(
+        envs=("probe_bandit",), methods=("static", "tar", "rigl"), seeds=1, scores=("snip", "magnitude"),
+        distributions=("uniform", "global"), widths=(64, 256), rhos=(0.1, 0.2),
+    )  # fmt: skip
+    cells = cfg.cells()
+    assert len(cells) == 2 * 2 * 2 * 2
+    names = {b.name for b in cfg.batches(per_cell=True)}
+    assert len(names) == len(cfg.batches(per_cell=True)) == 2 * len(cells)  # mask-only methods together, rigl alone
+    # Batched: one mask-only program per width; RigL's per width, apart under global (names keep shared values).
+    programs = [b.name for b in cfg.batches()]
+    assert programs == [
+        "probe_bandit-sac-s0.9-w64-static+tar", "probe_bandit-sac-s0.9-w64-uniform-rigl",
+        "probe_bandit-sac-s0.9-w64-global-rigl", "probe_bandit-sac-s0.9-w256-static+tar",
+        "probe_bandit-sac-s0.9-w256-uniform-rigl", "probe_bandit-sac-s0.9-w256-global-rigl",
+    ]  # fmt: skip
+    assert sorted(cfg.run_id(r) for b in cfg.batches() for _, r in b.entries()) == sorted(
+        cfg.run_id(r) for b in cfg.batches(per_cell=True) for r in b.runs
+    )
+    cell = sweep.Cell("probe_bandit", "sac", 64, 0.9, "magnitude", "global", 0.2)
+    assert cfg.cell_tags(cell) == ("w64", "magnitude", "global", "r0.2")
+    train = cfg.cell_config(cell)
+    assert train.hidden == (64,) * len(cfg.train.hidden)
+    assert (train.sparse.score, train.sparse.distribution, train.sparse.rho) == ("magnitude", "global", 0.2)
+    ids = {results.run_id(c.env, c.algo, c.sparsity, "tar", 0, cfg.cell_tags(c)) for c in cells}
+    assert len(ids) == len(cells)
+    # Without the axes the names stay as before.
+    plain = sweep.SweepConfig(envs=("probe_bandit",), methods=("tar",), seeds=1)
+    assert plain.cell_tags(plain.cells()[0]) == ()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--scores", "snip", "snip"], "score='snip' is not allowed; allowed: each score once"),
+        (["--scores", "lottery"], "score='lottery' is not allowed; allowed: random, magnitude, snip"),
+        (["--distributions", "erk", "cosine"], "cosine"),
+        (["--widths", "0"], "width=0 is not allowed; allowed: an integer >= 1"),
+        (["--rhos", "1.5"], "rho=1.5 is not allowed; allowed: [0, 1]"),
+        (["--config.actor-lr", "-0.001"], "actor_lr=-0.001 is not allowed; allowed: a finite number > 0"),
+        (["--config.sac.init-alpha", "nan"], "init_alpha=nan is not allowed; allowed: a finite number > 0"),
+        (["--config.td3.target-noise", "-1"], "target_noise=-1.0 is not allowed; allowed: a finite number >= 0"),
+    ],
+)
+def test_bad_axis_or_config_values_are_refused(tmp_path, capsys, flags, message):
+    out = tmp_path / "results"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", *TINY, *flags, "--out", str(out)])
+    assert exit_info.value.code == 2
+    assert message in " ".join(capsys.readouterr().err.split())
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "flags, axis",
+    [
+        (["--rhos", "0.1", "0.2", "--methods", "static"], "rhos=(0.1, 0.2) is not allowed"),
+        (["--sparsities", "0.8", "0.9", "--methods", "dense"], "sparsities=(0.8, 0.9) is not allowed"),
+        (["--scores", "snip", "magnitude", "--methods", "dense", "gmp"], "scores=('snip', 'magnitude')"),
+    ],
+)
+def test_an_axis_that_changes_none_of_the_methods_is_refused(tmp_path, capsys, flags, axis):
+    out = tmp_path / "results"
+    err = _refused(capsys, ["sweep", *TINY, *flags, "--out", str(out)])
+    assert axis in err and "identical copies" in err
+    assert not out.exists()
+    # With a method the axis changes, the grid runs.
+    cfg = sweep.SweepConfig(envs=("probe_bandit",), methods=("static", "tar"), rhos=(0.1, 0.2), seeds=1)
+    assert len(cfg.cells()) == 2
+
+
+def test_a_run_that_an_axis_does_not_change_trains_once_and_serves_every_cell():
+    cfg = sweep.SweepConfig(
+        envs=("probe_bandit",), methods=("dense", "static", "tar", "gmp"), sparsities=(0.8, 0.9),
+        scores=("snip", "magnitude"), rhos=(0.1, 0.2), seeds=2,
+    )  # fmt: skip
+    batches = cfg.batches()
+    trained = [r for b in batches for r in b.runs]
+    # dense once; static per sparsity x score; tar in all 8 cells; gmp per sparsity (it prunes by magnitude).
+    counts = {m: sum(r.method == m for r in trained) // cfg.seeds for m in cfg.methods}
+    assert counts == {"dense": 1, "static": 4, "tar": 8, "gmp": 2}
+    entries = [(b, slot, r) for b in batches for slot, r in b.entries()]
+    old = {cfg.run_id(r) for b in cfg.batches(shares_runs=False) for r in b.runs}
+    assert sorted(cfg.run_id(r) for _, _, r in entries) == sorted(old) and len(old) == 8 * 4 * 2
+    for batch, slot, run in entries:
+        own = batch.runs[slot]
+        assert own.method == run.method and own.seed == run.seed and cfg.canonical(run.cell, run.method) == own.cell
+        # The two configs differ only in fields the method ignores.
+        a, b = cfg.run_config(own), cfg.run_config(run)
+        ignored = {f: getattr(a.sparse, f) for f in ("sparsity", "score", "distribution", "rho")}
+        assert dataclasses.replace(b, sparse=dataclasses.replace(b.sparse, **ignored)) == a
+        if run.method == "tar":
+            assert own == run  # revival uses every axis
+    # Earlier versions' plans (no shares_runs) keep training every copy, so their --resume finds its batches.
+    assert plan_lib.Plan.from_json({"caps": [None] * len(cfg.programs(shares_runs=False))}).shares_runs is False
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_cell_uses_a_metric_base_score(preset):
+    """With a random base, random revival gives a random mask: TAR would equal static in distribution."""
+    cfg = PRESETS[preset]
+    for cell in cfg.cells():
+        assert cfg.cell_config(cell).sparse.score != "random", cell
+
+
+@pytest.mark.parametrize("preset", ["quick", "evidence"])
+def test_tar_moves_connections_between_layers_in_the_cpu_presets(preset):
+    """TAR's per-layer counts differ from static's in actor and critic (so its masks differ in any base).
+
+    Magnitude stands in for SNIP here: the counts depend on the distribution, not on the score.
+    """
+    cfg = PRESETS[preset]
+    for cell in cfg.cells():
+        train = cfg.cell_config(cell)
+        env = make_env(cell.env)
+        actor, critic = init_actor_critic(
+            jax.random.key(0),
+            GaussianActor(train.hidden, env.action_size),
+            TwinCritic(train.hidden),
+            env.observation_size,
+            env.action_size,
+        )
+        for params in (actor, critic):
+            counts = {}
+            for method in ("static", "tar"):
+                init = sj.sparse_init(
+                    jax.random.key(1), params, cell.sparsity, method=method, score="magnitude",
+                    distribution=cell.distribution, revival=train.sparse.revival,
+                )  # fmt: skip
+                counts[method] = [int(np.asarray(m).sum()) for m in jax.tree.leaves(init.masks)]
+            assert sum(counts["static"]) == sum(counts["tar"])
+            assert counts["static"] != counts["tar"], (preset, counts)

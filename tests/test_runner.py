@@ -1,0 +1,113 @@
+"""agents.execution.runner: a grid's runs batched into one compiled program per kind; runs that cannot share one."""
+
+import dataclasses
+import json
+
+import pytest
+
+from agents.algorithms.config import TrainConfig
+from agents.execution import runner
+from agents.execution.runner import run
+from agents.experiments import sweep
+from tests.helpers import BANDIT
+from tests.helpers import BATCHING_GRID as GRID
+from tests.helpers import BATCHING_TRAIN as TRAIN
+from tests.helpers import assert_curves_close as _assert_close
+from tests.helpers import curves as _curves
+
+
+@pytest.fixture(scope="module")
+def batched(tmp_path_factory):
+    """The grid swept with its default plan, counting the chunk compilations."""
+    out = tmp_path_factory.mktemp("batched") / "results"
+    compiled = []
+    original = runner.compile_chunk
+    runner.compile_chunk = lambda trainer, *a: compiled.append(trainer.config.sparse.method) or original(trainer, *a)
+    try:
+        sweep.run_sweep(GRID, out, show_progress=False)
+    finally:
+        runner.compile_chunk = original
+    return out, compiled
+
+
+def test_a_grid_of_sparsities_and_methods_compiles_one_program_per_kind(batched):
+    out, compiled = batched
+    assert compiled == ["static", "set"]  # one mask-only program for both sparsities, one SET program
+    ((name, runs), (set_name, set_runs)) = [(b.name, len(b.runs)) for b in GRID.batches()]
+    assert (name, runs, set_name, set_runs) == ("probe_bandit-sac-static+tar", 8, "probe_bandit-sac-set", 4)
+    stored = json.loads((out / "config.json").read_text())["plan"]
+    assert stored["caps"] == [None, None] and stored["memory"] == "host" and stored["free_bytes"] > 0
+    records = [json.loads(p.read_text()) for p in out.glob("runs/*/run.json")]
+    assert {r["batch"] for r in records} == {name, set_name}
+    # Each run kept its own cell's masks: 20% and 10% of the prunable weights active.
+    for r in records:
+        active, prunable = r["params"]["actor"]["active"], r["params"]["actor"]["prunable"]
+        assert abs(active / prunable - (1 - r["sparsity"])) < 0.01, r["run_id"]
+
+
+def test_batched_runs_match_each_cell_run_on_its_own(batched):
+    """The 2-sparsity x 2-method grid against each cell's runs alone (SET's shared bound: see test_transforms)."""
+    out, _ = batched
+    separate = {}
+    for cell in GRID.cells():
+        result = runner.run(GRID.cell_config(cell), GRID.seed_values(), ("static", "tar"))
+        for r, rid in enumerate(GRID.run_ids(cell, ("static", "tar"))):
+            separate[rid] = [{k: float(v[r]) for k, v in h.items()} for h in result.history]
+    _assert_close({k: v for k, v in _curves(out).items() if "-set-" not in k}, separate)
+
+
+def test_max_runs_per_batch_splits_a_program_prints_the_plan_and_resumes_per_batch(batched, tmp_path, capsys):
+    cfg = dataclasses.replace(GRID, methods=("static", "tar"))
+    out = tmp_path / "results"
+    done = []
+    original = sweep.run_batch
+
+    def stop_after_first(cfg, out, batch, *args):
+        if done:
+            raise sweep.SweepInterrupted(15)
+        original(cfg, out, batch, *args)
+        done.append(batch.name)
+
+    sweep.run_batch = stop_after_first
+    try:
+        with pytest.raises(sweep.SweepInterrupted):
+            # Two batches of 4 runs: the shape of each cell's runs alone, whose program the cache holds.
+            sweep.run_sweep(cfg, out, show_progress=False, max_runs_per_batch=4)
+    finally:
+        sweep.run_batch = original
+    printed = capsys.readouterr().out
+    assert "plan: 2 batch(es) of 1 compiled program(s) for 8 runs" in printed and "--max-runs-per-batch 4" in printed
+    names = [f"probe_bandit-sac-static+tar-part{k}of2" for k in (1, 2)]
+    for name in names:
+        assert f"  {name}: 4 runs x " in printed
+    assert done == names[:1] and sorted(p.name for p in (out / "checkpoints").iterdir()) == names[:1]
+    with pytest.raises(ValueError, match="drop --max-runs-per-batch 3"):
+        sweep.run_sweep(None, out, resume=True, show_progress=False, max_runs_per_batch=3)
+    sweep.run_sweep(None, out, resume=True, show_progress=False)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == names
+    batched_curves = {k: v for k, v in _curves(batched[0]).items() if "-set-" not in k}
+    _assert_close(_curves(out), batched_curves)
+
+
+def test_runs_that_cannot_share_a_program_are_refused_naming_the_difference():
+    with_sparse = lambda **kw: dataclasses.replace(TRAIN, sparse=dataclasses.replace(TRAIN.sparse, **kw))
+    assert (
+        runner.check_batch([with_sparse(method="static"), with_sparse(method="tar", sparsity=0.5)]).sparse.method
+        == "static"
+    )
+    with pytest.raises(ValueError, match=r"methods \('static', 'set'\) cannot share one compiled function"):
+        runner.check_batch([with_sparse(method="static"), with_sparse(method="set")])
+    with pytest.raises(ValueError, match="they differ in hidden "):
+        runner.check_batch([TRAIN, dataclasses.replace(TRAIN, hidden=(8, 8))])
+    gmp = [with_sparse(method="gmp", distribution=d) for d in ("erk", "global")]
+    with pytest.raises(ValueError, match="they differ in sparse.distribution "):
+        runner.check_batch(gmp)
+    runner.check_batch([with_sparse(method="rigl", distribution="erk"), with_sparse(method="rigl", sparsity=0.5)])
+
+
+def test_bad_methods_fail_before_compiling():
+    cfg = TrainConfig(**BANDIT)
+    with pytest.raises(ValueError, match="cannot share one compiled function"):
+        run(cfg, seeds=[0], methods=("static", "set"))
+    with pytest.raises(ValueError, match="method='prune' is not allowed"):
+        run(cfg, seeds=[0], methods=("static", "prune"))
