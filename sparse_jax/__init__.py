@@ -4,7 +4,7 @@ Masks are pytrees shaped like the params (a boolean array per prunable leaf,
 ``None`` per dense leaf). The top level holds the verbs a training script
 needs; the submodules (``masks``, ``scores``, ``distributions``, ``revival``,
 ``topology``, ``methods``, ``rules``, ``schedules``, ``transforms``, ``state``,
-``export``, ``utils``, ``validation``) hold the rest. A method of your own is a
+``redo``, ``export``, ``utils``, ``validation``) hold the rest. A method of your own is a
 :class:`SparseMethod` (an initial mask and an optional mask rule) passed to
 :func:`register_method`.
 
@@ -23,6 +23,7 @@ from sparse_jax import (  # noqa: F401
     masks,
     methods,
     pruning,
+    redo,
     revival,
     rules,
     schedules,
@@ -55,6 +56,7 @@ from sparse_jax.methods import (
     unregister_method,
 )
 from sparse_jax.pruning import SparseInit, prune, reinit_kept, sparse_init
+from sparse_jax.redo import dormant_units, recycle, reset_moments
 from sparse_jax.revival import (
     RevivalConfig,
     revival_budget,
@@ -120,6 +122,10 @@ __all__ = [
     "tar_allocation",
     "uniform_allocation",
     "topology_proxy",
+    # ReDo: recycling dormant units
+    "dormant_units",
+    "recycle",
+    "reset_moments",
     # topology
     "Reachability",
     "layer_topology",

@@ -15,6 +15,7 @@ import numpy as np
 
 from sparse_jax.distributions import layer_counts
 from sparse_jax.masks import FilterFn, Params, default_filter, path_name, target_active
+from sparse_jax.utils import kernel_chains
 from sparse_jax.validation import check_choice, check_int
 
 SCORES = ("random", "magnitude", "snip", "synflow")
@@ -61,24 +62,6 @@ def snip(
     """
     grad_leaves = jax.tree.leaves(jax.grad(loss_fn)(params, batch))
     return _prunable_map(lambda i, x: jnp.abs(x * grad_leaves[i]), params, filter_fn)
-
-
-def _kernel_chains(params: Params, filter_fn: FilterFn) -> list[list[int]]:
-    """Leaf indices of the prunable kernels, grouped into chains (one per MLP) in layer order.
-
-    A chain is the kernels that share a parent path (``"q1"`` in
-    ``"q1/Dense_0/kernel"``), ordered by the layer number in their name.
-    """
-    chains: dict[str, list[tuple[int, int]]] = {}
-    for i, (path, x) in enumerate(jax.tree.leaves_with_path(params)):
-        name = path_name(path)
-        if not filter_fn(name, x):
-            continue
-        parts = name.split("/")
-        layer = parts[-2] if len(parts) >= 2 else parts[-1]
-        number = int(layer.rsplit("_", 1)[-1]) if layer.rsplit("_", 1)[-1].isdigit() else 0
-        chains.setdefault("/".join(parts[:-2]), []).append((number, i))
-    return [[i for _, i in sorted(chain)] for chain in chains.values()]
 
 
 def _synflow_once(leaves: list[jax.Array], masks: list[jax.Array | None], chains: list[list[int]]) -> list:
@@ -130,7 +113,7 @@ def synflow(
     small keeps connections, because cutting it would cut all the flow.
     """
     leaves, treedef = jax.tree.flatten(params)
-    chains = _kernel_chains(params, filter_fn)
+    chains = kernel_chains(params, filter_fn)
     prunable = [i for chain in chains for i in chain]
     full = [jnp.ones(jnp.shape(x), bool) if i in prunable else None for i, x in enumerate(leaves)]
     kept = [full[i] for i in prunable]

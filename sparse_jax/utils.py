@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -43,3 +44,27 @@ def prunable_leaves(tree: Any) -> list[tuple[tuple, Any]]:
 def unflatten_like(tree: Any, values: list) -> Any:
     """Put ``values`` (one per non-``None`` leaf of ``tree``) into its structure."""
     return jax.tree.unflatten(jax.tree.structure(tree), values)
+
+
+def kernel_chains(params: Any, filter_fn: Callable[[str, Any], bool] = default_filter) -> list[list[int]]:
+    """Leaf indices of the prunable kernels, grouped into chains (one per MLP) in layer order.
+
+    A chain is the kernels that share a parent path (``"q1"`` in
+    ``"q1/Dense_0/kernel"``), ordered by the layer number in their name; the
+    output units of each kernel but the last are the input units of the next.
+
+    >>> import jax.numpy as jnp
+    >>> p = {"q1": {f"Dense_{i}": {"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2)} for i in (1, 0)}}
+    >>> kernel_chains(p)  # leaves in pytree order: Dense_0 bias, kernel, Dense_1 bias, kernel
+    [[1, 3]]
+    """
+    chains: dict[str, list[tuple[int, int]]] = {}
+    for i, (path, x) in enumerate(jax.tree.leaves_with_path(params)):
+        name = path_name(path)
+        if not filter_fn(name, x):
+            continue
+        parts = name.split("/")
+        layer = parts[-2] if len(parts) >= 2 else parts[-1]
+        number = int(layer.rsplit("_", 1)[-1]) if layer.rsplit("_", 1)[-1].isdigit() else 0
+        chains.setdefault("/".join(parts[:-2]), []).append((number, i))
+    return [[i for _, i in sorted(chain)] for chain in chains.values()]
