@@ -93,12 +93,15 @@ def recycle(
     def active(i: int) -> jax.Array:
         return jnp.ones(jnp.shape(leaves[i]), bool) if mask_leaves[i] is None else jnp.asarray(mask_leaves[i], bool)
 
-    for name, units in dormant.items():
-        i = index.get(name)
-        if i not in following:
+    for name in dormant:
+        if index.get(name) not in following:
             hidden = sorted(names[k] for k in following)
             fail("dormant", name, f"the path of a kernel whose outputs feed another kernel: {hidden}")
-        units = jnp.asarray(units, bool)
+    # In layer order, whatever the order of ``dormant``: a weight leaving one recycled unit and entering
+    # another takes the fresh value (the second unit's outgoing weights are zeroed, so the output is
+    # still unchanged).
+    for name in sorted(dormant, key=index.get):
+        i, units = index[name], jnp.asarray(dormant[name], bool)
         if units.shape != (jnp.shape(leaves[i])[-1],):
             raise ValueError(f"dormant[{name!r}] has shape {units.shape}; {name} has {jnp.shape(leaves[i])[-1]} units.")
         incoming = units & active(i)  # broadcasts over the kernel's input axes

@@ -114,3 +114,14 @@ def test_bad_dormant_keys_and_shapes_are_refused():
         sj.recycle(PARAMS, FRESH, None, {"Dense_0/kernel": jnp.array([True, False])})
     with pytest.raises(ValueError, match="fresh must have the structure of params"):
         sj.recycle(PARAMS, {"Dense_0": FRESH["Dense_0"]}, None, MIDDLE)
+
+
+def test_a_weight_between_two_recycled_units_takes_the_fresh_value_in_any_order():
+    both = {"Dense_1/kernel": jnp.array([True, False]), "Dense_0/kernel": jnp.array([False, True, False])}
+    new, _ = sj.recycle(PARAMS, FRESH, None, both)
+    reverse, _ = sj.recycle(PARAMS, FRESH, None, dict(reversed(list(both.items()))))
+    same = jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), new, reverse)
+    assert all(jax.tree.leaves(same))
+    # Row 1 (leaving unit 1 of layer 1) is zeroed, then column 0 (entering unit 0 of layer 2) is fresh.
+    assert new["Dense_1"]["kernel"].tolist() == [[-1.0, 2.0], [-1.0, 0.0], [-1.0, 6.0]]
+    assert new["Dense_2"]["kernel"].tolist() == [[0.0], [2.0]]

@@ -1,5 +1,7 @@
 """The training loop on probe envs: sparsity invariants, tracing, seeds, analytic Q values (sharding: multihost)."""
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -7,7 +9,7 @@ import numpy as np
 import pytest
 
 import sparse_jax as sj
-from agents.algorithms.config import SparsityConfig, TrainConfig
+from agents.algorithms.config import RedoConfig, SparsityConfig, TrainConfig
 from agents.algorithms.networks import TwinCritic
 from agents.execution.runner import run
 from agents.execution.train import make_algorithm, make_train, next_rewire_iteration
@@ -285,3 +287,45 @@ def test_the_mask_only_chunk_is_one_program_whatever_the_masks_are_made_of():
     for method, sparse in (("tar", dict(sparsity=0.9, score="snip")), ("uniform_revival", dict(sparsity=0.95,
                            distribution="uniform", rho=0.2)), ("dense", {})):  # fmt: skip
         assert program(method, **sparse) == base, (method, sparse)
+
+
+def test_redo_recycles_at_its_steps_only_and_keeps_the_masks(sac_group):
+    """ReDo at the run's last update with every unit dormant: the output kernels end exactly 0.
+
+    Up to that update the runs are those of ``sac_group`` (ReDo adds a branch, not a change),
+    and the masks and the exact sparsity are untouched.
+    """
+    cfg, plain, plain_masks = sac_group
+    redo = dataclasses.replace(cfg, redo=RedoConfig(every=cfg.total_updates, tau=1e9))
+    masks = []
+
+    def on_chunk(report):
+        masks.append(jax.device_get((report.state.agent.actor_masks, report.state.agent.critic_masks)))
+
+    result = run(redo, seeds=[0, 1], methods=MASK_METHODS, on_chunk=on_chunk)
+    for chunk, (a, b) in enumerate(zip(result.history, plain.history, strict=True)):
+        assert np.isnan(a["actor_recycled"]).all() == (chunk < cfg.num_chunks - 1)
+        if chunk < cfg.num_chunks - 1:
+            for k in b.keys() - {"wall_s", "steps_per_s"}:  # all but the host's timings
+                np.testing.assert_array_equal(a[k], b[k], err_msg=f"chunk {chunk} {k}")
+    assert result.history[-1]["actor_recycled"].tolist() == [1.0] * 8
+    assert result.history[-1]["critic_recycled"].tolist() == [1.0] * 8
+    chex.assert_trees_all_equal(masks, plain_masks)
+    assert result.history[-1]["outside_mask"].tolist() == [0] * 8
+    agent = result.state.agent
+    for kernel in (agent.actor["MLP_0"]["Dense_2"]["kernel"], agent.critic["q1"]["Dense_2"]["kernel"],
+                   agent.critic["q2"]["Dense_2"]["kernel"]):  # fmt: skip
+        assert not np.asarray(kernel).any()
+    adam = agent.critic_opt.inner_state[0]
+    # Every active weight was recycled (every unit is dormant): all kernel moments are 0; the output
+    # bias belongs to no hidden unit and keeps its moments.
+    assert not any(np.asarray(adam.mu["q1"][layer]["kernel"]).any() for layer in ("Dense_0", "Dense_1", "Dense_2"))
+    assert np.asarray(adam.mu["q1"]["Dense_2"]["bias"]).all()
+
+
+def test_redo_needs_an_algorithm_that_gives_unit_scores():
+    from agents.execution.train import _recycle_fn
+
+    algo = make_algorithm(TrainConfig(**BANDIT), obs_size=1, action_size=1)._replace(unit_scores=None)
+    with pytest.raises(ValueError, match=r"redo.every=10 needs per-unit scores.*'sac'.*set redo.every=0"):
+        _recycle_fn(TrainConfig(**BANDIT, redo=RedoConfig(every=10)), algo)

@@ -145,6 +145,37 @@ class TD3Config:
 
 
 @dataclasses.dataclass(frozen=True)
+class RedoConfig:
+    """ReDo (Sokar et al. 2023): recycle the dormant hidden units of actor and critic every ``every`` updates.
+
+    A hidden unit is dormant when its mean absolute activation on the update's
+    replay batch is at most ``tau`` times its layer's mean; recycling it
+    re-initialises its active incoming weights and its bias, zeroes its active
+    outgoing weights and their optimizer moments, and leaves the masks as they
+    are (:mod:`sparse_jax.redo`). It combines with every method.
+
+    Attributes:
+      every: gradient updates between recycling steps, counted over the whole
+        run (after update ``every - 1``, ``2 * every - 1``, ...); 0 turns ReDo
+        off (the default: the program is then the one without it).
+      tau: the dormancy threshold (our default 0.1; the per-chunk dormant
+        diagnostic uses ``TrainConfig.dormant_tau``).
+    """
+
+    every: int = 0
+    tau: float = 0.1
+
+    def __post_init__(self):
+        _check_exact_int("every", self.every, 0)
+        check_number("tau", self.tau, lo=0.0)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether units are recycled at all."""
+        return self.every > 0
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """One training run (one algorithm, env and sparse method; seeds are a vmapped axis).
 
@@ -177,6 +208,7 @@ class TrainConfig:
       sparse: the sparse-training method and its knobs.
       sac: SAC's own hyperparameters (read by ``algo="sac"`` only).
       td3: TD3's own hyperparameters (read by ``algo="td3"`` only).
+      redo: recycling dormant units (ReDo), off by default.
     """
 
     env: str = "inverted_pendulum"
@@ -201,6 +233,7 @@ class TrainConfig:
     sparse: SparsityConfig = SparsityConfig()
     sac: SACConfig = SACConfig()
     td3: TD3Config = TD3Config()
+    redo: RedoConfig = RedoConfig()
 
     def __post_init__(self):
         check_choice("algo", self.algo, ALGORITHMS)
@@ -283,7 +316,7 @@ _NEUTRAL = SparsityConfig()
 
 
 # The nested config classes of TrainConfig, by field name.
-SECTIONS = {"sparse": SparsityConfig, "sac": SACConfig, "td3": TD3Config}
+SECTIONS = {"sparse": SparsityConfig, "sac": SACConfig, "td3": TD3Config, "redo": RedoConfig}
 
 
 def train_config_from_json(data: dict) -> TrainConfig:

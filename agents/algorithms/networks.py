@@ -93,14 +93,43 @@ def init_actor_critic(
     return actor.init(k_actor, obs)["params"], critic.init(k_critic, obs, act)["params"]
 
 
+def unit_scores(module: nn.Module, params: dict, *inputs: jax.Array) -> dict[str, jax.Array]:
+    """Each hidden ReLU unit's mean absolute activation on ``inputs``, per layer.
+
+    Keyed by the path of the kernel that produces the layer (``"MLP_0/Dense_0/kernel"``),
+    as :func:`sparse_jax.redo.dormant_units` and :func:`sparse_jax.redo.recycle`
+    take it. The hidden units are the ReLU outputs of every ``Dense`` layer of
+    each :class:`MLP` but its last (output) layer.
+
+    >>> import jax, jax.numpy as jnp
+    >>> net = MLP((2,), 1)
+    >>> p = net.init(jax.random.key(0), jnp.ones((1, 1)))["params"]
+    >>> p["Dense_0"] = {"kernel": jnp.array([[1.0, -1.0]]), "bias": jnp.zeros(2)}
+    >>> {k: v.tolist() for k, v in unit_scores(net, p, jnp.array([[1.0], [3.0]])).items()}
+    {'Dense_0/kernel': [2.0, 0.0]}
+    """
+    _, state = module.apply(
+        {"params": params},
+        *inputs,
+        capture_intermediates=lambda mdl, name: isinstance(mdl, nn.Dense),
+        mutable=["intermediates"],
+    )
+    scores = {}
+    for prefix, mlp in _mlps(state["intermediates"]):
+        layers = sorted((k for k in mlp if k.startswith("Dense_")), key=lambda k: int(k.split("_")[1]))
+        for name in layers[:-1]:  # the last Dense is the output layer
+            h = jax.nn.relu(mlp[name]["__call__"][0])
+            scores["/".join((*prefix, name, "kernel"))] = jnp.mean(jnp.abs(h.reshape(-1, h.shape[-1])), axis=0)
+    return scores
+
+
 def dormant_fraction(module: nn.Module, params: dict, *inputs: jax.Array, tau: float = 0.025) -> jax.Array:
     """Fraction of ``module``'s hidden ReLU units that are dormant on ``inputs`` (Sokar et al. 2023).
 
     A hidden unit ``i`` of a layer is dormant when its mean absolute activation
     over the batch is at most ``tau`` times the layer's mean over units:
-    ``E|h_i| <= tau * mean_k E|h_k|``; ``tau = 0`` counts only dead units. The
-    hidden units are the ReLU outputs of every ``Dense`` layer of each
-    :class:`MLP` but its last (output) layer.
+    ``E|h_i| <= tau * mean_k E|h_k|``; ``tau = 0`` counts only dead units
+    (:func:`unit_scores` gives the activations).
 
     >>> import jax, jax.numpy as jnp
     >>> net = MLP((4,), 1)
@@ -109,25 +138,15 @@ def dormant_fraction(module: nn.Module, params: dict, *inputs: jax.Array, tau: f
     >>> float(dormant_fraction(net, p, jnp.ones((8, 3)), tau=0.0))  # two of four units never fire
     0.5
     """
-    _, state = module.apply(
-        {"params": params},
-        *inputs,
-        capture_intermediates=lambda mdl, name: isinstance(mdl, nn.Dense),
-        mutable=["intermediates"],
-    )
     dormant, units = [], 0
-    for mlp in _mlps(state["intermediates"]):
-        layers = sorted((k for k in mlp if k.startswith("Dense_")), key=lambda k: int(k.split("_")[1]))
-        for name in layers[:-1]:  # the last Dense is the output layer
-            h = jax.nn.relu(mlp[name]["__call__"][0])
-            score = jnp.mean(jnp.abs(h.reshape(-1, h.shape[-1])), axis=0)
-            dormant.append(jnp.sum(score <= tau * jnp.mean(score)))
-            units += h.shape[-1]
+    for score in unit_scores(module, params, *inputs).values():
+        dormant.append(jnp.sum(score <= tau * jnp.mean(score)))
+        units += score.shape[-1]
     return sum(dormant) / max(units, 1)
 
 
-def _mlps(tree: dict) -> list[dict]:
-    """The sub-dicts of captured intermediates that hold ``Dense_*`` layers (one per MLP)."""
+def _mlps(tree: dict, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], dict]]:
+    """``(path, sub-dict)`` of the captured intermediates that hold ``Dense_*`` layers (one per MLP)."""
     if any(k.startswith("Dense_") for k in tree):
-        return [tree]
-    return [m for v in tree.values() if isinstance(v, dict) for m in _mlps(v)]
+        return [(prefix, tree)]
+    return [m for k, v in tree.items() if isinstance(v, dict) for m in _mlps(v, (*prefix, k))]

@@ -29,6 +29,7 @@ from agents.algorithms.types import (
     dormant_fn,
     polyak,
     sparse_opt_state,
+    unit_scores_fn,
 )
 
 if TYPE_CHECKING:
@@ -183,4 +184,5 @@ def make_td3(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
         ]
 
     dormant = dormant_fn(actor_net, critic_net)
-    return Algorithm(init_params, init_state, act, update, snip_losses, schedules, sparse_params, dormant)
+    scores = unit_scores_fn(actor_net, critic_net)
+    return Algorithm(init_params, init_state, act, update, snip_losses, schedules, sparse_params, dormant, scores)

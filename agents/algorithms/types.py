@@ -15,7 +15,7 @@ import jax
 import optax
 
 import sparse_jax as sj
-from agents.algorithms.networks import dormant_fraction, init_actor_critic
+from agents.algorithms.networks import dormant_fraction, init_actor_critic, unit_scores
 
 Params = Any
 Metrics = dict[str, jax.Array]
@@ -81,6 +81,10 @@ class Algorithm(NamedTuple):
       dormant: ``(state, batch, tau) -> {"actor": fraction, "critic": fraction}``,
         the dormant hidden units of each online network on a replay batch
         (:func:`agents.algorithms.networks.dormant_fraction`).
+      unit_scores: ``(state, batch) -> {"actor": scores, "critic": scores}``,
+        each hidden unit's mean absolute activation per layer
+        (:func:`agents.algorithms.networks.unit_scores`), which ReDo recycles
+        by; ``None``: the algorithm cannot be trained with ReDo.
     """
 
     init_params: Callable[[jax.Array], tuple[Params, Params]]
@@ -91,6 +95,7 @@ class Algorithm(NamedTuple):
     schedules: dict[str, tuple[sj.DSTSchedule, int]]
     sparse_params: Callable[[State], list[tuple[Params, sj.masks.Masks]]]
     dormant: Callable[[State, Any, float], Metrics]
+    unit_scores: Callable[[State, Any], dict[str, dict[str, jax.Array]]] | None = None
 
 
 def polyak(target: Params, online: Params, tau: float, masks: sj.masks.Masks) -> Params:
@@ -131,6 +136,18 @@ def dormant_fn(actor_net: Any, critic_net: Any) -> Callable:
         }
 
     return dormant
+
+
+def unit_scores_fn(actor_net: Any, critic_net: Any) -> Callable:
+    """``(state, batch) -> {"actor", "critic"}``: per-unit activation scores of an actor and a critic (ReDo)."""
+
+    def scores(state: Any, batch: Any) -> dict[str, dict[str, jax.Array]]:
+        return {
+            "actor": unit_scores(actor_net, state.actor, batch.obs),
+            "critic": unit_scores(critic_net, state.critic, batch.obs, batch.action),
+        }
+
+    return scores
 
 
 def sparse_opt_state(tx: optax.GradientTransformation, init: sj.SparseInit, key: jax.Array) -> optax.OptState:

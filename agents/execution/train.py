@@ -236,6 +236,35 @@ def _mask_metrics(algo: Algorithm, agent: Any, start: Any) -> Metrics:
     }
 
 
+def _recycle_fn(config: TrainConfig, algo: Algorithm) -> Callable[[Any, Any, jax.Array], tuple[Any, Metrics]]:
+    """``(agent, batch, key) -> (agent, recycled)``: one ReDo step on the online actor and critic.
+
+    The dormant units on ``batch`` (:mod:`sparse_jax.redo`) take fresh incoming
+    weights and biases from a new initialisation drawn from ``key``; their
+    outgoing weights and the optimizer moments of all of these are zeroed; the
+    masks and the target networks are left as they are. ``recycled`` is the
+    fraction of each network's hidden units recycled.
+    """
+    if algo.unit_scores is None:
+        raise ValueError(f"redo.every={config.redo.every} needs per-unit scores, which algorithm {config.algo!r} "
+                         "does not give (its Algorithm.unit_scores is None); set redo.every=0.")  # fmt: skip
+
+    def recycle(agent: Any, batch: Any, key: jax.Array) -> tuple[Any, Metrics]:
+        scores = algo.unit_scores(agent, batch)
+        fresh = dict(zip(("actor", "critic"), algo.init_params(key), strict=True))
+        recycled = {}
+        for net in ("actor", "critic"):
+            opt = getattr(agent, f"{net}_opt")
+            dormant = sj.dormant_units(scores[net], config.redo.tau)
+            params, changed = sj.recycle(getattr(agent, net), fresh[net], sj.get_masks(opt), dormant)
+            agent = agent.replace(**{net: params, f"{net}_opt": sj.reset_moments(opt, changed)})
+            units = sum(d.size for d in dormant.values())
+            recycled[f"{net}_recycled"] = sum(jnp.sum(d) for d in dormant.values()) / units
+        return agent, recycled
+
+    return recycle
+
+
 def _chunk_fn(
     config: TrainConfig,
     algo: Algorithm,
@@ -245,6 +274,7 @@ def _chunk_fn(
     """``(state, chunk_index) -> (state, metrics)``: ``chunk_iters`` iterations, then an evaluation."""
     # Long: the training loop's closures (act, update, rewire, evaluate) over one config and algorithm.
     dynamic = sj.METHODS[config.sparse.method].rewires
+    recycle = _recycle_fn(config, algo) if config.redo.enabled else None
 
     def iteration(state: TrainState, it: jax.Array, rewire: bool | None) -> tuple[TrainState, Metrics]:
         # ACT: one step of every parallel env with the stochastic policy.
@@ -256,7 +286,17 @@ def _chunk_fn(
         def one_update(agent, j):
             k_sample, k_loss = jax.random.split(jax.random.fold_in(k_update, j))
             batch = buffer_sample(state.buffer, k_sample, config.batch_size)
-            return algo.update(agent, batch, k_loss, it * config.updates_per_step + j, rewire)
+            step = it * config.updates_per_step + j
+            agent, metrics = algo.update(agent, batch, k_loss, step, rewire)
+            if recycle is None:
+                return agent, metrics
+            # ReDo after every redo.every-th update, on that update's batch. The step is never batched,
+            # so the cond stays a branch under vmap; the recycled fractions are NaN between ReDo steps
+            # (the chunk's metric is their mean over the ReDo steps it holds).
+            skip = lambda a: (a, {f"{n}_recycled": jnp.float32(jnp.nan) for n in ("actor", "critic")})
+            redo = lambda a: recycle(a, batch, jax.random.fold_in(k_loss, 1))
+            agent, recycled = jax.lax.cond((step + 1) % config.redo.every == 0, redo, skip, agent)
+            return agent, {**metrics, **recycled}
 
         agent, metrics = jax.lax.scan(one_update, state.agent, jnp.arange(config.updates_per_step))
         return state.replace(agent=agent), jax.tree.map(jnp.nanmean, metrics)
