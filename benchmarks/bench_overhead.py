@@ -25,7 +25,11 @@
    between mask updates). Also the cost of one update that rewires
    (``rewire=True``).
 
-3. TAR's one-shot revival: ``sparse_jax.sparse_init(key, params, 0.9,
+3. ReDo (``--config.redo.every``) at F = 1000 on the default setting's chunk (1000 updates, so one
+   ReDo step per chunk): static and rigl with and without it, interleaved. Target: <= 1.05x of the
+   method it is added to.
+
+4. TAR's one-shot revival: ``sparse_jax.sparse_init(key, params, 0.9,
    method="tar")`` vs ``method="static"`` on the actor and critic params,
    each jitted and run once before timing; the difference in ms.
 """
@@ -42,7 +46,7 @@ import jax.numpy as jnp
 import optax
 
 import sparse_jax as sj
-from agents.algorithms.config import SparsityConfig, TrainConfig
+from agents.algorithms.config import RedoConfig, SparsityConfig, TrainConfig
 from agents.algorithms.replay import buffer_sample
 from agents.execution.runner import prepare
 from agents.execution.train import make_train
@@ -179,6 +183,31 @@ def bench_revival(quick: bool, repeats: int) -> dict[str, Any]:
     }
 
 
+REDO_EVERY = 1000
+REDO_TARGET = 1.05
+
+
+def bench_redo(quick: bool, repeats: int) -> dict[str, Any]:
+    """Chunk time with ReDo every ``REDO_EVERY`` updates over the same method's without it."""
+    calls = {}
+    for method in ("static", "rigl"):
+        for every in (0, REDO_EVERY // 10 if quick else REDO_EVERY):
+            config = dataclasses.replace(make_config(quick, method, "default"), redo=RedoConfig(every=every))
+            prepared = prepare(config, [0])
+            label = f"{method} + redo" if every else method
+            calls[label] = functools.partial(prepared.chunk, prepared.state, jnp.int32(TIMED_CHUNK))
+    times = interleaved(calls, repeats)
+    ratios = {}
+    for method in ("static", "rigl"):
+        r = ratio_summary(times[f"{method} + redo"], times[method])
+        ratios[f"{method} + redo"] = {**r, "target": REDO_TARGET, "meets_target": r["median"] <= REDO_TARGET}
+    return {
+        "every": REDO_EVERY // 10 if quick else REDO_EVERY,
+        "ms_per_chunk": {m: summary([t * 1e3 for t in ts]) for m, ts in times.items()},
+        "ratio_vs_without": ratios,
+    }
+
+
 def bench_probe(quick: bool, repeats: int) -> dict[str, Any]:
     """The dormant-unit probe alone (one replay batch through actor and critics) against a whole chunk."""
     config = make_config(quick, "static")
@@ -213,6 +242,7 @@ def bench(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
         },
         "chunk": bench_chunks(quick, repeats, "stress"),
         "chunk_default": bench_chunks(quick, repeats, "default"),
+        "redo": bench_redo(quick, repeats),
         "transform_only": bench_transform_only(quick, repeats),
         "revival": bench_revival(quick, max(repeats, 10) * 3),
         "dormant_probe": bench_probe(quick, max(repeats, 10) * 3),
@@ -230,6 +260,13 @@ def print_report(results: dict[str, Any]) -> None:
         for m, r in c["ratio_vs_dense"].items():
             ok = "met" if r["meets_target"] else "NOT met"
             print(f"  {m:<16} {fmt(c['ms_per_chunk'][m], '.1f')} ms  ratio {fmt(r)}  (target <= {r['target']}: {ok})")
+    if "redo" in results:
+        r = results["redo"]
+        print(f"\noverhead: ReDo every {r['every']} updates, on the default setting's chunk")
+        for m, ratio in r["ratio_vs_without"].items():
+            ok = "met" if ratio["meets_target"] else "NOT met"
+            ms = fmt(r["ms_per_chunk"][m], ".1f")
+            print(f"  {m:<16} {ms} ms  ratio {fmt(ratio)}  (target <= {REDO_TARGET}: {ok})")
     t = results["transform_only"]
     print(f"\noverhead: sparse optimizer alone, {t['steps']} steps without a mask update, {t['params']:,} weights")
     for m, us in t["us_per_step"].items():
