@@ -1,6 +1,6 @@
 import pytest
 
-from agents.algorithms.config import SACConfig, SparsityConfig, TD3Config, TrainConfig
+from agents.algorithms.config import RedoConfig, SACConfig, SparsityConfig, TD3Config, TrainConfig
 
 
 @pytest.mark.parametrize(
@@ -66,6 +66,9 @@ def test_derived_quantities():
         (TD3Config, dict(policy_delay=0), r"policy_delay=0 is not allowed; allowed: an integer >= 1"),
         (TD3Config, dict(policy_delay=2.0), r"policy_delay=2.0 is not allowed"),
         (TD3Config, dict(noise_clip=-0.1), r"noise_clip=-0.1 is not allowed; allowed: a finite number >= 0"),
+        (RedoConfig, dict(every=-1), r"redo.every=-1 is not allowed; allowed: an integer >= 0"),
+        (RedoConfig, dict(every=10.0), r"redo.every=10.0 is not allowed"),
+        (RedoConfig, dict(tau=-0.5), r"redo.tau=-0.5 is not allowed; allowed: a finite number >= 0"),
     ],
 )
 def test_algorithm_configs_reject_bad_values(cls, kwargs, match):
@@ -84,3 +87,6 @@ def test_each_algorithm_reads_its_own_section_and_the_json_round_trips():
     assert data["sac"] == {"alpha_lr": 3e-4, "init_alpha": 0.5} and data["td3"]["policy_delay"] == 3
     assert "init_alpha" not in data and "policy_delay" not in data
     assert train_config_from_json(data) == cfg
+    # A config of a version before ReDo (no "redo" section) reads with ReDo off.
+    del data["redo"]
+    assert train_config_from_json(data).redo == RedoConfig() and not RedoConfig().enabled

@@ -166,8 +166,8 @@ class RedoConfig:
     tau: float = 0.1
 
     def __post_init__(self):
-        _check_exact_int("every", self.every, 0)
-        check_number("tau", self.tau, lo=0.0)
+        _check_exact_int("redo.every", self.every, 0)
+        check_number("redo.tau", self.tau, lo=0.0)
 
     @property
     def enabled(self) -> bool:
