@@ -157,3 +157,28 @@ def test_turnover_and_dormant_table_hand_worked(tmp_path):
     md = tables.summary_md(report.summarize(tmp_path), diag=list(diag.values()))
     assert "## Mask turnover and dormant units" in md
     assert "| set | 60 (6.00) | 100 (5.00) | 0.060 | 0.500 |" in md
+    assert "recycled" not in md  # no run was trained with ReDo
+
+
+def test_recycled_fraction_is_the_mean_over_redo_steps_and_shows_only_with_redo(tmp_path):
+    """ReDo's per-chunk fraction (NaN in a chunk without a ReDo step, JSON null) averaged over the steps, then seeds."""
+    for method in ("static", "tar"):
+        for seed in (0, 1):
+            write_run(tmp_path, "hopper", method, seed, 100.0)
+            curve_path = tmp_path / "runs" / run_id("hopper", "sac", 0.9, method, seed) / "curve.jsonl"
+            rows = [json.loads(line) for line in curve_path.read_text().splitlines()]
+            for i, row in enumerate(rows):
+                row.update(actor_changed=0, critic_changed=0, actor_dormant=0.1, critic_dormant=0.2)
+                if method == "tar":  # a ReDo step in every other chunk: 0.1 + 0.1 * seed, then 0.3 + 0.1 * seed
+                    step = None if i % 2 else (0.1 if i < 10 else 0.3) + 0.1 * seed
+                    row.update(actor_recycled=step, critic_recycled=None if step is None else 2 * step)
+            curve_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    diag = {d["method"]: d for d in stats.diagnostics(report.load_runs(tmp_path))}
+    # Seed 0: steps at 0.1 (5 of them) and 0.3 (5): 0.2; seed 1: 0.3; mean over seeds 0.25.
+    assert diag["tar"]["actor_recycled"] == pytest.approx(0.25)
+    assert diag["tar"]["critic_recycled"] == pytest.approx(0.5)
+    assert diag["static"]["actor_recycled"] is None
+    md = tables.summary_md(report.summarize(tmp_path), diag=list(diag.values()))
+    assert "| actor recycled | critic recycled |" in md
+    assert " static | 0 (0.00) | 0 (0.00) | 0.100 | 0.200 | n/a | n/a |\n" in md
+    assert " tar | 0 (0.00) | 0 (0.00) | 0.100 | 0.200 | 0.250 | 0.500 |\n" in md

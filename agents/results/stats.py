@@ -514,6 +514,12 @@ def topology_changes(runs: Sequence[Run]) -> list[dict]:
     return out
 
 
+def _mean_over_steps(curve: Sequence[dict], key: str) -> float | None:
+    """Mean of ``key`` over the chunks that report it (a NaN or ``None`` chunk held no step); ``None`` if none does."""
+    values = [c[key] for c in curve if c.get(key) is not None and not math.isnan(c[key])]
+    return float(np.mean(values)) if values else None
+
+
 def diagnostics(runs: Sequence[Run]) -> list[dict]:
     """Mask turnover and dormant units per cell and method, averaged over the finished, finite seeds.
 
@@ -525,7 +531,10 @@ def diagnostics(runs: Sequence[Run]) -> list[dict]:
       the end of the run, so 1.0 means as many changes as there are active
       weights), and ``{net}_dormant`` (the fraction of dormant hidden units in
       the last evaluation), for ``net`` in actor and critic. ``None`` where a
-      run's curve lacks the metric (results of earlier versions).
+      run's curve lacks the metric (results of earlier versions). Runs trained
+      with ReDo also give ``{net}_recycled``: the fraction of hidden units a
+      ReDo step recycled, averaged over the run's ReDo steps (``None`` without
+      ReDo).
     """
     out = []
     for cell, methods in sorted(ok_runs_by_cell(runs).items(), key=lambda kv: tuple(sortable(v) for v in kv[0])):
@@ -540,5 +549,7 @@ def diagnostics(runs: Sequence[Run]) -> list[dict]:
                 row[f"{net}_changed"] = mean(changed)
                 row[f"{net}_turnover"] = mean([c / a if a else math.nan for c, a in zip(changed, active)])
                 row[f"{net}_dormant"] = mean(dormant)
+                recycled = [_mean_over_steps(r.curve, f"{net}_recycled") for r in members]
+                row[f"{net}_recycled"] = mean(recycled) if all(x is not None for x in recycled) else None
             out.append(row)
     return out

@@ -269,6 +269,7 @@ def _diagnostics_lines(diag: Sequence[dict]) -> list[str]:
         return []
     cells = _varying(diag)
     fmt = lambda v, spec: "n/a" if v is None else format(v, spec)
+    redo = any(d.get(f"{n}_recycled") is not None for d in diag for n in stats.NETWORKS)
     lines = [
         "",
         "## Mask turnover and dormant units",
@@ -276,18 +277,20 @@ def _diagnostics_lines(diag: Sequence[dict]) -> list[str]:
         "Changed: connections the masks changed over the whole run (SET/RigL rewiring, GMP pruning), mean over "
         "seeds; turnover: that over the network's final active connections. Dormant: fraction of hidden units whose "
         "mean |activation| on a replay batch is at most tau times their layer's mean, at the last evaluation "
-        "(Sokar et al. 2023).",
+        "(Sokar et al. 2023)." + (" Recycled: fraction of hidden units a ReDo step recycled, mean over the run's "
+                                  "ReDo steps (n/a: trained without ReDo)." if redo else ""),
         "",
         f"| {' | '.join(cells + ['method'])} | actor changed (turnover) | critic changed (turnover) | actor dormant "
-        "| critic dormant |",
-        "|" + "---|" * (len(cells) + 1) + "---:|---:|---:|---:|",
-    ]
+        "| critic dormant |" + (" actor recycled | critic recycled |" if redo else ""),
+        "|" + "---|" * (len(cells) + 1) + "---:|---:|---:|---:|" + ("---:|---:|" if redo else ""),
+    ]  # fmt: skip
     for d in diag:
         cell = "".join(f"{_fmt_key(d, k)} | " for k in cells)
         net = lambda n, d=d: f"{fmt(d[f'{n}_changed'], ',.0f')} ({fmt(d[f'{n}_turnover'], '.2f')})"
+        recycled = "".join(f" {fmt(d.get(f'{n}_recycled'), '.3f')} |" for n in stats.NETWORKS) if redo else ""
         lines.append(
             f"| {cell}{d['method']} | {net('actor')} | {net('critic')} | {fmt(d['actor_dormant'], '.3f')} "
-            f"| {fmt(d['critic_dormant'], '.3f')} |"
+            f"| {fmt(d['critic_dormant'], '.3f')} |{recycled}"
         )
     return lines
 
