@@ -86,6 +86,9 @@ class SweepArgs(RunOptions):
     1024."""
     rhos: tuple[float, ...] | None = None
     """Grid axis: revival reserve fractions of tar and uniform_revival, each in [0, 1]."""
+    redos: tuple[int, ...] | None = None
+    """Grid axis: ReDo periods (--config.redo.every; 0: without ReDo), e.g. 0 1000 runs every method with and
+    without recycling dormant units."""
     seeds: int | None = None
     """Override the number of seeds (>= 1)."""
     seed_offset: int | None = None

@@ -9,6 +9,7 @@ import pytest
 
 import sparse_jax as sj
 from agents import results
+from agents.algorithms.config import RedoConfig
 from agents.algorithms.networks import GaussianActor, TwinCritic, init_actor_critic
 from agents.cli import main
 from agents.execution import plan as plan_lib
@@ -81,6 +82,29 @@ def test_grid_axes_name_runs_injectively_and_set_each_cells_config():
     # Without the axes the names stay as before.
     plain = sweep.SweepConfig(envs=("probe_bandit",), methods=("tar",), seeds=1)
     assert plain.cell_tags(plain.cells()[0]) == ()
+
+
+def test_a_redo_axis_runs_every_method_with_and_without_recycling_in_programs_of_their_own():
+    cfg = sweep.SweepConfig(envs=("probe_bandit",), methods=("dense", "static", "rigl"), seeds=1, redos=(0, 1000))
+    cells = cfg.cells()
+    assert [c.redo for c in cells] == [0, 1000]
+    assert [cfg.cell_config(c).redo.every for c in cells] == [0, 1000]
+    assert [cfg.cell_config(c).redo.tau for c in cells] == [cfg.train.redo.tau] * 2
+    # ReDo changes every method's runs (dense's too), so nothing is shared, and it changes the program.
+    assert [b.name for b in cfg.batches()] == [
+        "probe_bandit-sac-s0.9-redo0-dense+static", "probe_bandit-sac-s0.9-redo0-rigl",
+        "probe_bandit-sac-s0.9-redo1000-dense+static", "probe_bandit-sac-s0.9-redo1000-rigl",
+    ]  # fmt: skip
+    assert all(not b.shared for b in cfg.batches())
+    assert cfg.run_id(cfg.batches()[2].runs[0]) == "probe_bandit-sac-s0.9-redo1000-dense-seed0"
+    # Without the axis, a sweep-wide --config.redo.every is each cell's value and names nothing.
+    train = dataclasses.replace(sweep.SweepConfig().train, redo=RedoConfig(every=500))
+    plain = sweep.SweepConfig(envs=("probe_bandit",), methods=("tar",), seeds=1, train=train)
+    assert plain.cells()[0].redo == 500 and plain.cell_tags(plain.cells()[0]) == ()
+    with pytest.raises(ValueError, match=r"redo.every=-5 is not allowed; allowed: an integer >= 0"):
+        sweep.SweepConfig(envs=("probe_bandit",), methods=("tar",), seeds=1, redos=(0, -5))
+    with pytest.raises(ValueError, match=r"redo=0 is not allowed; allowed: each redo once"):
+        sweep.SweepConfig(envs=("probe_bandit",), methods=("tar",), seeds=1, redos=(0, 0))
 
 
 @pytest.mark.parametrize(

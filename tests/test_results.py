@@ -25,18 +25,18 @@ def test_a_run_written_reads_back_as_the_same_record_with_its_curve(tmp_path):
     results.write_run(tmp_path, RECORD, CURVE)
     folder = tmp_path / "runs" / RECORD.run_id
     assert sorted(p.name for p in folder.iterdir()) == ["curve.jsonl", "run.json"]
-    # run.json is indented JSON with sorted keys; same_as only appears when set; hidden is a list.
+    # run.json is indented JSON with sorted keys; same_as and redo only appear when set; hidden is a list.
     text = (folder / "run.json").read_text()
     assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
     data = json.loads(text)
-    assert "same_as" not in data and data["hidden"] == [64, 64] and data["finished"] is True
+    assert "same_as" not in data and "redo" not in data and data["hidden"] == [64, 64] and data["finished"] is True
     assert (folder / "curve.jsonl").read_text() == "".join(json.dumps(row) + "\n" for row in CURVE)
     run = results.read_run(folder)
     assert isinstance(run, results.Run) and list(run.curve) == CURVE
     assert results.read_record(folder) == RECORD
-    assert run.cell == ("hopper", "sac", "64-64", 0.9, "snip", "erk", 0.1) and run.hidden_label == "64-64"
-    shared = results.RunRecord(**{**vars(RECORD), "run_id": "other", "same_as": RECORD.run_id})
-    assert shared.to_json()["same_as"] == RECORD.run_id
+    assert run.cell == ("hopper", "sac", "64-64", 0.9, "snip", "erk", 0.1, None) and run.hidden_label == "64-64"
+    shared = results.RunRecord(**{**vars(RECORD), "run_id": "other", "same_as": RECORD.run_id, "redo": 1000})
+    assert shared.to_json()["same_as"] == RECORD.run_id and shared.to_json()["redo"] == 1000
 
 
 def test_read_runs_sorts_by_run_id_and_skips_folders_without_a_run_json(tmp_path):
@@ -57,7 +57,7 @@ def test_an_earlier_versions_run_json_reads_with_defaults(tmp_path):
     run = results.read_run(folder)
     assert run.run_id == folder.name and run.curve == []  # no curve.jsonl yet
     assert (run.hidden, run.score, run.distribution, run.rho, run.batch, run.topology) == (None,) * 6
-    assert run.cell == ("hopper", "sac", None, 0.9, None, None, None)
+    assert run.cell == ("hopper", "sac", None, 0.9, None, None, None, None)
     assert (run.total_chunks, run.delta_t, run.end_fraction, run.finished) == (0, 1, 0.0, False)
 
 

@@ -50,6 +50,7 @@ class Cell(NamedTuple):
     score: str
     distribution: str
     rho: float
+    redo: int = 0
 
 
 class Axis(NamedTuple):
@@ -57,12 +58,12 @@ class Axis(NamedTuple):
 
     Attributes:
       name: the :class:`SweepConfig` field that holds its values (``None`` there: the train config's value).
-      field: the :class:`Cell` field each cell takes, and the config field it sets (``sparse.<field>``;
-        ``width`` sets every hidden layer of ``hidden``).
+      field: the :class:`Cell` field each cell takes.
       flag: its ``sparse-rl sweep`` option.
       tag: a value's part of run ids (``None``: sparsity, which run ids always hold in their own place).
       acts: which methods' runs it changes (a fact of :class:`sparse_jax.SparseMethod`); a run it does not
         change trains once and is shared by every cell that differs only along it.
+      config: the train config field it sets, dotted (``None``: ``sparse.<field>``).
     """
 
     name: str
@@ -70,6 +71,13 @@ class Axis(NamedTuple):
     flag: str
     tag: Callable[[Any], str] | None
     acts: Callable[[sj.SparseMethod], bool]
+    config: str | None = None
+
+    @property
+    def config_path(self) -> str:
+        """The train config field it sets, dotted (``sparse.rho``, ``redo.every``); ``width`` sets every
+        hidden layer of ``hidden`` instead."""
+        return self.config or f"sparse.{self.field}"
 
 
 # The axes, in the order cells nest them (after env and algo) and run ids list their tags. A new axis is a
@@ -81,8 +89,16 @@ AXES: tuple[Axis, ...] = (
     Axis("scores", "score", "--scores", str, lambda m: m.uses_score),
     Axis("distributions", "distribution", "--distributions", str, lambda m: m.prunes),
     Axis("rhos", "rho", "--rhos", lambda r: f"r{results.sparsity_label(r)}", lambda m: m.revives),
+    Axis("redos", "redo", "--redos", lambda f: f"redo{f}", lambda m: True, config="redo.every"),
 )
 _AXIS = {a.name: a for a in AXES}
+
+
+def _get_path(config: Any, path: str) -> Any:
+    """The value of a dotted field of a config (``"sparse.rho"``)."""
+    for name in path.split("."):
+        config = getattr(config, name)
+    return config
 
 
 class GridRun(NamedTuple):
@@ -118,7 +134,7 @@ class Batch(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class SweepConfig:
-    """A grid of runs: envs x algos x widths x sparsities x scores x distributions x rhos x methods x seeds.
+    """A grid of runs: envs x algos x widths x sparsities x scores x distributions x rhos x redos x methods x seeds.
 
     Attributes:
       envs: environment names.
@@ -134,6 +150,8 @@ class SweepConfig:
       widths: hidden widths; each cell's networks have ``len(train.hidden)`` hidden layers of that width.
         ``None``: ``train.hidden`` as it is.
       rhos: revival reserve fractions (TAR, uniform revival); ``None``: ``train.sparse.rho``.
+      redos: ReDo periods (``train.redo.every``; 0: without ReDo), so that every method runs with and without
+        recycling dormant units; ``None``: ``train.redo.every`` only.
       seed_offset: the first seed, so that a later sweep adds new seeds to a finished study (its run ids
         differ; ``sparse-rl report DIR --include LATER_DIR`` reports both together).
 
@@ -157,6 +175,7 @@ class SweepConfig:
     distributions: tuple[str, ...] | None = None
     widths: tuple[int, ...] | None = None
     rhos: tuple[float, ...] | None = None
+    redos: tuple[int, ...] | None = None
     seed_offset: int = 0
 
     def __post_init__(self):
@@ -203,8 +222,8 @@ class SweepConfig:
         values = getattr(self, axis)
         if values is not None:
             return tuple(values)
-        field = _AXIS[axis].field
-        return (None,) if field == "width" else (getattr(self.train.sparse, field),)
+        a = _AXIS[axis]
+        return (None,) if a.field == "width" else (_get_path(self.train, a.config_path),)
 
     def cells(self) -> list[Cell]:
         """Every point of the grid, in run order (env, algo, then the :data:`AXES` in their order)."""
@@ -213,10 +232,15 @@ class SweepConfig:
 
     def cell_config(self, cell: Cell) -> TrainConfig:
         """The ``TrainConfig`` of one cell (method set per group)."""
-        fields = {a.field: getattr(cell, a.field) for a in AXES if a.field != "width"}
-        sparse = dataclasses.replace(self.train.sparse, **fields)
+        # Each section is replaced once, with all its fields (a config checks its fields together).
+        sections: dict[str, dict[str, Any]] = {}
+        for a in AXES:
+            if a.field != "width":
+                section, name = a.config_path.split(".")
+                sections.setdefault(section, {})[name] = getattr(cell, a.field)
+        replaced = {k: dataclasses.replace(getattr(self.train, k), **v) for k, v in sections.items()}
         hidden = self.train.hidden if cell.width is None else (cell.width,) * len(self.train.hidden)
-        return dataclasses.replace(self.train, env=cell.env, algo=cell.algo, hidden=hidden, sparse=sparse)
+        return dataclasses.replace(self.train, env=cell.env, algo=cell.algo, hidden=hidden, **replaced)
 
     def cell_tags(self, cell: Cell) -> tuple[str, ...]:
         """The name parts of the axes this sweep sets (widths, scores, distributions, rhos), for run names."""

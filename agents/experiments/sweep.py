@@ -328,7 +328,7 @@ def _run_records(cfg: SweepConfig, batch: Batch, prepared: Prepared) -> list[tup
             run_id=cfg.run_id(run), env=cell.env, algo=cell.algo, sparsity=cell.sparsity,
             method=method, seed=seed, hidden=tuple(train_cfg.hidden), score=sp.score,
             distribution=sp.distribution, rho=sp.rho, total_steps=train_cfg.total_steps,
-            batch=batch.name,
+            redo=train_cfg.redo.every or None, batch=batch.name,
             config=json.loads(json.dumps(dataclasses.asdict(train_cfg))),
             total_chunks=train_cfg.num_chunks, delta_t=sp.delta_t, end_fraction=sp.end_fraction,
             start_fraction=sp.start_fraction,
@@ -345,10 +345,11 @@ def _run_records(cfg: SweepConfig, batch: Batch, prepared: Prepared) -> list[tup
             },
         ))  # fmt: skip
     for slot, run in batch.entries()[len(batch.runs) :]:
-        sp = cfg.run_config(run).sparse
+        run_cfg = cfg.run_config(run)
+        sp = run_cfg.sparse
         records.append(dataclasses.replace(
             records[slot], run_id=cfg.run_id(run), sparsity=run.cell.sparsity, score=sp.score,
-            distribution=sp.distribution, rho=sp.rho,
+            distribution=sp.distribution, rho=sp.rho, redo=run_cfg.redo.every or None,
             config=json.loads(json.dumps(dataclasses.asdict(cfg.run_config(run)))),
             same_as=records[slot].run_id,
         ))  # fmt: skip
@@ -361,7 +362,7 @@ _TRACKED = (*results.CELL_KEYS, "method", "seed", "total_steps")
 
 def _tracked_config(record: results.RunRecord) -> dict:
     as_json = record.to_json()
-    return {**{k: as_json[k] for k in _TRACKED}, "train": record.config}
+    return {**{k: as_json[k] for k in _TRACKED if k in as_json}, "train": record.config}  # redo: where set
 
 
 def _write_runs(out: Path, records: list[tuple[int, results.RunRecord]], history: list[dict], finished: bool) -> None:

@@ -40,7 +40,7 @@ from agents.results import migrate
 CONFIG_FILE, RUN_FILE, CURVE_FILE, RUNS_DIR = "config.json", "run.json", "curve.jsonl", "runs"
 
 # A cell is one point of a sweep's grid; runs of one cell differ only by method and seed.
-CELL_KEYS = ("env", "algo", "hidden", "sparsity", "score", "distribution", "rho")
+CELL_KEYS = ("env", "algo", "hidden", "sparsity", "score", "distribution", "rho", "redo")
 
 
 def sparsity_label(sparsity: float) -> str:
@@ -61,7 +61,7 @@ def run_id(env: str, algo: str, sparsity: float, method: str, seed: int, tags: t
     """The folder name of one run, e.g. ``inverted_pendulum-sac-s0.9-tar-seed0``.
 
     ``tags`` name the other grid axes of a sweep that sets them (width, base
-    score, distribution, rho), e.g. ``hopper-sac-s0.9-w256-snip-global-r0.1-tar-seed0``.
+    score, distribution, rho, ReDo period), e.g. ``hopper-sac-s0.9-w256-snip-global-r0.1-tar-seed0``.
     """
     return "-".join((env, algo, f"s{sparsity_label(sparsity)}", *tags, method, f"seed{seed}"))
 
@@ -146,7 +146,8 @@ class RunRecord:
     """What ``runs/<run_id>/run.json`` says of one run.
 
     Its identity in the grid (``env`` ... ``seed``, and the axes ``hidden``,
-    ``score``, ``distribution``, ``rho`` where the sweep sets them), its
+    ``score``, ``distribution``, ``rho`` where the sweep sets them, and ``redo``, the ReDo period of a run
+    trained with it), its
     resolved training ``config`` (``dataclasses.asdict`` of a
     :class:`~agents.algorithms.config.TrainConfig`), the schedule figures the FLOPs model
     reads, the parameter counts and mask topology at the start of training,
@@ -182,6 +183,7 @@ class RunRecord:
     finished: bool = False
     chunks_done: int = 0
     same_as: str | None = None
+    redo: int | None = None  # the ReDo period; None: trained without ReDo
 
     @property
     def hidden_label(self) -> str | None:
@@ -194,11 +196,12 @@ class RunRecord:
         return tuple(self.hidden_label if k == "hidden" else getattr(self, k) for k in CELL_KEYS)
 
     def to_json(self) -> dict[str, Any]:
-        """The ``run.json`` object (``same_as`` only where it is set)."""
+        """The ``run.json`` object (``same_as`` and ``redo`` only where they are set)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(RunRecord)}
         out["hidden"] = None if self.hidden is None else list(self.hidden)
-        if self.same_as is None:
-            del out["same_as"]
+        for optional in ("same_as", "redo"):
+            if out[optional] is None:
+                del out[optional]
         return out
 
     @classmethod

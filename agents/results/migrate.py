@@ -17,7 +17,8 @@ What changed, and how it is read:
   naming the new one (:func:`renamed_flag`).
 - ``run.json`` (:func:`run_json`): versions before the grid's axes wrote no
   ``hidden``, ``score``, ``distribution`` or ``rho`` (they read as ``None``:
-  the sweep did not set them); before batches, no ``batch``; before the
+  the sweep did not set them); before ReDo, no ``redo`` (``None``: trained
+  without it, as every run then was); before batches, no ``batch``; before the
   topology records, no ``base_topology``, ``reachability`` or
   ``base_reachability``; the earliest, no ``run_id`` (the folder's name).
 - ``config.json`` (:func:`config_json`): versions before the batch planner

@@ -291,6 +291,8 @@ def cell_name(row: dict, keys: Sequence[str] = CELL_KEYS) -> str:
             parts.append(f"s{sparsity_label(v)}")
         elif k == "rho":
             parts.append(f"rho {sparsity_label(v)}")
+        elif k == "redo":
+            parts.append(f"ReDo every {v}")
         elif k == "hidden":
             parts.append(f"{v} units")
         else:
