@@ -120,7 +120,7 @@ def recycle(
 
 
 def reset_moments(opt_state: Any, recycled: Params) -> Any:
-    """``opt_state`` with every params-shaped tree in it zeroed where ``recycled`` is ``True``.
+    """``opt_state`` with every params-shaped float tree in it zeroed where ``recycled`` is ``True``.
 
     Adam's first and second moments, a momentum trace and accumulated
     gradients are such trees (found by structure and shapes, so this works for
@@ -139,7 +139,13 @@ def reset_moments(opt_state: Any, recycled: Params) -> Any:
     shapes = [jnp.shape(x) for x in jax.tree.leaves(recycled)]
 
     def params_shaped(x: Any) -> bool:
-        return jax.tree.structure(x) == target and [jnp.shape(v) for v in jax.tree.leaves(x)] == shapes
+        # Float leaves only: a mask tree of params without dense leaves has the params' structure too.
+        leaves = jax.tree.leaves(x)
+        return (
+            jax.tree.structure(x) == target
+            and [jnp.shape(v) for v in leaves] == shapes
+            and all(jnp.issubdtype(jnp.result_type(v), jnp.inexact) for v in leaves)
+        )
 
     def reset(x: Any) -> Any:
         if not params_shaped(x):

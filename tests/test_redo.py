@@ -125,3 +125,16 @@ def test_a_weight_between_two_recycled_units_takes_the_fresh_value_in_any_order(
     # Row 1 (leaving unit 1 of layer 1) is zeroed, then column 0 (entering unit 0 of layer 2) is fresh.
     assert new["Dense_1"]["kernel"].tolist() == [[-1.0, 2.0], [-1.0, 0.0], [-1.0, 6.0]]
     assert new["Dense_2"]["kernel"].tolist() == [[0.0], [2.0]]
+
+
+def test_reset_moments_leaves_masks_alone_when_every_leaf_is_prunable():
+    """Params of kernels only: the masks have the params' structure and shapes, and must not be touched."""
+    params = {"a": jnp.ones((2, 3)), "b": jnp.ones((3, 1))}
+    masks = {"a": jnp.array([[True, True, False], [True, True, True]]), "b": jnp.ones((3, 1), bool)}
+    tx = sj.static_sparse(optax.adam(0.1))
+    state = sj.with_masks(tx.init(params), masks)
+    _, state = tx.update(jax.tree.map(jnp.ones_like, params), state, params)
+    changed = {"a": jnp.ones((2, 3), bool), "b": jnp.zeros((3, 1), bool)}
+    reset = sj.reset_moments(state, changed)
+    assert all(jax.tree.leaves(jax.tree.map(lambda x, y: bool(jnp.array_equal(x, y)), sj.get_masks(reset), masks)))
+    assert not reset.inner_state[0].mu["a"].any() and reset.inner_state[0].mu["b"].all()
