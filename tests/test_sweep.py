@@ -483,3 +483,29 @@ def test_resume_refuses_a_changed_axis_and_keeps_the_stored_config(tmp_path, cap
     assert "scores: ['snip', 'magnitude'] -> ['snip']" in err
     err = _refused(capsys, ["sweep", "--resume", "--out", str(out), "--no-progress", "--config.batch-size", "7"])
     assert "train.batch_size: 128 -> 7" in err
+
+
+@pytest.mark.slow
+def test_a_sweep_with_redo_resumes_exactly(tmp_path, monkeypatch):
+    """ReDo every 250 updates (4 ReDo steps per chunk), stopped during its second chunk's writes, resumed from a
+    checkpoint: the last chunk trains on restored state, and the curves are those of the run never stopped."""
+    import errno
+
+    args = ["sweep", *TINY, "--methods", "static", "--total-steps", "4000", "--config.redo.every", "250"]
+    main([*args, "--out", str(tmp_path / "straight")])
+    straight = _curves(tmp_path / "straight")
+    assert all(0 < row["critic_recycled"] <= 1 for curve in straight.values() for row in curve)
+    real = results.atomic_write_bytes
+
+    def full_after_first_chunk(path, data):
+        if Path(path).name == "curve.jsonl" and data.count(b"\n") >= 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real(path, data)
+
+    monkeypatch.setattr(results, "atomic_write_bytes", full_after_first_chunk)
+    with pytest.raises(SystemExit):
+        main([*args, "--out", str(tmp_path / "stopped")])
+    monkeypatch.setattr(results, "atomic_write_bytes", real)
+    assert all(len(curve) < 3 for curve in _curves(tmp_path / "stopped").values())
+    main(["sweep", "--out", str(tmp_path / "stopped"), "--resume", "--no-progress"])
+    assert _curves(tmp_path / "stopped") == straight and all(len(curve) == 3 for curve in straight.values())
