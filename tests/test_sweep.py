@@ -157,12 +157,10 @@ def test_a_damaged_run_file_is_named_and_resume_rewrites_it(straight, tmp_path, 
     assert report.summarize(out) == report.summarize(straight)
 
 
-def test_full_disk_midway_gives_one_line_keeps_what_was_written_and_resume_finishes(
-    straight, tmp_path, capsys, monkeypatch
-):
+def _disk_full_after_first_chunk(monkeypatch) -> object:
+    """Make every results write fail with ENOSPC once a curve holds two chunks; returns the real writer."""
     import errno
 
-    out = tmp_path / "full"
     real = results.atomic_write_bytes
 
     def full_after_first_chunk(path, data):
@@ -171,6 +169,14 @@ def test_full_disk_midway_gives_one_line_keeps_what_was_written_and_resume_finis
         real(path, data)
 
     monkeypatch.setattr(results, "atomic_write_bytes", full_after_first_chunk)
+    return real
+
+
+def test_full_disk_midway_gives_one_line_keeps_what_was_written_and_resume_finishes(
+    straight, tmp_path, capsys, monkeypatch
+):
+    out = tmp_path / "full"
+    real = _disk_full_after_first_chunk(monkeypatch)
     with pytest.raises(SystemExit) as exit_info:
         main(["sweep", *TINY, "--methods", "static", "tar", "--total-steps", "4000", "--out", str(out)])
     assert exit_info.value.code == 1
@@ -489,20 +495,11 @@ def test_resume_refuses_a_changed_axis_and_keeps_the_stored_config(tmp_path, cap
 def test_a_sweep_with_redo_resumes_exactly(tmp_path, monkeypatch):
     """ReDo every 250 updates (4 ReDo steps per chunk), stopped during its second chunk's writes, resumed from a
     checkpoint: the last chunk trains on restored state, and the curves are those of the run never stopped."""
-    import errno
-
     args = ["sweep", *TINY, "--methods", "static", "--total-steps", "4000", "--config.redo.every", "250"]
     main([*args, "--out", str(tmp_path / "straight")])
     straight = _curves(tmp_path / "straight")
     assert all(0 < row["critic_recycled"] <= 1 for curve in straight.values() for row in curve)
-    real = results.atomic_write_bytes
-
-    def full_after_first_chunk(path, data):
-        if Path(path).name == "curve.jsonl" and data.count(b"\n") >= 2:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        real(path, data)
-
-    monkeypatch.setattr(results, "atomic_write_bytes", full_after_first_chunk)
+    real = _disk_full_after_first_chunk(monkeypatch)
     with pytest.raises(SystemExit):
         main([*args, "--out", str(tmp_path / "stopped")])
     monkeypatch.setattr(results, "atomic_write_bytes", real)
