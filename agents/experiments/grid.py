@@ -302,7 +302,8 @@ class SweepConfig:
         method, whose state an ensemble method makes larger), its run count."""
         out = []
         for variants in self.programs(shares_runs=True):
-            (cell, method), config = variants[0], self.cell_config(variants[0][0])
+            cell, method = variants[0]
+            config = self.cell_config(cell)
             config = dataclasses.replace(config, sparse=dataclasses.replace(config.sparse, method=method))
             out.append((config, len(variants) * self.seeds))
         return out
