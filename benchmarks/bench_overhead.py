@@ -29,7 +29,11 @@
    ReDo step per chunk): static and rigl with and without it, interleaved. Target: <= 1.05x of the
    method it is added to.
 
-4. TAR's one-shot revival: ``sparse_jax.sparse_init(key, params, 0.9,
+4. EauDeSAC (``eaudesac``) against dense SAC on the default setting's chunk (1000 updates, a selection
+   every 250, ceiling 0.9): ``members`` K = 2 and 5 online critics. No target: the cost grows with K
+   (every member trains on every update); the figure is reported with K.
+
+5. TAR's one-shot revival: ``sparse_jax.sparse_init(key, params, 0.9,
    method="tar")`` vs ``method="static"`` on the actor and critic params,
    each jitted and run once before timing; the difference in ms.
 """
@@ -46,21 +50,22 @@ import jax.numpy as jnp
 import optax
 
 import sparse_jax as sj
-from agents.algorithms.config import RedoConfig, SparsityConfig, TrainConfig
+from agents.algorithms.config import EauDeConfig, RedoConfig, SparsityConfig, TrainConfig
 from agents.algorithms.replay import buffer_sample
 from agents.execution.runner import prepare
 from agents.execution.train import make_train
 from benchmarks.common import fmt, interleaved, part_main, ratio_summary, summary
 
-METHODS = tuple(sj.METHODS)
+# Ensemble methods train several critics by design: part 4 reports their cost against dense, without a target.
+METHODS = tuple(name for name, m in sj.METHODS.items() if not m.ensemble)
 # Chunk time over dense's: fixed-mask methods within 5%, methods with a mask rule within 10%.
-TARGETS = {name: 1.10 if m.rewires else 1.05 for name, m in sj.METHODS.items() if name != "dense"}
+TARGETS = {name: 1.10 if sj.METHODS[name].rewires else 1.05 for name in METHODS if name != "dense"}
 SPARSITY = 0.9
 
 
 SETTINGS = {
     "stress": (400, 100, METHODS),
-    "default": (1000, 1000, ("dense", *(name for name, m in sj.METHODS.items() if m.rewires))),
+    "default": (1000, 1000, ("dense", *(name for name in METHODS if sj.METHODS[name].rewires))),
 }
 TIMED_CHUNK = 1
 
@@ -208,6 +213,28 @@ def bench_redo(quick: bool, repeats: int) -> dict[str, Any]:
     }
 
 
+EAUDE_MEMBERS = (2, 5)
+
+
+def bench_eaude(quick: bool, repeats: int) -> dict[str, Any]:
+    """Chunk time of EauDeSAC with K online critics over dense SAC's (the default setting's chunk)."""
+    calls = {}
+    for k in (None, *EAUDE_MEMBERS):
+        config = make_config(quick, "dense" if k is None else "eaudesac", "default")
+        if k is not None:
+            config = dataclasses.replace(config, eaude=EauDeConfig(members=k, period=25 if quick else 250))
+        prepared = prepare(config, [0])
+        calls["dense" if k is None else f"eaudesac K={k}"] = functools.partial(
+            prepared.chunk, prepared.state, jnp.int32(TIMED_CHUNK)
+        )
+    times = interleaved(calls, repeats)
+    return {
+        "period": 25 if quick else 250,
+        "ms_per_chunk": {m: summary([t * 1e3 for t in ts]) for m, ts in times.items()},
+        "ratio_vs_dense": {m: ratio_summary(times[m], times["dense"]) for m in calls if m != "dense"},
+    }
+
+
 def bench_probe(quick: bool, repeats: int) -> dict[str, Any]:
     """The dormant-unit probe alone (one replay batch through actor and critics) against a whole chunk."""
     config = make_config(quick, "static")
@@ -243,6 +270,7 @@ def bench(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
         "chunk": bench_chunks(quick, repeats, "stress"),
         "chunk_default": bench_chunks(quick, repeats, "default"),
         "redo": bench_redo(quick, repeats),
+        "eaude": bench_eaude(quick, repeats),
         "transform_only": bench_transform_only(quick, repeats),
         "revival": bench_revival(quick, max(repeats, 10) * 3),
         "dormant_probe": bench_probe(quick, max(repeats, 10) * 3),
@@ -267,6 +295,11 @@ def print_report(results: dict[str, Any]) -> None:
             ok = "met" if ratio["meets_target"] else "NOT met"
             ms = fmt(r["ms_per_chunk"][m], ".1f")
             print(f"  {m:<16} {ms} ms  ratio {fmt(ratio)}  (target <= {REDO_TARGET}: {ok})")
+    if "eaude" in results:
+        r = results["eaude"]
+        print(f"\noverhead: EauDeSAC (a selection every {r['period']} updates) vs dense SAC, on the default chunk")
+        for m, ratio in r["ratio_vs_dense"].items():
+            print(f"  {m:<16} {fmt(r['ms_per_chunk'][m], '.1f')} ms  ratio {fmt(ratio)}  (no target: K critics train)")
     t = results["transform_only"]
     print(f"\noverhead: sparse optimizer alone, {t['steps']} steps without a mask update, {t['params']:,} weights")
     for m, us in t["us_per_step"].items():

@@ -220,6 +220,21 @@ def _overhead(r: dict[str, Any]) -> list[str]:
                 f"| {_ok(row['meets_target'])} |"
             )
         out.append("")
+    if "eaude" in r:
+        e = r["eaude"]
+        note = f" Measured alone: `{e['command']}`." if "command" in e else ""
+        out += [
+            f"EauDeSAC (`eaudesac`, a selection every {e['period']} updates) against dense SAC on the default "
+            "setting's chunk, with K online critics; no target: every member trains on every update, so the "
+            f"cost grows with K.{note}",
+            "",
+            "| method | ms per chunk | ratio vs dense |",
+            "|---|---:|---:|",
+            f"| dense | {_f(e['ms_per_chunk']['dense'], '.0f')} | 1 |",
+        ]
+        for m, row in e["ratio_vs_dense"].items():
+            out.append(f"| {m} | {_f(e['ms_per_chunk'][m], '.0f')} | {_f(row, '.3f')} |")
+        out.append("")
     if "transform_only" in r:
         t = r["transform_only"]
         us, ratio = t["us_per_step"], t["ratio_vs_static"]

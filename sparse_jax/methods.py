@@ -49,12 +49,17 @@ class SparseMethod:
       rule: how the masks change during training (a :class:`sparse_jax.rules.MaskRule`),
         ``None`` for fixed masks.
       description: one line for listings.
+      ensemble: it trains an ensemble of online critics at several sparsities and keeps the
+        best (EauDe, :mod:`sparse_jax.eaude`): its algorithm selects and prunes between them, so it
+        starts dense (``mask="dense"``), needs no rule, and only algorithms with an ensemble
+        variant train it.
     """
 
     name: str
     mask: str = "static"
     rule: MaskRule | None = None
     description: str = ""
+    ensemble: bool = False
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
@@ -62,11 +67,14 @@ class SparseMethod:
         check_choice("mask", self.mask, MASKS)
         if self.rule is not None and not isinstance(self.rule, MaskRule):
             fail("rule", self.rule, "None or a sparse_jax.rules.MaskRule (for example a subclass of rules.Rule)")
+        if self.ensemble and (self.mask != "dense" or self.rule is not None):
+            fail("ensemble", self.ensemble, f"False with mask={self.mask!r} and rule={self.rule!r} (an ensemble "
+                 "method starts dense and its algorithm changes the masks: mask='dense', rule=None)")  # fmt: skip
 
     @property
     def rewires(self) -> bool:
-        """Its masks change during training (it has a rule): it compiles a program of its own."""
-        return self.rule is not None
+        """Its masks change during training (a rule, or an ensemble): it compiles a program of its own."""
+        return self.rule is not None or self.ensemble
 
     @property
     def starts_dense(self) -> bool:
@@ -105,16 +113,19 @@ class SparseMethod:
 
     @property
     def update(self) -> str:
-        """``fixed`` for methods without a rule, else the method's name (the field of earlier versions)."""
-        return "fixed" if self.rule is None else self.name
+        """``fixed`` for fixed-mask methods, else the method's name (the field of earlier versions)."""
+        return self.name if self.rewires else "fixed"
 
     def program_tag(self, distribution: str) -> Hashable:
         """What of this method a compiled training program depends on, under ``distribution``.
 
         Every fixed-mask method gives the same tag (their runs differ by masks
         alone, so they share one program); a method with a rule gives its name
-        and what its rule's update depends on (:meth:`rules.MaskRule.program_tag`).
+        and what its rule's update depends on (:meth:`rules.MaskRule.program_tag`); an
+        ensemble method its name and the distribution (its pruning ladder's layout).
         """
+        if self.ensemble:
+            return self.name, distribution
         return "fixed" if self.rule is None else (self.name, self.rule.program_tag(distribution))
 
 
@@ -156,6 +167,7 @@ for _m in (
     SparseMethod("set", "static", rules.SET, "SET: magnitude drop, random regrowth"),
     SparseMethod("rigl", "static", rules.RIGL, "RigL: magnitude drop, dense-gradient regrowth"),
     SparseMethod("gmp", "dense", rules.GMP, "gradual magnitude pruning from dense (Zhu & Gupta 2017)"),
+    SparseMethod("eaudesac", "dense", None, "EauDe: online critics at several sparsities, the best kept", True),
 ):
     register_method(_m)
 

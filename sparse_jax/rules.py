@@ -370,32 +370,50 @@ class MagnitudePrune(Rule):
     def __call__(self, ctx: RuleContext) -> Masks:
         """The active weights with the smallest ``|w|`` pruned, down to the table's count for ``t``."""
         s = ctx.settings
-        m_leaves, treedef = jax.tree.flatten(ctx.masks, is_leaf=is_none)
-        idx = [i for i, m in enumerate(m_leaves) if m is not None]
-        sizes = [m_leaves[i].size for i in idx]
+        sizes = [m.size for m in jax.tree.leaves(ctx.masks)]
         tables = [_gmp_targets(sch, s.distribution, ctx.masks) for sch in (s.schedule, *s.bound_schedules)]
         bounds = _gmp_bounds(tables, sizes, s.distribution)
-        w_leaves = jax.tree.leaves(ctx.weights)
         targets = ctx.targets[s.schedule.index(ctx.t)]
-        big = jnp.finfo(jnp.float32).max
-        # Active weights rank by |w| (NaN first, as SET/RigL drop them); pruned ones never rank.
-        scores = [
-            jnp.where(
-                m_leaves[i], jnp.nan_to_num(jnp.abs(w_leaves[i]).astype(jnp.float32), nan=0.0, posinf=big), jnp.inf
-            ).ravel()
-            for i in idx
-        ]
-        actives = [jnp.sum(m_leaves[i], dtype=jnp.int32) for i in idx]
-        if s.distribution == "global":
-            flat = jnp.concatenate(scores)
-            n = jnp.maximum(sum(actives) - targets[0], 0)
-            drops = jnp.split(_smallest(flat, n, bounds[0]), np.cumsum([x.size for x in scores])[:-1])
-        else:
-            drops = [_smallest(x, jnp.maximum(actives[j] - targets[j], 0), bounds[j]) for j, x in enumerate(scores)]
-        new = list(m_leaves)
-        for i, d in zip(idx, drops):
-            new[i] = m_leaves[i] & ~d.reshape(m_leaves[i].shape)
-        return jax.tree.unflatten(treedef, new)
+        return prune_to_counts(ctx.masks, ctx.weights, targets, bounds, ranked_globally=s.distribution == "global")
+
+
+def prune_to_counts(
+    masks: Masks, weights: Any, targets: jax.Array, bounds: Sequence[int], *, ranked_globally: bool = False
+) -> Masks:
+    """``masks`` with the active weights of smallest ``|w|`` pruned, down to the active counts ``targets``.
+
+    Nothing regrows: a layer already at or below its count keeps its mask.
+
+    Args:
+      masks: boolean masks (``None`` for dense leaves).
+      weights: the params the magnitudes come from (pruned entries never rank).
+      targets: traced int counts, one per mask leaf, or one total when ``ranked_globally``.
+      bounds: static upper bounds on how many weights one call prunes (one per mask leaf, or one):
+        the size of the ``lax.top_k`` that picks them.
+      ranked_globally: rank the active weights of all layers together against one total.
+    """
+    m_leaves, treedef = jax.tree.flatten(masks, is_leaf=is_none)
+    idx = [i for i, m in enumerate(m_leaves) if m is not None]
+    w_leaves = jax.tree.leaves(weights)
+    big = jnp.finfo(jnp.float32).max
+    # Active weights rank by |w| (NaN first, as SET/RigL drop them); pruned ones never rank.
+    scores = [
+        jnp.where(
+            m_leaves[i], jnp.nan_to_num(jnp.abs(w_leaves[i]).astype(jnp.float32), nan=0.0, posinf=big), jnp.inf
+        ).ravel()
+        for i in idx
+    ]
+    actives = [jnp.sum(m_leaves[i], dtype=jnp.int32) for i in idx]
+    if ranked_globally:
+        flat = jnp.concatenate(scores)
+        n = jnp.maximum(sum(actives) - targets[0], 0)
+        drops = jnp.split(_smallest(flat, n, bounds[0]), np.cumsum([x.size for x in scores])[:-1])
+    else:
+        drops = [_smallest(x, jnp.maximum(actives[j] - targets[j], 0), bounds[j]) for j, x in enumerate(scores)]
+    new = list(m_leaves)
+    for i, d in zip(idx, drops):
+        new[i] = m_leaves[i] & ~d.reshape(m_leaves[i].shape)
+    return jax.tree.unflatten(treedef, new)
 
 
 SET = DropAndGrow("random")

@@ -208,3 +208,18 @@ def test_tar_moves_connections_between_layers_in_the_cpu_presets(preset):
                 counts[method] = [int(np.asarray(m).sum()) for m in jax.tree.leaves(init.masks)]
             assert sum(counts["static"]) == sum(counts["tar"])
             assert counts["static"] != counts["tar"], (preset, counts)
+
+
+def test_eaudesac_shares_one_program_across_sparsities_and_is_asked_for_by_name(tmp_path, capsys):
+    """Its ceilings are state: both sparsities train in one program of their own, beside the mask-only one."""
+    cfg = sweep.SweepConfig(envs=("probe_bandit",), sparsities=(0.8, 0.9), methods=("static", "eaudesac"), seeds=2)
+    assert [[(c.sparsity, m) for c, m in p] for p in cfg.programs()] == [
+        [(0.8, "static"), (0.9, "static")],
+        [(0.8, "eaudesac"), (0.9, "eaudesac")],
+    ]
+    assert "eaudesac" not in PRESETS["quick"].methods and "eaudesac" not in PRESETS["paper"].methods
+    # TD3 has no ensemble variant: refused before anything is written, naming the algorithm that has one.
+    err = _refused(capsys, ["sweep", *TINY, "--algos", "sac", "td3", "--methods", "eaudesac", "--out",
+                            str(tmp_path / "td3")])  # fmt: skip
+    assert "algo='td3' is not allowed; allowed: an algorithm with an ensemble variant (sac)" in err
+    assert not (tmp_path / "td3").exists()

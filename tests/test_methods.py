@@ -38,9 +38,21 @@ def test_a_registered_name_is_refused_unless_replaced_and_an_unknown_one_lists_t
         assert sj.get_method("static_copy") is revived and revived.revives
     finally:
         sj.unregister_method("static_copy")
-    with pytest.raises(ValueError, match=r"^method='static_copy' is not allowed; allowed: dense, static, .*, gmp"):
+    with pytest.raises(ValueError, match=r"^method='static_copy' is not allowed; allowed: dense, static, .*, eaudesac"):
         sj.get_method("static_copy")
     with pytest.raises(ValueError, match=r"^mask='sparse' is not allowed; allowed: dense, static, uniform_revival"):
         sj.SparseMethod("mine", "sparse")
     with pytest.raises(ValueError, match=r"^rule='set' is not allowed; allowed: None or a sparse_jax.rules.MaskRule"):
         sj.SparseMethod("mine", rule="set")
+
+
+def test_an_ensemble_method_starts_dense_rewires_in_its_own_program_and_prunes():
+    e = sj.get_method("eaudesac")
+    facts = (e.mask, e.rule, e.rewires, e.grows, e.needs_dense_grad, e.dense_to_sparse, e.prunes, e.uses_score)
+    assert facts == ("dense", None, True, False, False, True, True, False) and e.update == "eaudesac"
+    # Its program depends on the distribution (the layout of its pruning ladder), never on the sparsity.
+    assert [e.program_tag(d) for d in ("erk", "global")] == [("eaudesac", "erk"), ("eaudesac", "global")]
+    assert "eaudesac" not in sj.MASK_METHODS
+    for bad in (dict(mask="static"), dict(mask="dense", rule=sj.rules.GMP)):
+        with pytest.raises(ValueError, match=r"^ensemble=True is not allowed; allowed: False with mask="):
+            sj.SparseMethod("mine", ensemble=True, **bad)

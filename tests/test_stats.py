@@ -182,3 +182,43 @@ def test_recycled_fraction_is_the_mean_over_redo_steps_and_shows_only_with_redo(
     assert "| actor recycled | critic recycled |" in md
     assert " static | 0 (0.00) | 0 (0.00) | 0.100 | 0.200 | n/a | n/a |\n" in md
     assert " tar | 0 (0.00) | 0 (0.00) | 0.100 | 0.200 | 0.250 | 0.500 |\n" in md
+
+
+def test_an_ensemble_methods_counts_and_flops_come_from_its_curve(tmp_path):
+    """EauDeSAC's sparsity is chosen during the run: its active counts are its last chunk's densities, its FLOPs
+    count 3 members, and its seeds' fractions and FLOPs carry CIs; comparisons give its params over TAR's."""
+    densities = {0: (0.5, 0.25), 1: (0.3, 0.2)}  # (actor, critic) per seed, every chunk
+    for method in ("tar", "eaudesac"):
+        for seed in (0, 1):
+            write_run(tmp_path, "hopper", method, seed, 100.0 + 10 * seed + (method == "tar"))
+            folder = tmp_path / "runs" / run_id("hopper", "sac", 0.9, method, seed)
+            if method == "eaudesac":
+                rows = [json.loads(line) for line in (folder / "curve.jsonl").read_text().splitlines()]
+                for row in rows:
+                    row.update(actor_density=densities[seed][0], critic_density=densities[seed][1])
+                (folder / "curve.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+                record = json.loads((folder / "run.json").read_text())
+                record["config"] = {"eaude": {"members": 3}}
+                (folder / "run.json").write_text(json.dumps(record))
+    runs = {(r.method, r.seed): r for r in report.load_runs(tmp_path)}
+    # Seed 0: actor 10 + 50 dense-or-active, critic 20 + 50; seed 1: 10 + 30 and 20 + 40 (of 110 and 220).
+    assert stats.final_params(runs["eaudesac", 0])["critic"]["active"] == 50
+    assert [stats.active_params(runs["eaudesac", s]) for s in (0, 1)] == [130, 100]
+    assert stats.active_params(runs["tar", 0]) == 60  # run.json's counts
+    # Critic weight (4 - 1) * 3 + 1 = 10 against dense 3 * 110 + 4 * 220 = 1210.
+    assert stats.run_flops(runs["eaudesac", 0]) == pytest.approx(((3 * 60 + 10 * 70) / 1210, 60 / 110))
+    assert stats.run_flops(runs["eaudesac", 1]) == pytest.approx(((3 * 40 + 10 * 60) / 1210, 40 / 110))
+    rows = {r["method"]: r for r in report.summarize(tmp_path)}
+    e = rows["eaudesac"]
+    assert e["active_params"] == 115 and e["param_fraction"] == pytest.approx(115 / 330)
+    assert e["param_fraction_ci_low"] == pytest.approx(100 / 330) and e["param_fraction_ci_high"] == pytest.approx(
+        130 / 330
+    )
+    assert e["train_flops"] == pytest.approx((880 / 1210 + 720 / 1210) / 2)
+    assert rows["tar"]["param_fraction_ci_low"] == rows["tar"]["param_fraction_ci_high"]
+    md = tables.summary_md(list(rows.values()))
+    assert "| 115 (0.348 [0.303, 0.394]) | 0.661 [0.595, 0.727] |" in md
+    assert "| 60 (0.182) | 0.182 |" in md  # seeds that agree print no CI
+    (comp,) = stats.comparisons(report.load_runs(tmp_path))
+    assert comp["baseline"] == "eaudesac" and comp["params_ratio"] == pytest.approx(115 / 60)
+    assert "| eaudesac | 2 vs 2 | 1.92x |" in tables.summary_md(list(rows.values()), comps=[comp])

@@ -492,13 +492,25 @@ def test_resume_refuses_a_changed_axis_and_keeps_the_stored_config(tmp_path, cap
 
 
 @pytest.mark.slow
-def test_a_sweep_with_redo_resumes_exactly(tmp_path, monkeypatch):
-    """ReDo every 250 updates (4 ReDo steps per chunk), stopped during its second chunk's writes, resumed from a
-    checkpoint: the last chunk trains on restored state, and the curves are those of the run never stopped."""
-    args = ["sweep", *TINY, "--methods", "static", "--total-steps", "4000", "--config.redo.every", "250"]
+@pytest.mark.parametrize(
+    "method, extra",
+    [
+        ("static", ["--config.redo.every", "250"]),  # 4 ReDo steps per chunk
+        ("eaudesac", ["--config.eaude.period", "100", "--config.eaude.offset", "1"]),  # 10 selections per chunk
+    ],
+)
+def test_a_sweep_with_redo_or_eaude_resumes_exactly(tmp_path, monkeypatch, method, extra):
+    """ReDo, or EauDeSAC's ensemble, stopped during its second chunk's writes and resumed from a checkpoint:
+    the last chunk trains on restored state, and the curves are those of the run never stopped."""
+    args = ["sweep", *TINY, "--methods", method, "--total-steps", "4000", *extra]
     main([*args, "--out", str(tmp_path / "straight")])
     straight = _curves(tmp_path / "straight")
-    assert all(0 < row["critic_recycled"] <= 1 for curve in straight.values() for row in curve)
+    if method == "static":
+        assert all(0 < row["critic_recycled"] <= 1 for curve in straight.values() for row in curve)
+    else:  # the ensemble prunes every chunk, and the runs stay exactly sparse
+        densities = [[row["critic_density"] for row in curve] for curve in straight.values()]
+        assert all(d[0] < 1 and d[2] < d[0] for d in densities)
+        assert all(row["outside_mask"] == 0 for curve in straight.values() for row in curve)
     real = _disk_full_after_first_chunk(monkeypatch)
     with pytest.raises(SystemExit):
         main([*args, "--out", str(tmp_path / "stopped")])

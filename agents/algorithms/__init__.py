@@ -34,20 +34,25 @@ class AlgorithmSpec:
         (``run.json``'s ``params`` keys), in forwards of that network: the weights of the report's
         FLOPs model (:mod:`agents.results.stats`). ``None``: ``{"actor": 3, "critic": 4}``, an
         actor-critic update (forward and backward of both, a forward of the target critic).
+      ensemble: the factory of its ensemble variant, which trains ensemble methods
+        (``sparse_jax.SparseMethod.ensemble``: ``eaudesac``), same signature; ``None``: it has none.
     """
 
     name: str
     factory: Callable[..., Algorithm] | str
     description: str = ""
     flops_per_update: Mapping[str, float] | None = None
+    ensemble: Callable[..., Algorithm] | str | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
             fail("name", self.name, "lowercase letters, digits and '_', starting with a letter (run ids hold it)")
-        if isinstance(self.factory, str) and not re.fullmatch(r"[\w.]+:\w+", self.factory):
-            fail("factory", self.factory, "a callable or a 'module:function' string")
-        if not (isinstance(self.factory, str) or callable(self.factory)):
-            fail("factory", self.factory, "a callable or a 'module:function' string")
+        for field in ("factory", "ensemble"):
+            value = getattr(self, field)
+            if field == "ensemble" and value is None:
+                continue
+            if not (callable(value) or (isinstance(value, str) and re.fullmatch(r"[\w.]+:\w+", value))):
+                fail(field, value, "a callable or a 'module:function' string")
         weights = self.flops_per_update
         if weights is not None and not (
             isinstance(weights, Mapping)
@@ -56,11 +61,14 @@ class AlgorithmSpec:
         ):
             fail("flops_per_update", weights, "None or a mapping with 'actor', from network name to a number > 0")
 
-    def make(self) -> Callable[..., Algorithm]:
-        """The factory (imported now when it was given by name)."""
-        if callable(self.factory):
-            return self.factory
-        module, function = self.factory.split(":")
+    def make(self, ensemble: bool = False) -> Callable[..., Algorithm]:
+        """The factory, or with ``ensemble`` its ensemble variant's (imported now when given by name)."""
+        factory = self.ensemble if ensemble else self.factory
+        if factory is None:
+            raise ValueError(f"algorithm {self.name!r} has no ensemble variant (AlgorithmSpec.ensemble is None).")
+        if callable(factory):
+            return factory
+        module, function = factory.split(":")
         return getattr(importlib.import_module(module), function)
 
 
@@ -73,14 +81,15 @@ def register_algorithm(
     description: str = "",
     *,
     flops_per_update: Mapping[str, float] | None = None,
+    ensemble: Callable[..., Algorithm] | str | None = None,
     replace: bool = False,
 ) -> AlgorithmSpec:
     """Add an algorithm to :data:`ALGORITHMS` (so configs, sweeps and the trainer know it); returns its spec.
 
-    ``flops_per_update`` is the report's FLOPs model for it (see :class:`AlgorithmSpec`). A name
-    already registered is refused unless ``replace=True``.
+    ``flops_per_update`` is the report's FLOPs model for it and ``ensemble`` its ensemble variant
+    (see :class:`AlgorithmSpec`). A name already registered is refused unless ``replace=True``.
     """
-    spec = AlgorithmSpec(name, factory, description, flops_per_update)
+    spec = AlgorithmSpec(name, factory, description, flops_per_update, ensemble)
     if name in ALGORITHMS and not replace:
         raise ValueError(f"algorithm {name!r} is already registered; pick another name or pass replace=True.")
     ALGORITHMS[name] = spec
@@ -93,12 +102,20 @@ def unregister_algorithm(name: str) -> None:
     del ALGORITHMS[name]
 
 
-def get_algorithm(name: str) -> Callable[..., Algorithm]:
-    """The factory of the algorithm ``name``; an unknown name is an error listing the registered ones."""
-    return ALGORITHMS[check_choice("algo", name, ALGORITHMS)].make()
+def get_algorithm(name: str, ensemble: bool = False) -> Callable[..., Algorithm]:
+    """The factory of the algorithm ``name`` (its ensemble variant's with ``ensemble``).
+
+    An unknown name is an error listing the registered ones.
+    """
+    return ALGORITHMS[check_choice("algo", name, ALGORITHMS)].make(ensemble)
 
 
-register_algorithm("sac", "agents.algorithms.sac:make_sac", "Soft Actor-Critic (Haarnoja et al. 2018), twin critics")
+register_algorithm(
+    "sac",
+    "agents.algorithms.sac:make_sac",
+    "Soft Actor-Critic (Haarnoja et al. 2018), twin critics",
+    ensemble="agents.algorithms.eaudesac:make_eaudesac",
+)
 register_algorithm(
     "td3", "agents.algorithms.td3:make_td3", "TD3 (Fujimoto et al. 2018): target smoothing, delayed updates"
 )

@@ -10,8 +10,10 @@ from agents.algorithms import ALGORITHMS
 from envs.registry import resolve_backend
 from sparse_jax.validation import check_choice, check_int, check_number, fail
 
-# The built-in methods (a sweep's default); sparse_jax.register_method adds others to sj.METHODS.
-METHODS = tuple(sj.METHODS)
+# The built-in methods every algorithm trains (a sweep's default); sparse_jax.register_method adds others
+# to sj.METHODS. Ensemble methods (eaudesac) are asked for by name: they need an algorithm with an
+# ensemble variant (SAC) and cost about one critic update per member.
+METHODS = tuple(name for name, m in sj.METHODS.items() if not m.ensemble)
 
 
 def _check_exact_int(name: str, value: object, minimum: int) -> None:
@@ -176,6 +178,40 @@ class RedoConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class EauDeConfig:
+    """EauDe (Vincent et al. 2025) for an ensemble method (``eaudesac``); other methods ignore it.
+
+    ``members`` online critics train from one shared target critic. Every
+    ``period`` gradient updates the member with the smallest mean TD loss since
+    the last selection becomes the target (a hard copy), and every member is
+    replaced by it pruned by magnitude to ``offset + k`` levels sparser (member
+    ``k``, from 0), one level pruning ``increment`` of the weights left; the actor is
+    pruned by magnitude to the target's level. Pruning stops at the method's
+    ``sparsity`` (per network: ``actor_sparsity``, ``critic_sparsity``), its
+    ceiling; the layers split each level's count by its ``distribution``
+    (:mod:`sparse_jax.eaude`).
+
+    Attributes:
+      members: online critics, at least 2 (one vmapped axis inside the run).
+      period: gradient updates between selections (the target is copied then, not Polyak-averaged).
+      increment: the fraction of the remaining weights one level prunes, in ``(0, 1)``.
+      offset: levels the least pruned member adds: 0 keeps the winner itself among the members (the
+        losses may then stop the pruning), 1 or more prunes at every selection.
+    """
+
+    members: int = 5
+    period: int = 250
+    increment: float = 0.01
+    offset: int = 0
+
+    def __post_init__(self):
+        _check_exact_int("eaude.members", self.members, 2)
+        _check_exact_int("eaude.period", self.period, 1)
+        check_number("eaude.increment", self.increment, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+        _check_exact_int("eaude.offset", self.offset, 0)
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """One training run (one algorithm, env and sparse method; seeds are a vmapped axis).
 
@@ -209,6 +245,7 @@ class TrainConfig:
       sac: SAC's own hyperparameters (read by ``algo="sac"`` only).
       td3: TD3's own hyperparameters (read by ``algo="td3"`` only).
       redo: recycling dormant units (ReDo), off by default.
+      eaude: the ensemble of an ensemble method (``eaudesac``), read by it only.
     """
 
     env: str = "inverted_pendulum"
@@ -234,9 +271,18 @@ class TrainConfig:
     sac: SACConfig = SACConfig()
     td3: TD3Config = TD3Config()
     redo: RedoConfig = RedoConfig()
+    eaude: EauDeConfig = EauDeConfig()
 
     def __post_init__(self):
         check_choice("algo", self.algo, ALGORITHMS)
+        if sj.METHODS[self.sparse.method].ensemble:
+            able = [name for name, spec in ALGORITHMS.items() if spec.ensemble is not None]
+            if ALGORITHMS[self.algo].ensemble is None:
+                fail("algo", self.algo, f"an algorithm with an ensemble variant ({', '.join(able) or 'none'}) for "
+                     f"method {self.sparse.method!r}, which trains an ensemble of critics")  # fmt: skip
+            if self.redo.enabled:
+                fail("redo.every", self.redo.every, f"0 with method {self.sparse.method!r} (ReDo does not recycle "
+                     "the units of an ensemble)")  # fmt: skip
         positive = (
             "num_envs", "total_steps", "chunk_steps", "updates_per_step", "batch_size", "episode_length",
             "action_repeat", "buffer_capacity", "eval_episodes",
@@ -316,7 +362,7 @@ _NEUTRAL = SparsityConfig()
 
 
 # The nested config classes of TrainConfig, by field name.
-SECTIONS = {"sparse": SparsityConfig, "sac": SACConfig, "td3": TD3Config, "redo": RedoConfig}
+SECTIONS = {"sparse": SparsityConfig, "sac": SACConfig, "td3": TD3Config, "redo": RedoConfig, "eaude": EauDeConfig}
 
 
 def train_config_from_json(data: dict) -> TrainConfig:

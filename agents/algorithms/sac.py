@@ -8,7 +8,7 @@ networks and sparse optimizers and returns the :class:`~agents.algorithms.types.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -60,6 +60,32 @@ class SACState(NetworkMasks):
     alpha_opt: optax.OptState
 
 
+def soft_td_target(
+    target_critic: Params,
+    actor: Params,
+    alpha: jax.Array,
+    batch: Transition,
+    key: jax.Array,
+    policy_fn: PolicyFn,
+    q_fn: QFn,
+    gamma: float,
+) -> jax.Array:
+    """``y = r + gamma * discount * (min_i Q'_i(s', a') - alpha * log pi(a'|s'))`` with ``a' ~ pi(.|s')``."""
+    next_action, next_log_prob = policy_fn(actor, batch.next_obs, key)
+    next_q = jnp.min(q_fn(target_critic, batch.next_obs, next_action), axis=0)
+    return batch.reward + gamma * batch.discount * (next_q - alpha * next_log_prob)
+
+
+def twin_td_loss(critic: Params, target: jax.Array, batch: Transition, q_fn: QFn) -> jax.Array:
+    """``0.5 * mean_b sum_i mask * (Q_i(s, a) - y)^2`` against a fixed target ``y``, both critics.
+
+    Transitions cut by truncation (``mask = 0``) are left out.
+    """
+    q = q_fn(critic, batch.obs, batch.action)
+    err = q - jax.lax.stop_gradient(target)
+    return 0.5 * jnp.mean(batch.mask * jnp.sum(err**2, axis=0))
+
+
 def critic_loss(
     critic: Params,
     target_critic: Params,
@@ -71,18 +97,9 @@ def critic_loss(
     q_fn: QFn,
     gamma: float,
 ) -> jax.Array:
-    """Soft TD loss ``0.5 * mean_b sum_i mask * (Q_i(s, a) - y)^2`` for both critics.
-
-    ``y = r + gamma * discount * (min_i Q'_i(s', a') - alpha * log pi(a'|s'))``
-    with ``a' ~ pi(.|s')``; transitions cut by truncation (``mask = 0``) are
-    left out.
-    """
-    next_action, next_log_prob = policy_fn(actor, batch.next_obs, key)
-    next_q = jnp.min(q_fn(target_critic, batch.next_obs, next_action), axis=0)
-    target = batch.reward + gamma * batch.discount * (next_q - alpha * next_log_prob)
-    q = q_fn(critic, batch.obs, batch.action)
-    err = q - jax.lax.stop_gradient(target)
-    return 0.5 * jnp.mean(batch.mask * jnp.sum(err**2, axis=0))
+    """Soft TD loss of both critics: :func:`twin_td_loss` against :func:`soft_td_target`."""
+    target = soft_td_target(target_critic, actor, alpha, batch, key, policy_fn, q_fn, gamma)
+    return twin_td_loss(critic, target, batch, q_fn)
 
 
 def actor_loss(
@@ -99,19 +116,20 @@ def alpha_loss(log_alpha: jax.Array, log_prob: jax.Array, target_entropy: float)
     return -jnp.mean(log_alpha * jax.lax.stop_gradient(log_prob + target_entropy))
 
 
-def make_sac(config: TrainConfig, obs_size: int, action_size: int, make_tx: MakeTx) -> Algorithm:
-    """Bind the SAC losses to flax networks and sparse optimizers (``make_tx``, called once per network).
+class SACNetworks(NamedTuple):
+    """SAC's flax networks and the pure functions over their params (shared with EauDeSAC)."""
 
-    The target entropy is ``-action_size``; the temperature starts at
-    ``config.sac.init_alpha`` (stored as its log).
-    """
-    # Long: a factory of closures; the pure functions share the networks and optimizers it builds once.
+    actor_net: GaussianActor
+    critic_net: TwinCritic
+    policy_fn: PolicyFn
+    q_fn: QFn
+    act: Callable
+
+
+def sac_networks(config: TrainConfig, action_size: int) -> SACNetworks:
+    """The Gaussian actor and twin critic of ``config.hidden``, with ``policy_fn``, ``q_fn`` and ``act``."""
     actor_net = GaussianActor(config.hidden, action_size)
     critic_net = TwinCritic(config.hidden)
-    target_entropy = -float(action_size)
-    alpha_tx = optax.adam(config.sac.alpha_lr)
-    init_log_alpha = float(jnp.log(config.sac.init_alpha))  # float32 log, as the temperature is stored
-    schedules = {net: (config.sparse.schedule(config.total_updates, net), 1) for net in ("actor", "critic")}
 
     def policy_fn(params, obs, key):
         mean, log_std = actor_net.apply({"params": params}, obs)
@@ -119,6 +137,27 @@ def make_sac(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
 
     def q_fn(params, obs, action):
         return critic_net.apply({"params": params}, obs, action)
+
+    def act(params, obs, key, deterministic):
+        if deterministic:
+            return jnp.tanh(actor_net.apply({"params": params}, obs)[0])
+        return policy_fn(params, obs, key)[0]
+
+    return SACNetworks(actor_net, critic_net, policy_fn, q_fn, act)
+
+
+def make_sac(config: TrainConfig, obs_size: int, action_size: int, make_tx: MakeTx) -> Algorithm:
+    """Bind the SAC losses to flax networks and sparse optimizers (``make_tx``, called once per network).
+
+    The target entropy is ``-action_size``; the temperature starts at
+    ``config.sac.init_alpha`` (stored as its log).
+    """
+    # Long: a factory of closures; the pure functions share the networks and optimizers it builds once.
+    actor_net, critic_net, policy_fn, q_fn, act = sac_networks(config, action_size)
+    target_entropy = -float(action_size)
+    alpha_tx = optax.adam(config.sac.alpha_lr)
+    init_log_alpha = float(jnp.log(config.sac.init_alpha))  # float32 log, as the temperature is stored
+    schedules = {net: (config.sparse.schedule(config.total_updates, net), 1) for net in ("actor", "critic")}
 
     init_params, actor_tx, critic_tx = actor_critic_parts(
         actor_net, critic_net, obs_size, action_size, make_tx, schedules
@@ -136,11 +175,6 @@ def make_sac(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
             log_alpha=log_alpha,
             alpha_opt=alpha_tx.init(log_alpha),
         )
-
-    def act(params, obs, key, deterministic):
-        if deterministic:
-            return jnp.tanh(actor_net.apply({"params": params}, obs)[0])
-        return policy_fn(params, obs, key)[0]
 
     def update(state: SACState, batch: Transition, key: jax.Array, step: jax.Array, rewire: bool | None = None):
         k_critic, k_actor = jax.random.split(key)

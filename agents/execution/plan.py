@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import jax
 import numpy as np
 
+import sparse_jax as sj
 from agents.execution.runner import state_template
 from agents.execution.sharding import runs_mesh
 from agents.execution.train import make_train
@@ -166,10 +167,12 @@ def make_plan(
     free, where = free_memory(num_devices)
     mesh = runs_mesh(num_devices)
     devices = 1 if mesh is None else mesh.size
-    sizes: dict[tuple, int] = {}  # one estimate per (env, algo, width): the method barely changes the state
+    # One estimate per (env, algo, width): a method barely changes the state, except an ensemble's members.
+    sizes: dict[tuple, int] = {}
     caps, per_run = [], []
     for config, runs in programs:
-        shape_key = (config.env, config.algo, config.hidden)
+        members = config.eaude.members if sj.METHODS[config.sparse.method].ensemble else 0
+        shape_key = (config.env, config.algo, config.hidden, members)
         if shape_key not in sizes:
             sizes[shape_key] = 2 * state_bytes(state_template(make_train(config), 1))
         need = sizes[shape_key]

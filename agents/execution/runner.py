@@ -235,7 +235,9 @@ def _init_and_mask(
         sub = _take_runs(warm, np.asarray([seeds.index(runs[r][1]) for r in rows]))
         method = sj.METHODS[c.sparse.method]
         masks = _make_masks(t, sub, method.mask)
-        applier = t if method.rewires and method.rule.uses_targets else trainer
+        # A rule's table (GMP) or an ensemble's ceilings are per-run state, made by the cell's own trainer.
+        per_cell = method.ensemble or (method.rule is not None and method.rule.uses_targets)
+        applier = t if per_cell else trainer
         if id(applier) not in applies:
             applies[id(applier)] = jax.jit(jax.vmap(applier.apply_masks))
         states.append(applies[id(applier)](sub, *masks))

@@ -118,7 +118,8 @@ def next_rewire_iteration(
 def make_algorithm(
     config: TrainConfig, obs_size: int, action_size: int, share_with: Sequence[TrainConfig] = ()
 ) -> Algorithm:
-    """``config.algo``'s :class:`Algorithm`, with each network's sparse Adam built once.
+    """``config.algo``'s :class:`Algorithm` (its ensemble variant for an ensemble method), with each network's
+    sparse Adam built once.
 
     ``share_with``: other configs of the same program
     (:func:`agents.algorithms.config.program_key`) whose runs this algorithm's update
@@ -160,7 +161,7 @@ def make_algorithm(
             bound_schedules=bound_schedules,
         )
 
-    return get_algorithm(config.algo)(config, obs_size, action_size, make_tx)
+    return get_algorithm(config.algo, sj.METHODS[sparse.method].ensemble)(config, obs_size, action_size, make_tx)
 
 
 def _make_envs(config: TrainConfig) -> tuple[Any, Any]:
@@ -273,7 +274,8 @@ def _chunk_fn(
 ) -> Callable[[TrainState, jax.Array], tuple[TrainState, Metrics]]:
     """``(state, chunk_index) -> (state, metrics)``: ``chunk_iters`` iterations, then an evaluation."""
     # Long: the training loop's closures (act, update, rewire, evaluate) over one config and algorithm.
-    dynamic = sj.METHODS[config.sparse.method].rewires
+    # A mask rule on a schedule (SET, RigL, GMP); an ensemble method selects inside its own update.
+    dynamic = sj.METHODS[config.sparse.method].rule is not None
     recycle = _recycle_fn(config, algo) if config.redo.enabled else None
 
     def iteration(state: TrainState, it: jax.Array, rewire: bool | None) -> tuple[TrainState, Metrics]:

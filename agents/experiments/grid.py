@@ -298,11 +298,15 @@ class SweepConfig:
         return list(programs.values())
 
     def plan_programs(self) -> list[tuple[TrainConfig, int]]:
-        """What the planner sizes (:class:`~agents.execution.plan.Program`): a program's first config, its run count."""
-        return [
-            (self.cell_config(variants[0][0]), len(variants) * self.seeds)
-            for variants in self.programs(shares_runs=True)
-        ]
+        """What the planner sizes (:class:`~agents.execution.plan.Program`): a program's first config (with its
+        method, whose state an ensemble method makes larger), its run count."""
+        out = []
+        for variants in self.programs(shares_runs=True):
+            cell, method = variants[0]
+            config = self.cell_config(cell)
+            config = dataclasses.replace(config, sparse=dataclasses.replace(config.sparse, method=method))
+            out.append((config, len(variants) * self.seeds))
+        return out
 
     def planned_batches(self, plan: Plan) -> list[Batch]:
         """The batches of this grid under ``plan`` (its caps; per cell for results of earlier versions)."""

@@ -85,20 +85,14 @@ def _summarize_runs(runs: Sequence[Run]) -> list[dict]:
         status = [stats.status(r) for r in members]
         finals = [stats.final_return(r.curve) for r, s in zip(members, status) if s == "ok"]
         whole = stats.seed_stats([stats.curve_mean(r.curve) for r, s in zip(members, status) if s == "ok"])
-        flops = [
-            stats.relative_flops(
-                r.params,
-                r.method,
-                int(r.total_updates),
-                int(r.delta_t),
-                float(r.end_fraction),
-                float(r.start_fraction),
-                _flops_per_update(r.algo),
-            )
-            for r in members
-        ]
-        active = [sum(stats.network_counts(r.params, n)[0] for n in stats.NETWORKS) for r in members]
-        total = [sum(stats.network_counts(r.params, n)[1] for n in stats.NETWORKS) for r in members]
+        flops = [stats.run_flops(r, _flops_per_update(r.algo)) for r in members]
+        params = [stats.final_params(r) for r in members]
+        active = [sum(stats.network_counts(p, n)[0] for n in stats.NETWORKS) for p in params]
+        total = [sum(stats.network_counts(p, n)[1] for n in stats.NETWORKS) for p in params]
+        # Counts can differ across seeds (global pruning, an ensemble method's adaptive sparsity): seed means
+        # with CIs.
+        fraction = stats.seed_stats(list(np.divide(active, total)))
+        train_flops = stats.seed_stats([f[0] for f in flops])
         rows.append(
             {
                 **dict(zip(GROUP_KEYS, key)),
@@ -110,10 +104,13 @@ def _summarize_runs(runs: Sequence[Run]) -> list[dict]:
                 "curve_mean": whole["mean"],
                 "curve_ci_low": whole["ci_low"],
                 "curve_ci_high": whole["ci_high"],
-                # Counts can differ across seeds (global pruning); report the seed average.
                 "active_params": int(round(float(np.mean(active)))),
                 "param_fraction": float(np.mean(np.divide(active, total))),
+                "param_fraction_ci_low": fraction["ci_low"],
+                "param_fraction_ci_high": fraction["ci_high"],
                 "train_flops": float(np.mean([f[0] for f in flops])),
+                "train_flops_ci_low": train_flops["ci_low"],
+                "train_flops_ci_high": train_flops["ci_high"],
                 "inference_flops": float(np.mean([f[1] for f in flops])),
             }
         )

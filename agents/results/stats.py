@@ -66,6 +66,14 @@ forward costs ``~ N_n``, a backward ``~ 2 N_n`` (activations and weights).
   ``(T F_S + M sum_n (D_n - N_n)) / (T F_D)``; SET's random regrowth is
   negligible.
 
+- an ensemble method (EauDeSAC, ``members`` online critics) trains every
+  member each update: the critic's weight becomes ``3 * members + 1`` (each
+  member forward and backward, the target forward), every member counted at
+  the target critic's density, averaged over the densities the curve records
+  at the end of each chunk (:func:`ensemble_flops`); its active counts are
+  those of its last chunk (:func:`final_params`), since its sparsity is chosen
+  during the run. Such ratios can exceed 1.
+
 The model ignores TD3's delayed actor updates and the actor forwards inside
 the critic target, and counts the active weights of the initial masks.
 """
@@ -244,6 +252,80 @@ def relative_flops(
     return train, n_actor / d_actor
 
 
+def final_params(run: Run) -> dict:
+    """A run's parameter counts at its end (``run.json``'s ``params`` layout).
+
+    ``run.json`` is written before training, so for an ensemble method
+    (``eaudesac``), whose sparsity is chosen during the run, it holds the
+    ceiling; its active counts come from the densities of its last curve row
+    instead (``round(density * prunable)``). Every other method's are ``run.json``'s.
+    """
+    if run.method not in sj.METHODS or not sj.METHODS[run.method].ensemble or not run.curve:
+        return run.params
+    last = run.curve[-1]
+    out = {}
+    for net, p in run.params.items():
+        d = last.get(f"{net}_density")
+        out[net] = p if d is None else {**p, "active": int(round(float(d) * p["prunable"]))}
+    return out
+
+
+def ensemble_flops(
+    params: dict, curve: Sequence[dict], members: int, flops_per_update: dict[str, float] | None = None
+) -> tuple[float, float]:
+    """EauDe's training and inference FLOPs relative to its dense algorithm (``run_flops`` for other methods).
+
+    Per update it trains ``members`` online critics (forward and backward, ``w_critic - 1``
+    forwards each) and runs the target critic forward once, where the dense
+    algorithm trains one critic; every member is counted at the target's
+    density (members are as sparse or sparser, so this bounds the cost from
+    above). Densities are those at the end of each chunk of ``curve``, the
+    training cost is their mean over chunks; inference is the final actor's.
+
+    >>> net = lambda size: {"active": size, "prunable": size, "total": size}
+    >>> dense = [{"actor_density": 1.0, "critic_density": 1.0}]  # 5 dense members: (3*100 + 16*200) / (3*100 + 4*200)
+    >>> ensemble_flops({"actor": net(100), "critic": net(200)}, dense, 5)
+    (3.1818181818181817, 1.0)
+    >>> ensemble_flops({"actor": net(100), "critic": net(200)}, [{"actor_density": 0.5, "critic_density": 0.25}], 5)
+    (0.8636363636363636, 0.5)
+    """
+    weights = dict(ACTOR_CRITIC_FLOPS if flops_per_update is None else flops_per_update)
+    check_int("members", members, minimum=1)
+    dense = sum(w * network_counts(params, n)[1] for n, w in weights.items())
+    scaled = {n: (w - 1) * members + 1 if n == "critic" else w for n, w in weights.items()}
+
+    def cost(row: dict) -> float:
+        total = 0.0
+        for n, w in scaled.items():
+            p = params[n]
+            active = float(row.get(f"{n}_density", p["active"] / p["prunable"])) * p["prunable"]
+            total += w * (p["total"] - p["prunable"] + active)
+        return total
+
+    rows = list(curve) or [{}]
+    p = params["actor"]
+    inference = (p["total"] - p["prunable"] + float(rows[-1].get("actor_density", 1.0)) * p["prunable"]) / p["total"]
+    return float(np.mean([cost(r) for r in rows])) / dense, inference
+
+
+def run_flops(run: Run, flops_per_update: dict[str, float] | None = None) -> tuple[float, float]:
+    """A run's ``(train, inference)`` FLOPs relative to dense: :func:`ensemble_flops` for an ensemble method,
+    else :func:`relative_flops` with the run's schedule."""
+    method = _method(run.method)
+    if method.ensemble:
+        members = int((run.config or {}).get("eaude", {}).get("members", 5))
+        return ensemble_flops(run.params, run.curve, members, flops_per_update)
+    return relative_flops(
+        run.params,
+        run.method,
+        int(run.total_updates),
+        int(run.delta_t),
+        float(run.end_fraction),
+        float(run.start_fraction),
+        flops_per_update,
+    )
+
+
 def _method(name: str) -> sj.SparseMethod:
     """The registered method ``name``: its facts decide the FLOPs model."""
     if name not in sj.METHODS:
@@ -252,6 +334,12 @@ def _method(name: str) -> sj.SparseMethod:
             "(sparse_jax.register_method) before reporting, or report from the script that ran the sweep."
         )
     return sj.METHODS[name]
+
+
+def active_params(run: Run) -> int:
+    """The active parameters of a run's networks at its end (:func:`final_params`)."""
+    params = final_params(run)
+    return sum(network_counts(params, n)[0] for n in NETWORKS)
 
 
 def cell_of(row: dict) -> tuple:
@@ -421,6 +509,11 @@ def comparisons(runs: Sequence[Run]) -> list[dict]:
             if len(other) < 2:
                 continue
             row = {**dict(zip(CELL_KEYS, cell)), "baseline": base, "n_tar": len(tar), "n_baseline": len(other)}
+            # Methods compared at one sparsity can end with different parameter counts (dense, an ensemble
+            # method's adaptive sparsity, additive revival): the ratio says so beside the comparison.
+            row["params_ratio"] = float(np.mean([active_params(r) for r in other])) / float(
+                np.mean([active_params(r) for r in tar])
+            )
             for name, stat in (("final", final_return), ("curve", curve_mean)):
                 p, lo, hi = probability_of_improvement([stat(r.curve) for r in tar], [stat(r.curve) for r in other])
                 row.update({f"poi_{name}": p, f"poi_{name}_low": lo, f"poi_{name}_high": hi})
@@ -545,7 +638,7 @@ def diagnostics(runs: Sequence[Run]) -> list[dict]:
             row = {**dict(zip(CELL_KEYS, cell)), "method": method, "n_seeds": len(members)}
             for net in NETWORKS:
                 changed = [sum(c.get(f"{net}_changed", math.nan) for c in r.curve) for r in members]
-                active = [r.params[net]["active"] for r in members]
+                active = [final_params(r)[net]["active"] for r in members]
                 dormant = [r.curve[-1].get(f"{net}_dormant", math.nan) if r.curve else math.nan for r in members]
                 mean = lambda xs: None if not xs or any(math.isnan(x) for x in xs) else float(np.mean(xs))
                 row[f"{net}_changed"] = mean(changed)

@@ -32,7 +32,11 @@ COLUMNS = GROUP_KEYS + (
     "curve_ci_high",
     "active_params",
     "param_fraction",
+    "param_fraction_ci_low",
+    "param_fraction_ci_high",
     "train_flops",
+    "train_flops_ci_low",
+    "train_flops_ci_high",
     "inference_flops",
     "gain_vs_static_pct",
     "gain_vs_dst_pct",
@@ -46,6 +50,7 @@ COMPARISON_COLUMNS = stats.CELL_KEYS + (
     "baseline",
     "n_tar",
     "n_baseline",
+    "params_ratio",
     "poi_final",
     "poi_final_low",
     "poi_final_high",
@@ -98,6 +103,13 @@ def _fmt_ci(mean: float | None, lo: float | None, hi: float | None, spec: str = 
     return "n/a" if mean is None else f"{mean:{spec}} [{lo:{spec}}, {hi:{spec}}]"
 
 
+def _spread(row: dict, key: str) -> str:
+    """``row[key]`` to 3 places, with its 95% CI when the seeds differ (global pruning, adaptive sparsity)."""
+    lo, hi = row.get(f"{key}_ci_low"), row.get(f"{key}_ci_high")
+    value = f"{row[key]:.3f}"
+    return value if lo is None or hi is None or f"{lo:.3f}" == f"{hi:.3f}" else f"{value} [{lo:.3f}, {hi:.3f}]"
+
+
 def _summary_lines(rows: Sequence[dict]) -> list[str]:
     """The title, the per-group table and, for random scores, a note on what revival can change."""
     keys = _varying(rows)
@@ -107,8 +119,9 @@ def _summary_lines(rows: Sequence[dict]) -> list[str]:
         "",
         "Final return: mean evaluation return over the last 10% of evaluations of a run; whole curve: mean over all "
         "its evaluations (a normalised AUC). Mean and 95% percentile-bootstrap CI over seeds, IQM = 25%-trimmed mean; "
-        "diverged and unfinished runs are left out. Params: active parameters of actor + critics (fraction of dense). "
-        "FLOPs: training and inference cost relative to dense (model in `agents.results.stats`).",
+        "diverged and unfinished runs are left out. Params: active parameters of actor + critics at the end of the "
+        "runs (fraction of dense). FLOPs: training and inference cost relative to dense (model in "
+        "`agents.results.stats`). Fractions and FLOPs that differ across seeds carry their 95% CI.",
         "",
         f"| {head} | method | final return mean [95% CI] | IQM | whole curve mean [95% CI] | params | train FLOPs "
         "| inference FLOPs | seeds | diverged |",
@@ -120,7 +133,7 @@ def _summary_lines(rows: Sequence[dict]) -> list[str]:
         lines.append(
             f"| {cell} | {r['method']} | {_fmt_ci(r['mean'], r['ci_low'], r['ci_high'])} | {_fmt_num(r['iqm'])} "
             f"| {_fmt_ci(r['curve_mean'], r['curve_ci_low'], r['curve_ci_high'])} "
-            f"| {r['active_params']:,} ({r['param_fraction']:.3f}) | {r['train_flops']:.3f} "
+            f"| {r['active_params']:,} ({_spread(r, 'param_fraction')}) | {_spread(r, 'train_flops')} "
             f"| {r['inference_flops']:.3f} | {seeds} | {r['n_diverged']} |"
         )
     revives = lambda name: name in sj.METHODS and sj.METHODS[name].revives
@@ -142,20 +155,26 @@ def _comparison_lines(comps: Sequence[dict]) -> list[str]:
         "## Probability that TAR improves on each baseline",
         "",
         "P(TAR > baseline) + P(equal) / 2 over pairs of seeds, on the final and on the whole-curve return, with "
-        "95% stratified-bootstrap CIs (rliable). 0.5 is no difference; a CI that excludes 0.5 separates the two.",
+        "95% stratified-bootstrap CIs (rliable). 0.5 is no difference; a CI that excludes 0.5 separates the two. "
+        "Params: the baseline's active parameters over TAR's (seed means at the end of the runs); where it is not "
+        "1.00x the two are compared at different parameter counts.",
         "",
-        f"| {' | '.join(_varying(comps))} | baseline | seeds | P(improve), final [95% CI] "
+        f"| {' | '.join(_varying(comps))} | baseline | seeds | params | P(improve), final [95% CI] "
         "| P(improve), whole curve [95% CI] |",
-        "|" + "---|" * len(_varying(comps)) + "---|---:|---:|---:|",
+        "|" + "---|" * len(_varying(comps)) + "---|---:|---:|---:|---:|",
     ]
     for c in comps:
         cell = " | ".join(_fmt_key(c, k) for k in _varying(comps))
         lines.append(
-            f"| {cell} | {c['baseline']} | {c['n_tar']} vs {c['n_baseline']} "
+            f"| {cell} | {c['baseline']} | {c['n_tar']} vs {c['n_baseline']} | {_fmt_ratio(c.get('params_ratio'))} "
             f"| {_fmt_ci(c['poi_final'], c['poi_final_low'], c['poi_final_high'], '.2f')} "
             f"| {_fmt_ci(c['poi_curve'], c['poi_curve_low'], c['poi_curve_high'], '.2f')} |"
         )
     return lines
+
+
+def _fmt_ratio(ratio: float | None) -> str:
+    return "n/a" if ratio is None else f"{ratio:.2f}x"
 
 
 def _aggregate_lines(agg: Sequence[dict], skipped: Sequence[str]) -> list[str]:
