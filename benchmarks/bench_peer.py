@@ -22,7 +22,9 @@ cache directory: the first call fills the cache, the second reads it (the
 wall of the call and its XLA compilations are reported for both).
 
 Measured per call (all in one process, the trials alternated
-brax / ours-one-seed per seed, then ours with the 3 seeds vmapped in one call):
+brax / ours-one-seed per seed, then ours with the 3 seeds vmapped in one call;
+``--seeds``, ``--vmapped-seeds`` and ``--total-steps`` change those numbers and
+``--no-startup`` leaves the start-up calls out, as the accelerator run does):
 wall time including compilation, XLA compilations
 (``jax.monitoring`` backend-compile events), steady env steps/s and updates/s
 (chunks after the first: env steps of the chunk over its host wall time,
@@ -32,6 +34,7 @@ evaluation with return >= the threshold, and the return after each chunk.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import functools
 import json
@@ -49,7 +52,7 @@ import numpy as np
 
 from agents.algorithms.config import TrainConfig
 from agents.execution.runner import run as train_run
-from benchmarks.common import CompileCounter, fmt, install_device_put_replicated, part_main, summary
+from benchmarks.common import CompileCounter, fmt, install_device_put_replicated, summary, write_json
 from envs import DEFAULT_BACKENDS
 
 ENV = "inverted_pendulum"
@@ -228,10 +231,27 @@ def _agg(trials: list[dict[str, Any]], key: str) -> dict[str, float] | None:
     return summary(values) if values else None
 
 
-def bench(quick: bool = False) -> dict[str, Any]:
-    """Run the trials (alternating sides per seed) and summarize."""
+def bench(
+    quick: bool = False,
+    seeds: int | None = None,
+    vmapped_seeds: int | None = None,
+    total_steps: int | None = None,
+    with_startup: bool = True,
+) -> dict[str, Any]:
+    """Run the trials (alternating sides per seed) and summarize.
+
+    Args:
+      quick: tiny settings for a smoke run.
+      seeds: one-seed calls per side (default 3; ``quick``: 1).
+      vmapped_seeds: seeds of our one vmapped call (default: ``seeds``).
+      total_steps: env steps per run (default: the config's, 20k; ``quick``: 1200).
+      with_startup: also time the one-chunk start-up calls in fresh processes (4 more compiling calls).
+    """
     config = make_config(quick)
-    seeds = SEEDS[:1] if quick else SEEDS
+    if total_steps is not None:
+        config = dataclasses.replace(config, total_steps=total_steps)
+    seeds = tuple(range(seeds)) if seeds is not None else SEEDS[:1] if quick else SEEDS
+    vmapped_seeds = tuple(range(vmapped_seeds)) if vmapped_seeds is not None else seeds
     brax_trials, ours_trials = [], []
     for i, seed in enumerate(seeds):
         order = ("brax", "ours") if i % 2 == 0 else ("ours", "brax")
@@ -240,8 +260,7 @@ def bench(quick: bool = False) -> dict[str, Any]:
                 brax_trials.append(run_brax(config, seed))
             else:
                 ours_trials.extend(run_ours(config, [seed]))
-    vmapped = run_ours(config, seeds)
-    start_up = startup(quick)
+    vmapped = run_ours(config, vmapped_seeds)
 
     ups = config.updates_per_step / config.num_envs
     sides = {"brax_1_seed": brax_trials, "ours_1_seed": ours_trials, "ours_vmapped": vmapped}
@@ -249,7 +268,7 @@ def bench(quick: bool = False) -> dict[str, Any]:
     for name, trials in sides.items():
         steady = _agg(trials, "steady_env_steps_per_s")
         if name == "ours_vmapped" and steady is not None:
-            steady = {k: v * len(seeds) for k, v in steady.items()}  # env steps of all seeds per second
+            steady = {k: v * len(vmapped_seeds) for k, v in steady.items()}  # env steps of all seeds per second
         table[name] = {
             "wall_s": summary([t["wall_s"] for t in (trials if name != "ours_vmapped" else trials[:1])]),
             "compilations": summary([t["compilations"] for t in trials]),
@@ -262,8 +281,8 @@ def bench(quick: bool = False) -> dict[str, Any]:
         }
     # Like for like: per seed, brax wall / ours wall (one seed per call on both sides).
     speedup = summary([b["wall_s"] / o["wall_s"] for b, o in zip(brax_trials, ours_trials, strict=True)])
-    # Vmapped: brax's total wall for all seeds over our one call.
-    speedup_vmapped = sum(b["wall_s"] for b in brax_trials) / vmapped[0]["wall_s"]
+    # Vmapped: brax's wall for as many seeds as our one call trains (its mean per seed times their number).
+    speedup_vmapped = statistics.mean(b["wall_s"] for b in brax_trials) * len(vmapped_seeds) / vmapped[0]["wall_s"]
     ret_ours = statistics.mean(t["final_return"] for t in ours_trials)
     ret_brax = statistics.mean(t["final_return"] for t in brax_trials)
     return {
@@ -295,6 +314,7 @@ def bench(quick: bool = False) -> dict[str, Any]:
             "gradient_updates_per_env_step": ups,
             "threshold": THRESHOLD,
             "seeds": list(seeds),
+            "vmapped_seeds": len(vmapped_seeds),
         },
         "table": table,
         "speedup_end_to_end_1_seed": speedup,
@@ -303,7 +323,7 @@ def bench(quick: bool = False) -> dict[str, Any]:
         "target": "ours >= 1.5x faster end to end (1 seed, like for like) with equal or better return",
         "meets_target": speedup["median"] >= 1.5 and ret_ours >= ret_brax,
         "trials": sides,
-        "startup": start_up,
+        **({"startup": startup(quick)} if with_startup else {}),
     }
 
 
@@ -321,7 +341,7 @@ def print_report(results: dict[str, Any]) -> None:
         )
     print(f"  speedup (brax/ours, 1 seed): {fmt(results['speedup_end_to_end_1_seed'], '.2f')}")
     print(f"  speedup (brax x seeds / ours vmapped): {results['speedup_end_to_end_vmapped_vs_brax_sequential']:.2f}")
-    for side, row in results["startup"].items():
+    for side, row in results.get("startup", {}).items():
         e, f = row["empty_cache"], row["filled_cache"]
         print(
             f"  start-up {side}: empty cache {e['wall_s']:.1f} s ({e['compilations']} compiles), "
@@ -329,9 +349,30 @@ def print_report(results: dict[str, Any]) -> None:
         )
 
 
+def _positive(text: str) -> int:
+    """An argparse type: an integer >= 1, or an error naming the value."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; allowed: an integer >= 1")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Run this part alone: ``python -m benchmarks.bench_peer [--quick]``."""
-    return part_main("peer", __doc__, bench, print_report, argv, repeats=False)
+    """Run this part alone: ``python -m benchmarks.bench_peer [--quick] [--seeds N] [--vmapped-seeds N] ...``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny settings for a smoke run")
+    parser.add_argument("--seeds", type=_positive, default=None, help="one-seed calls per side (default 3)")
+    parser.add_argument("--vmapped-seeds", type=_positive, default=None, help="seeds of our vmapped call")
+    parser.add_argument("--total-steps", type=_positive, default=None, help="env steps per run (default 20000)")
+    parser.add_argument("--no-startup", action="store_true", help="skip the start-up calls in fresh processes")
+    args = parser.parse_args(argv)
+    results = bench(args.quick, args.seeds, args.vmapped_seeds, args.total_steps, not args.no_startup)
+    print_report(results)
+    print("wrote", write_json("peer_quick" if args.quick else "peer", results))
+    return results
 
 
 if __name__ == "__main__":

@@ -36,7 +36,9 @@ __all__ = [
     "write_json",
 ]
 
-RESULTS_DIR = Path("benchmarks/results")
+# SPARSE_RL_BENCH_RESULTS moves every part's output (JSON, the paper sweep) elsewhere: a rehearsal of the
+# accelerator run (benchmarks/accelerator.sh --dry-run) writes there, never over the committed figures.
+RESULTS_DIR = Path(os.environ.get("SPARSE_RL_BENCH_RESULTS") or "benchmarks/results")
 _COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 _listeners: list[CompileCounter] = []
 _registered = False

@@ -47,6 +47,7 @@ def _header(r: dict[str, Any]) -> list[str]:
 
 def _peer(r: dict[str, Any]) -> list[str]:
     s, c = r["settings"], r["settings"]["config"]
+    vmapped = s.get("vmapped_seeds", len(s["seeds"]))  # earlier runs vmapped their trial seeds
     out = [
         "## 1. Peer: dense SAC end to end, ours vs brax's SAC trainer",
         "",
@@ -56,9 +57,9 @@ def _peer(r: dict[str, Any]) -> list[str]:
         f"{'-'.join(map(str, c['hidden']))} networks, lr {c['actor_lr']}, {s['gradient_updates_per_env_step']:g} "
         f"gradient update per env step on both sides, evaluation (4 deterministic episodes) every "
         f"{c['chunk_steps']} env steps, seeds {s['seeds']}. Brax and ours-one-seed alternate per seed; "
-        "ours-vmapped trains the 3 seeds in one call. Figures: median [min, max] over seeds (wall and compilations "
-        "of the vmapped call are one call's). Steady throughput: env steps per second of every chunk after the "
-        "first (evaluation included), summed over seeds for the vmapped call.",
+        f"ours-vmapped trains {vmapped} seeds in one call. Figures: median [min, max] over seeds (wall and "
+        "compilations of the vmapped call are one call's). Steady throughput: env steps per second of every chunk "
+        "after the first (evaluation included), summed over seeds for the vmapped call.",
         "",
         "| side | wall incl. compile (s) | XLA compilations | steady env steps/s | steady updates/s "
         f"| time to return >= {s['threshold']:.0f} (s) | final return |",
@@ -124,7 +125,8 @@ def _peer(r: dict[str, Any]) -> list[str]:
     out += [
         "",
         f"Speedup end to end, one seed per call (brax wall / ours wall, per seed): "
-        f"**{_f(r['speedup_end_to_end_1_seed'])}**; brax's 3 calls / ours' one vmapped call: "
+        f"**{_f(r['speedup_end_to_end_1_seed'])}**; brax's mean wall per call x {vmapped} / ours' one "
+        f"{vmapped}-seed vmapped call: "
         f"**{r['speedup_end_to_end_vmapped_vs_brax_sequential']:.2f}**. Mean final return: ours "
         f"{mr['ours_1_seed']:.1f}, brax {mr['brax']:.1f}. Target (>= 1.5x with equal or better return): "
         f"{_ok(r['meets_target'])}.",
@@ -380,6 +382,55 @@ def _batching(r: dict[str, Any]) -> list[str]:
     return out
 
 
+def _accelerator_run(run: dict[str, Any], backend: str) -> list[str]:
+    """The accelerator run's steps, device facts, 64-run batch and resumed paper sweep (benchmarks/accelerator.sh)."""
+    out = [
+        "### The accelerator run",
+        "",
+        f"`bash benchmarks/accelerator.sh`: each step in its own process under its own time limit "
+        f"({run['total_limit_s']} s in all).",
+        "",
+        "| step | status | elapsed (s) | limit (s) |",
+        "|---|---|---:|---:|",
+    ]
+    for step in run["steps"]:
+        out.append(f"| {step['step']} | {step['status']} | {step.get('elapsed_s', '-')} | {step.get('limit_s', '-')} |")
+    devices = _load("devices", backend)
+    if devices is not None:
+        free = devices["free_memory"]
+        out += [
+            "",
+            f"Devices: {', '.join(devices['devices'])} ({devices['device_kind']}); the planner's free memory: "
+            f"{free['bytes']} bytes ({free['where']}); device 0's `memory_stats()`: `{devices['memory_stats']}`.",
+        ]
+    batch = _load("seeds_batch", backend)
+    if batch is not None:
+        s = batch["settings"]
+        out += [
+            "",
+            f"One mask-only batch ({s['method']}, sparsity {s['sparsity']}, SAC on {s['env']}, "
+            f"{s['updates_per_seed']} updates per run, compilation included; the planner estimates "
+            f"{s['plan_bytes_per_run'] / 2**20:.1f} MiB per run):",
+            "",
+            "| runs | wall (s) | runs/s | steady env steps/s (all runs) | device peak (MiB) |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        for n, row in batch["rows"].items():
+            v = row["vmapped"]
+            peak = "-" if v["device_peak_bytes"] is None else f"{v['device_peak_bytes'] / 2**20:.0f}"
+            steady = "-" if v["steady_env_steps_per_s"] is None else f"{v['steady_env_steps_per_s']:.0f}"
+            out.append(f"| {n} | {v['wall_s']:.1f} | {v['runs_per_s']:.2f} | {steady} | {peak} |")
+    resume = _load("paper_resume", backend)
+    if resume is not None:
+        out += [
+            "",
+            f"The paper sweep resumed after its time box (`{resume['command']}`): curve rows "
+            f"{resume['curve_rows_before']} -> {resume['curve_rows_after']}, earlier rows unchanged: "
+            f"{resume['earlier_rows_unchanged']}; continued: **{resume['continued']}**.",
+        ]
+    return [*out, ""]
+
+
 def _paper(r: dict[str, Any]) -> list[str]:
     s, c = r["settings"], r["settings"]["config"]
     out = [
@@ -471,21 +522,29 @@ def write_results_md(path: Path = RESULTS_MD) -> Path:
         if r is not None and part in renderers:
             lines += renderers[part](r)
     # Section 6: the paper subset (wherever it ran) and every part run on an accelerator.
-    accelerated = [(part, _load(part, "_gpu")) for part in PARTS if part != "paper"]  # paper has its own section
+    # A GPU's files first, else a TPU's (write_json names them after the backend).
+    backend = "_tpu" if _load("accelerator_run", "_tpu") and not _load("accelerator_run", "_gpu") else "_gpu"
+    accelerated = [(part, _load(part, backend)) for part in PARTS if part != "paper"]  # paper has its own section
     accelerated = [(part, r) for part, r in accelerated if r is not None]
-    paper = _load("paper", "_gpu") or _load("paper")
+    paper = _load("paper", backend) or _load("paper")
+    run = _load("accelerator_run", backend)
     lines += ["## 6. GPU", ""]
-    if not accelerated and (paper is None or paper["machine"]["backend"] == "cpu"):
+    if not accelerated and run is None and (paper is None or paper["machine"]["backend"] == "cpu"):
         lines += [
-            "No accelerator was available for these runs (CPU only). On one, run (each command resumes where the",
-            "last stopped, so a per-command time limit is no obstacle for the paper subset):",
+            "No accelerator was available for these runs (CPU only); no figure here was measured on one. On one,",
+            "`bash benchmarks/accelerator.sh` installs the accelerator's extra and runs, each step under its own time",
+            "limit (about 12 minutes in all): the devices and the planner's view, the fast tests, dense SAC against",
+            "brax's trainer at 1 and 16 vmapped seeds, a mask-only batch of 64 runs against 1, the overhead ratios,",
+            "and two minutes of the paper subset, stopped and resumed (`--plan` lists the steps, `--dry-run`",
+            "rehearses them on the CPU; docs/install.md). The paper subset continues where it stopped with:",
             "",
             "```bash",
-            "python -m benchmarks --only peer overhead seeds   # writes benchmarks/results/<part>_gpu.json",
             "python -m benchmarks --only paper   # halfcheetah SAC, global, widths 256/1024, 5 methods x 5 seeds",
             "```",
             "",
         ]
+    if run is not None:
+        lines += _accelerator_run(run, backend)
     for part, r in accelerated:
         # The CPU sections' headings, one level down and marked as accelerator figures.
         lines += [

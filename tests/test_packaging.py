@@ -1,9 +1,13 @@
-"""Packaging: the library installs and imports with jax, optax and numpy alone; the RL side says what it needs."""
+"""Packaging: the library installs and imports with jax, optax and numpy alone; the RL side says what it needs;
+the accelerator run installs with the accelerator's extra and lists its time-boxed steps."""
 
+import os
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+
+from agents.execution import plan as plan_lib
 
 ROOT = Path(__file__).parent.parent
 
@@ -56,3 +60,50 @@ def test_agents_without_the_rl_extra_names_the_install_command():
     assert "agents needs flax, brax, which the RL side of sparse-rl installs: pip install 'sparse-rl[rl]'." in (
         proc.stderr
     )
+
+
+ACCELERATOR_SH = ROOT / "benchmarks" / "accelerator.sh"
+ACCELERATOR_STEPS = ["install", "devices", "tests", "peer", "batch", "overhead", "paper", "paper-resume", "report"]
+
+
+def _accelerator(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, SPARSE_RL_PYTHON=sys.executable)
+    return subprocess.run(["bash", str(ACCELERATOR_SH), *args], capture_output=True, text=True, cwd=ROOT, env=env)
+
+
+def test_the_accelerator_script_parses_and_lists_its_time_boxed_steps():
+    """The accelerator run installs with the accelerator's extra through scripts/_venv.sh, lists its steps
+    (in order of value, each with its limit) without running them, and fits its budget; a bad option is named."""
+    from benchmarks import accelerator
+
+    assert subprocess.run(["bash", "-n", str(ACCELERATOR_SH)], capture_output=True).returncode == 0
+    text = ACCELERATOR_SH.read_text()
+    assert "source scripts/_venv.sh" in text and "export XLA_PYTHON_CLIENT_PREALLOCATE=false" in text
+    assert "XLA_PYTHON_CLIENT_PREALLOCATE=false" in " ".join(plan_lib.free_memory.__doc__.split())
+    for dry_run in (False, True):
+        proc = _accelerator("--plan", *(["--dry-run"] if dry_run else []))
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.splitlines()
+        assert lines[0].endswith(f"9 steps, {accelerator.total_limit(dry_run)} s in all")
+        steps = [line.split()[1] for line in lines[1::2]]
+        limits = [int(line.split()[2]) for line in lines[1::2]]
+        assert steps == ACCELERATOR_STEPS and all(limit > 0 for limit in limits)
+        assert sum(limits) == accelerator.total_limit(dry_run)
+        # The rehearsal runs the parts' --quick settings; the accelerator run their real ones.
+        assert all(("--quick" in line) == dry_run for line in lines[2::2] if "benchmarks.bench_" in line)
+    assert accelerator.total_limit() <= 12 * 60  # install included
+    proc = _accelerator("--bogus")
+    assert proc.returncode == 2 and "option '--bogus' is not allowed; allowed: --dry-run, --plan" in proc.stderr
+
+
+def test_the_accelerator_run_checks_that_a_resumed_sweep_continued():
+    """The paper sweep's resume counts as continued only with more curve rows and every earlier row kept."""
+    from benchmarks.accelerator import resume_check
+
+    before = {"run-a": ["r0", "r1"], "run-b": ["r0"]}
+    grown = {"run-a": ["r0", "r1", "r2"], "run-b": ["r0", "r1"], "run-c": ["r0"]}
+    assert resume_check(before, grown, 143)["continued"]  # stopped again by its time box, after progress
+    assert resume_check(before, grown, 0) | {"continued": True} == resume_check(before, grown, 0)
+    assert not resume_check(before, before, 0)["continued"]  # no new row
+    assert not resume_check(before, {**grown, "run-a": ["x", "r1", "r2"]}, 0)["earlier_rows_unchanged"]
+    assert not resume_check(before, grown, 1)["continued"]  # failed

@@ -122,16 +122,28 @@ def free_memory(num_devices: int | None = None) -> tuple[int | None, str]:
     """``(bytes, where)``: the memory a batch sharded over ``num_devices`` devices may use.
 
     On accelerators, the smallest free memory (``bytes_limit - bytes_in_use``)
-    of this process's devices times the number of devices. Under JAX's
-    default preallocation on a GPU, ``bytes_limit`` is the pool JAX reserved at
-    start-up (75% of the device) and ``bytes_in_use`` the arrays living in it,
-    so this is what the pool still holds, not the device's unreserved rest;
-    with ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` or another
-    ``XLA_PYTHON_CLIENT_MEM_FRACTION`` the limit follows those settings. On
-    CPU, where ``memory_stats`` is ``None``, the host's available memory times
-    the number of processes. An accelerator that reports no limit gives
-    ``(None, "unknown")``: the host's memory says nothing of the device's, so
-    batches are then capped by ``max_runs_per_batch`` alone.
+    of this process's devices times the number of devices: the room JAX may
+    still use, read from its own allocator rather than from the driver.
+
+    On a GPU, JAX's allocator is given a limit at start-up,
+    ``XLA_PYTHON_CLIENT_MEM_FRACTION`` (0.75 unless set) of the memory free
+    then, and ``bytes_limit`` reports it. By default JAX also preallocates
+    that pool at once, so the driver then sees the device nearly full; the
+    pool's room is ``bytes_limit - bytes_in_use`` all the same. With
+    ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` the pool grows on demand up to
+    the same limit, so the plan is the same, as long as no other process
+    takes the device's memory meanwhile. ``benchmarks/accelerator.sh`` sets
+    ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` (its steps run one after another,
+    each in its own process, and the device's peak bytes in use are then what
+    the runs needed) and leaves ``XLA_PYTHON_CLIENT_MEM_FRACTION`` at its
+    default. A TPU reports its memory as ``bytes_limit`` (those variables do
+    not apply to it).
+
+    On CPU, where ``memory_stats`` is ``None``, the host's available memory
+    times the number of processes. An accelerator that reports no limit (no
+    statistics, as with ``XLA_PYTHON_CLIENT_ALLOCATOR=platform``, or ``-1``)
+    gives ``(None, "unknown")``: the host's memory says nothing of the
+    device's, so batches are then capped by ``max_runs_per_batch`` alone.
     """
     mesh = runs_mesh(num_devices)
     devices = list(mesh.devices.flat) if mesh is not None else jax.local_devices()[:1]
