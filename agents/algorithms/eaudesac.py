@@ -35,8 +35,8 @@ from flax import struct
 
 import sparse_jax as sj
 from agents.algorithms.replay import Transition
-from agents.algorithms.sac import actor_loss, alpha_loss, sac_networks, soft_td_target, twin_td_loss
-from agents.algorithms.types import Algorithm, MakeTx, NetworkMasks, Params, actor_critic_parts, dormant_fn
+from agents.algorithms.sac import actor_loss, sac_parts, soft_td_target, twin_td_loss
+from agents.algorithms.types import Algorithm, MakeTx, NetworkMasks, Params, dormant_fn
 from sparse_jax import eaude
 
 if TYPE_CHECKING:
@@ -154,15 +154,10 @@ def select_and_replace(state: EauDeSACState, ladders: dict[str, eaude.Ladder], e
 def make_eaudesac(config: TrainConfig, obs_size: int, action_size: int, make_tx: MakeTx) -> Algorithm:
     """EauDeSAC's :class:`Algorithm` (see the module docs): SAC's losses over an ensemble of critics."""
     # Long: a factory of closures; init, update and selection share the networks, ladders and optimizers.
-    actor_net, critic_net, policy_fn, q_fn, act = sac_networks(config, action_size)
+    parts = sac_parts(config, obs_size, action_size, make_tx)
+    actor_net, critic_net, policy_fn, q_fn, act = parts.networks
+    init_params, actor_tx, critic_tx, alpha_tx = parts.init_params, parts.actor_tx, parts.critic_tx, parts.alpha_tx
     e, sparse = config.eaude, config.sparse
-    target_entropy = -float(action_size)
-    alpha_tx = optax.adam(config.sac.alpha_lr)
-    init_log_alpha = float(jnp.log(config.sac.init_alpha))
-    schedules = {net: (sparse.schedule(config.total_updates, net), 1) for net in ("actor", "critic")}
-    init_params, actor_tx, critic_tx = actor_critic_parts(
-        actor_net, critic_net, obs_size, action_size, make_tx, schedules
-    )
     # The ladders depend on shapes, distribution and increment only; the ceilings are state.
     shapes = dict(zip(("actor", "critic"), jax.eval_shape(init_params, jax.random.key(0))))
     ladders = {
@@ -178,7 +173,7 @@ def make_eaudesac(config: TrainConfig, obs_size: int, action_size: int, make_tx:
 
     def init_state(actor_init: sj.SparseInit, critic_init: sj.SparseInit, key: jax.Array) -> EauDeSACState:
         k_actor, k_critic = jax.random.split(key)
-        log_alpha = jnp.asarray(init_log_alpha, jnp.float32)
+        log_alpha = jnp.asarray(parts.init_log_alpha, jnp.float32)
         critic_opt = sj.with_masks(critic_tx.init(critic_init.params), critic_init.masks, key=k_critic)
         state = EauDeSACState(
             actor=actor_init.params,
@@ -208,31 +203,17 @@ def make_eaudesac(config: TrainConfig, obs_size: int, action_size: int, make_tx:
         c_updates, critic_opts = jax.vmap(lambda g, o, p: critic_tx.update(g, o, p, step=step, rewire=rewire))(
             grads, state.critic_opts, state.critics
         )
-        (a_loss, log_prob), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(
-            state.actor, state.target_critic, alpha, batch.obs, k_actor, policy_fn, q_fn
-        )
-        a_updates, actor_opt = actor_tx.update(a_grads, state.actor_opt, state.actor, step=step, rewire=rewire)
-        t_loss, t_grad = jax.value_and_grad(alpha_loss)(state.log_alpha, log_prob, target_entropy)
-        t_update, alpha_opt = alpha_tx.update(t_grad, state.alpha_opt)
+        fields, metrics = parts.actor_step(state, state.target_critic, alpha, batch.obs, k_actor, step, rewire)
         new = state.replace(
-            actor=optax.apply_updates(state.actor, a_updates),
             critics=optax.apply_updates(state.critics, c_updates),
-            actor_opt=actor_opt,
             critic_opts=critic_opts,
-            log_alpha=state.log_alpha + t_update,
-            alpha_opt=alpha_opt,
             loss_sum=state.loss_sum + losses,
+            **fields,
         )
         # The step is never batched, so this stays a branch under vmap: selection costs nothing between.
         new = jax.lax.cond((step + 1) % e.period == 0, select, lambda s: s, new)
-        metrics = {
-            "critic_loss": jnp.nanmin(losses),  # the best member's: a member gone NaN is never selected
-            "actor_loss": a_loss,
-            "alpha_loss": t_loss,
-            "alpha": alpha,
-            "entropy": -jnp.mean(log_prob),
-        }
-        return new, metrics
+        # The best member's loss: a member gone NaN is never selected.
+        return new, {"critic_loss": jnp.nanmin(losses), **metrics}
 
     def snip_losses(state: EauDeSACState, batch: Transition, key: jax.Array):
         alpha = jnp.exp(state.log_alpha)
@@ -249,4 +230,4 @@ def make_eaudesac(config: TrainConfig, obs_size: int, action_size: int, make_tx:
         ]
 
     dormant = dormant_fn(actor_net, critic_net)
-    return Algorithm(init_params, init_state, act, update, snip_losses, schedules, sparse_params, dormant, None)
+    return Algorithm(init_params, init_state, act, update, snip_losses, parts.schedules, sparse_params, dormant, None)
