@@ -222,3 +222,27 @@ def test_an_ensemble_methods_counts_and_flops_come_from_its_curve(tmp_path):
     (comp,) = stats.comparisons(report.load_runs(tmp_path))
     assert comp["baseline"] == "eaudesac" and comp["params_ratio"] == pytest.approx(115 / 60)
     assert "| eaudesac | 2 vs 2 | 1.92x |" in tables.summary_md(list(rows.values()), comps=[comp])
+
+
+def test_performance_profiles_hand_worked_per_algorithm(tmp_path):
+    """Normalised finals (first evaluation 0, dense 100): static 0.5 and 1.2, tar 0.2 and 0.8, in a SAC and a
+    TD3 cell; the fraction of runs above each tau, per algorithm; the report draws them."""
+    for algo in ("sac", "td3"):
+        for method, finals in (("dense", (100.0, 100.0)), ("static", (50.0, 120.0)), ("tar", (20.0, 80.0))):
+            for seed, final in enumerate(finals):
+                write_run(tmp_path, "hopper", method, seed, final, algo=algo)
+    profiles = stats.performance_profiles(report.load_runs(tmp_path), "algo", taus=(0.0, 0.6, 1.0))
+    got = {(p["group"], p["method"]): p["fraction"] for p in profiles}
+    for algo in ("sac", "td3"):
+        assert got[algo, "dense"] == [1.0, 1.0, 0.0]  # exactly 1 is not above tau = 1
+        assert got[algo, "static"] == [1.0, 0.5, 0.5]
+        assert got[algo, "tar"] == [1.0, 0.5, 0.0]
+    assert all(lo <= f <= hi for p in profiles for f, lo, hi in zip(p["fraction"], p["low"], p["high"]))
+    assert {(p["n_cells"], p["n_runs"]) for p in profiles} == {(1, 2)}
+    (merged,) = [p for p in stats.performance_profiles(report.load_runs(tmp_path), "env") if p["method"] == "tar"]
+    assert merged["group"] == "hopper" and (merged["n_cells"], merged["n_runs"]) == (2, 4)
+    with pytest.raises(ValueError, match="by='seed' is not allowed"):
+        stats.performance_profiles(report.load_runs(tmp_path), "seed")
+    (tmp_path / "config.json").write_text(json.dumps({"sweep": {}}))
+    report.write_report(tmp_path)
+    assert (tmp_path / "figures" / "performance_profiles.png").stat().st_size > 0

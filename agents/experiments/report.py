@@ -191,8 +191,9 @@ def write_report(results_dir: str | Path, include: Sequence[str | Path] = ()) ->
     Figures: ``curves_<env>.png`` (learning curves with 95% CI bands),
     ``final_returns.png`` (final return per method with CI error bars) and
     ``topology_<env>.png`` (seed-0 static vs TAR masks; only where both runs
-    recorded their topology). Every file is written atomically, and the two
-    summary files are byte-identical across calls on the same runs.
+    recorded their topology), ``diagnostics_<env>.png`` and ``performance_profiles.png``
+    (per algorithm and per distribution, over the cells with a dense baseline). Every file is
+    written atomically, and the two summary files are byte-identical across calls on the same runs.
 
     Args:
       results_dir: a sweep's results directory; the report is written there.
@@ -225,4 +226,9 @@ def write_report(results_dir: str | Path, include: Sequence[str | Path] = ()) ->
         figures.plot_topology(runs, env, figures_dir / f"topology_{env}.png")
         figures.plot_diagnostics(runs, env, figures_dir / f"diagnostics_{env}.png")
     figures.plot_final_returns(rows, runs, figures_dir / "final_returns.png")
+    profiles = [p for by in ("algo", "distribution") for p in stats.performance_profiles(runs, by)]
+    if profiles:  # only cells with a dense baseline have normalised scores
+        figures.plot_performance_profiles(profiles, figures_dir / "performance_profiles.png")
+    else:  # an earlier report's figure would no longer match the runs
+        (figures_dir / "performance_profiles.png").unlink(missing_ok=True)
     return rows

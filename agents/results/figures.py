@@ -185,3 +185,23 @@ def plot_diagnostics(runs: Sequence[Run], env: str, path: Path) -> None:
             ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3))
         panels[0].legend(fontsize="small")
     _save(fig, path)
+
+
+def plot_performance_profiles(profiles: Sequence[dict], path: Path) -> None:
+    """Performance profiles (:func:`agents.results.stats.performance_profiles`): one panel per group, a line per
+    method with its 95% CI band; 0 on the x axis is the first evaluation, 1 is dense."""
+    panels: dict[tuple, list[dict]] = defaultdict(list)
+    for p in profiles:
+        panels[(p["by"], p["group"])].append(p)
+    fig, axes = _grid(len(panels), 4, 3.8, 3.2)
+    for ax, ((by, group), members) in zip(axes, panels.items()):
+        for p in members:
+            ax.plot(p["taus"], p["fraction"], color=_color(p["method"]), label=p["method"])
+            ax.fill_between(p["taus"], p["low"], p["high"], color=_color(p["method"]), alpha=0.15, linewidth=0)
+        ax.axvline(1.0, color="grey", linewidth=0.8, linestyle=":")
+        ax.set(xlabel="normalised final return (0: first evaluation, 1: dense)", ylabel="fraction of runs above")
+        ax.set_ylim(-0.02, 1.02)
+        cells = max(p["n_cells"] for p in members)
+        ax.set_title(_wrap(f"{by} {group} ({cells} cell{'s' if cells > 1 else ''})"), fontsize="small")
+        ax.legend(fontsize="x-small")
+    _save(fig, path)

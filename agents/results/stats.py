@@ -91,7 +91,7 @@ from scipy import stats as scipy_stats
 
 import sparse_jax as sj
 from agents.results import CELL_KEYS, Run, sparsity_label
-from sparse_jax.validation import check_int
+from sparse_jax.validation import check_choice, check_int
 
 NETWORKS = ("actor", "critic")
 ACTOR_CRITIC_FLOPS: dict[str, int] = {"actor": 3, "critic": 4}
@@ -521,6 +521,73 @@ def comparisons(runs: Sequence[Run]) -> list[dict]:
     return out
 
 
+def normalised_scores(runs: Sequence[Run]) -> tuple[dict[tuple, dict[str, np.ndarray]], list[str]]:
+    """Per cell (sorted) and method, the seeds' final returns normalised to ``(x - u) / (d - u)`` (module docs).
+
+    Returns:
+      ``(per_cell, skipped)``: the normalised scores of every cell with dense runs that beat the
+      first evaluation, and the names of the cells left out.
+    """
+    per_cell: dict[tuple, dict[str, np.ndarray]] = {}
+    skipped = []
+    for cell, methods in sorted(ok_runs_by_cell(runs).items(), key=lambda kv: tuple(sortable(v) for v in kv[0])):
+        every = [r for rs in methods.values() for r in rs]
+        untrained = float(np.mean([float(r.curve[0]["eval_return"]) for r in every]))
+        dense = [final_return(r.curve) for r in methods.get("dense", [])]
+        d = float(np.mean(dense)) if dense else None
+        if d is None or d - untrained <= 0.01 * (abs(d) + abs(untrained)):
+            skipped.append(cell_name(dict(zip(CELL_KEYS, cell))))
+            continue
+        per_cell[cell] = {
+            method: (np.array([final_return(r.curve) for r in rs]) - untrained) / (d - untrained)
+            for method, rs in methods.items()
+        }
+    return per_cell, skipped
+
+
+# Normalised scores at which performance profiles are evaluated: untrained (0) to dense (1) and beyond.
+PROFILE_TAUS = tuple(round(t, 2) for t in np.linspace(-0.25, 1.5, 36))
+
+
+def performance_profiles(runs: Sequence[Run], by: str = "algo", taus: Sequence[float] = PROFILE_TAUS) -> list[dict]:
+    """Performance profiles (Agarwal et al. 2021): the fraction of runs whose normalised final return exceeds
+    each ``tau``, per group of cells and method, with 95% stratified-bootstrap CIs (rliable, fixed generator).
+
+    Args:
+      runs: the runs (:func:`normalised_scores` normalises them per cell; cells without a dense
+        baseline are left out).
+      by: the cell key that groups cells (``algo``, ``distribution``, ``env``, ...).
+      taus: the normalised scores to evaluate at.
+
+    Returns:
+      One dict per (group, method): ``by``, ``group``, ``method``, ``n_cells``, ``n_runs``, and
+      ``taus``, ``fraction``, ``low``, ``high`` (lists, one value per tau). A method is counted over
+      the group's cells where it has runs, with its lowest seeds' count in every cell.
+    """
+    check_choice("by", by, CELL_KEYS)
+    per_cell, _ = normalised_scores(runs)
+    groups: dict[Any, dict[str, list[np.ndarray]]] = defaultdict(lambda: defaultdict(list))
+    for cell, methods in per_cell.items():
+        group = dict(zip(CELL_KEYS, cell))[by]
+        for method, scores in methods.items():
+            groups[group][method].append(scores)
+    taus = np.asarray(taus, float)
+    out = []
+    for group in sorted(groups, key=sortable):
+        for method in sorted(groups[group], key=method_key):
+            cols = groups[group][method]
+            n = min(len(c) for c in cols)
+            scores = {method: np.stack([c[:n] for c in cols], axis=1)}
+            point, ci = _interval_estimates(scores, lambda x: np.array([np.mean(x > t) for t in taus]))
+            lo, hi = np.asarray(ci[method])
+            out.append({
+                "by": by, "group": group, "method": method, "n_cells": len(cols), "n_runs": n * len(cols),
+                "taus": taus.tolist(), "fraction": np.asarray(point[method]).tolist(),
+                "low": lo.tolist(), "high": hi.tolist(),
+            })  # fmt: skip
+    return out
+
+
 def aggregate(runs: Sequence[Run]) -> tuple[list[dict], list[str]]:
     """IQM and mean of the dense-normalised final return over all cells, per method (module docs).
 
@@ -531,18 +598,11 @@ def aggregate(runs: Sequence[Run]) -> tuple[list[dict], list[str]]:
     """
     from rliable import metrics
 
+    per_cell, skipped = normalised_scores(runs)
     per_method: dict[str, list[np.ndarray]] = defaultdict(list)
-    skipped = []
-    for cell, methods in sorted(ok_runs_by_cell(runs).items(), key=lambda kv: tuple(sortable(v) for v in kv[0])):
-        every = [r for rs in methods.values() for r in rs]
-        untrained = float(np.mean([float(r.curve[0]["eval_return"]) for r in every]))
-        dense = [final_return(r.curve) for r in methods.get("dense", [])]
-        d = float(np.mean(dense)) if dense else None
-        if d is None or d - untrained <= 0.01 * (abs(d) + abs(untrained)):
-            skipped.append(cell_name(dict(zip(CELL_KEYS, cell))))
-            continue
-        for method, rs in methods.items():
-            per_method[method].append((np.array([final_return(r.curve) for r in rs]) - untrained) / (d - untrained))
+    for methods in per_cell.values():
+        for method, scores in methods.items():
+            per_method[method].append(scores)
     rows = []
     for method in sorted(per_method, key=method_key):
         cols = per_method[method]
