@@ -6,13 +6,14 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import sparse_jax as sj
 from agents.algorithms.config import RedoConfig, SparsityConfig, TrainConfig
 from agents.algorithms.networks import TwinCritic
 from agents.execution.runner import run
-from agents.execution.train import make_algorithm, make_train, next_rewire_iteration
+from agents.execution.train import inner_optimizer, make_algorithm, make_train, next_rewire_iteration
 from tests.helpers import BANDIT
 
 MASK_METHODS = sj.MASK_METHODS
@@ -329,3 +330,23 @@ def test_redo_needs_an_algorithm_that_gives_unit_scores():
     algo = make_algorithm(TrainConfig(**BANDIT), obs_size=1, action_size=1)._replace(unit_scores=None)
     with pytest.raises(ValueError, match=r"redo.every=10 needs per-unit scores.*'sac'.*set redo.every=0"):
         _recycle_fn(TrainConfig(**BANDIT, redo=RedoConfig(every=10)), algo)
+
+
+def test_weight_decay_makes_the_inner_optimizer_adamw_and_decays_active_weights_only():
+    """Off by default (plain Adam, as before); with weight_decay 0.1 and lr 1e-3, a zero gradient moves an active
+    weight w to w * (1 - 1e-4) (Adam's part is 0/(0 + eps) = 0), and a pruned weight stays exactly 0."""
+    cfg = TrainConfig(**BANDIT)
+    params = {"w": jnp.eye(2) * 3.0, "b": jnp.ones(2)}
+    grads = jax.tree.map(lambda p: jnp.full_like(p, 0.5), params)
+    plain, adam = inner_optimizer(cfg, "actor"), optax.adam(cfg.actor_lr)
+    chex.assert_trees_all_equal(plain.update(grads, plain.init(params))[0], adam.update(grads, adam.init(params))[0])
+    decayed = dataclasses.replace(cfg, weight_decay=0.1)
+    tx = sj.static_sparse(inner_optimizer(decayed, "critic"))
+    state = sj.with_masks(tx.init(params), {"w": jnp.eye(2, dtype=bool), "b": None})
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    new = optax.apply_updates(params, tx.update(zeros, state, params)[0])
+    np.testing.assert_allclose(new["w"], jnp.eye(2) * 3.0 * (1 - 1e-4), rtol=1e-6)
+    assert new["w"][0, 1] == 0 and new["w"][1, 0] == 0
+    np.testing.assert_allclose(new["b"], 1 - 1e-4, rtol=1e-6)  # dense leaves decay too
+    with pytest.raises(ValueError, match="weight_decay=-0.1 is not allowed"):
+        dataclasses.replace(cfg, weight_decay=-0.1)

@@ -234,6 +234,9 @@ class TrainConfig:
       hidden: hidden layer widths of actor and critics.
       actor_lr: actor Adam learning rate.
       critic_lr: critic Adam learning rate.
+      weight_decay: decoupled weight decay of the actor's and critics' Adam (AdamW, Loshchilov & Hutter
+        2019; Ma et al. 2025 use 1e-2 with SimBa networks); 0, the default, is plain Adam. Inside the
+        sparse transform it decays the active weights only: pruned ones stay exactly 0.
       gamma: discount.
       tau: Polyak rate of the target networks.
       buffer_capacity: replay capacity in transitions (capped at ``total_steps``).
@@ -262,6 +265,7 @@ class TrainConfig:
     hidden: tuple[int, ...] = (256, 256)
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
+    weight_decay: float = 0.0
     gamma: float = 0.99
     tau: float = 0.005
     buffer_capacity: int = 1_000_000
@@ -304,6 +308,7 @@ class TrainConfig:
             fail("hidden", self.hidden, "a non-empty tuple of positive int widths")
         check_number("gamma", self.gamma, lo=0.0, hi=1.0, hi_open=True)
         check_number("tau", self.tau, lo=0.0, hi=1.0, lo_open=True)
+        check_number("weight_decay", self.weight_decay, lo=0.0)
         for name in ("actor_lr", "critic_lr"):
             check_number(name, getattr(self, name), lo=0.0, lo_open=True)
         check_number("dormant_tau", self.dormant_tau, lo=0.0)

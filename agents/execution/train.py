@@ -115,6 +115,15 @@ def next_rewire_iteration(
     return nxt
 
 
+def inner_optimizer(config: TrainConfig, network: str) -> optax.GradientTransformation:
+    """The optimizer inside ``network``'s sparse transform: Adam at its learning rate, AdamW when
+    ``config.weight_decay > 0`` (decoupled decay of every param it sees; the transform masks it)."""
+    lr = {"actor": config.actor_lr, "critic": config.critic_lr}[network]
+    if config.weight_decay == 0:
+        return optax.adam(lr)  # exactly the optimizer of earlier versions
+    return optax.adamw(lr, weight_decay=config.weight_decay)
+
+
 def make_algorithm(
     config: TrainConfig, obs_size: int, action_size: int, share_with: Sequence[TrainConfig] = ()
 ) -> Algorithm:
@@ -127,7 +136,6 @@ def make_algorithm(
     bounds of the method's mask rule to cover theirs and changes nothing else.
     """
     sparse = config.sparse
-    lrs = {"actor": config.actor_lr, "critic": config.critic_lr}
     rule = sj.METHODS[sparse.method].rule
     others = [c.sparse for c in share_with]
 
@@ -154,7 +162,7 @@ def make_algorithm(
             )
         return sj.sparse_optimizer(
             sparse.method,
-            optax.adam(lrs[network]),
+            inner_optimizer(config, network),
             schedule=schedule,
             max_active=max_active(network, shapes),
             distribution=sparse.distribution,
