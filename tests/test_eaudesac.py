@@ -6,7 +6,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import BANDIT
 
 import sparse_jax as sj
 from agents.algorithms.config import EauDeConfig, RedoConfig, SparsityConfig, TrainConfig
@@ -17,6 +16,7 @@ from agents.execution.runner import prepare_runs, train_chunks
 from agents.execution.train import make_algorithm
 from agents.experiments import sweep
 from sparse_jax import eaude
+from tests.helpers import BANDIT
 
 TINY = TrainConfig(
     **{**BANDIT, "hidden": (4,)},
