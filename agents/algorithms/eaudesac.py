@@ -58,7 +58,6 @@ class EauDeSACState(NetworkMasks):
       target_masks: the target critic's masks.
       levels: each member's level on the critic ladder (int32, ``(members,)``).
       target_level: the target critic's level.
-      actor_level: the actor's level on its own ladder.
       max_levels: the run's ceilings, ``(actor, critic)`` levels (int32): one program serves every ceiling.
       loss_sum: each member's summed TD loss since the last selection.
     """
@@ -73,9 +72,13 @@ class EauDeSACState(NetworkMasks):
     target_masks: Any
     levels: jax.Array
     target_level: jax.Array
-    actor_level: jax.Array
     max_levels: jax.Array
     loss_sum: jax.Array
+
+    @property
+    def actor_level(self) -> jax.Array:
+        """The actor's level on its own ladder: the target's, capped by the actor's ceiling."""
+        return jnp.minimum(self.target_level, self.max_levels[..., 0])
 
     @property
     def critic(self) -> Params:
@@ -136,7 +139,6 @@ def replace_members(
         target_masks=masks,
         levels=levels,
         target_level=jnp.asarray(level, jnp.int32),
-        actor_level=a_level,
         loss_sum=jnp.zeros_like(state.loss_sum),
     )
 
@@ -186,7 +188,6 @@ def make_eaudesac(config: TrainConfig, obs_size: int, action_size: int, make_tx:
             target_masks=critic_init.masks,
             levels=jnp.zeros(e.members, jnp.int32),
             target_level=jnp.zeros((), jnp.int32),
-            actor_level=jnp.zeros((), jnp.int32),
             max_levels=jnp.asarray(max_levels, jnp.int32),
             loss_sum=jnp.zeros(e.members, jnp.float32),
         )
