@@ -5,21 +5,29 @@ accelerator's extra first); every step runs in its own process under
 ``timeout`` (SIGTERM at its limit, SIGKILL 10 s later), one after another, in
 order of value, so that a run cut short keeps what its first steps measured:
 
-=============  =====  ======================================================================
-step           limit  what
-=============  =====  ======================================================================
-install        150 s  ``scripts/_venv.sh``: ``.[dev,cuda12]`` / ``.[dev,tpu]`` into ``.venv``
-devices         40 s  ``jax.devices()``, backend, ``memory_stats()``, the planner's plans
-tests           70 s  fast tests (``-m "not slow"``) of a few files on the device
-peer           115 s  dense SAC env steps/s, ours at 1 and 16 vmapped seeds vs brax's trainer
-batch           75 s  one mask-only batch of 64 runs vs 1 run: runs/s, peak device memory
-overhead       115 s  each sparse method's training chunk vs dense (``bench_overhead``)
-paper           75 s  the ``paper`` subset (halfcheetah SAC), stopped by its time box
-paper-resume    60 s  ``sparse-rl sweep --resume --out DIR``, checked to continue
-report          20 s  ``benchmarks/RESULTS.md`` rebuilt (section 6 shows the accelerator files)
-=============  =====  ======================================================================
+=============  =====  ====  ==============================================================
+step           limit  part  what
+=============  =====  ====  ==============================================================
+install        150 s  both  ``scripts/_venv.sh``: ``.[dev,cuda12]`` / ``.[dev,tpu]`` into ``.venv``
+devices         30 s  both  ``jax.devices()``, backend, ``memory_stats()``, the planner's plans
+tests           45 s  1     fast tests (``-m "not slow"``) of a few files on the device
+batch           60 s  1     one mask-only batch of 64 runs vs 1 run: runs/s, peak device memory
+overhead       270 s  1     each sparse method's training chunk vs dense (``bench_overhead``)
+peer           200 s  2     dense SAC env steps/s, ours at 1 and 16 vmapped seeds vs brax's trainer
+paper          150 s  2     the ``paper`` subset (halfcheetah SAC), stopped by its time box
+paper-resume    90 s  2     ``sparse-rl sweep --resume --out DIR``, checked to continue
+report          15 s  both  ``benchmarks/RESULTS.md`` rebuilt (section 6 shows the accelerator files)
+=============  =====  ====  ==============================================================
 
-720 s in all. Each measurement writes ``benchmarks/results/<name>_<backend>.json``
+The limits come from the first run on an NVIDIA H200 (jax 0.11.2): devices
+took 16 s, the tests 23 s, the 64-run batch 36 s and the overhead part
+207 s with one repeat, most of it compiling; brax's programs compile for
+minutes there, so peer (cut at 115 s and at 140 s) and the paper sweep (no
+chunk after 145 s) did not fit beside them. The steps are therefore split in
+two parts of about 10 minutes each (``--part 1``, ``--part 2``; both when
+no part is given, 1010 s), for two short leases of a device; a part's run
+keeps the other part's records in ``accelerator_run_<backend>.json``. Each
+measurement writes ``benchmarks/results/<name>_<backend>.json``
 as soon as it ends (:func:`benchmarks.common.write_json` adds the backend off
 the CPU); this run's own record, ``accelerator_run_<backend>.json``, is
 rewritten after every step. ``--dry-run`` rehearses every step on the CPU
@@ -69,6 +77,7 @@ class Step:
       dry_args: the rehearsal's command (the parts' ``--quick`` settings).
       what: one line on what it measures.
       expect_cut: the time box is meant to stop it (the paper sweep, resumed by the next step).
+      part: the part of the run it belongs to (1 or 2; 0: both, run in either part).
     """
 
     name: str
@@ -78,6 +87,7 @@ class Step:
     dry_args: str
     what: str
     expect_cut: bool = False
+    part: int = 0
 
     def argv(self, dry_run: bool, **fields: str) -> list[str]:
         """The command's arguments after ``python``, with ``fields`` filled in."""
@@ -90,7 +100,7 @@ STEPS: tuple[Step, ...] = (
     INSTALL,
     Step(
         "devices",
-        40,
+        30,
         60,
         "-m benchmarks.accelerator devices",
         "-m benchmarks.accelerator devices --quick",
@@ -98,63 +108,70 @@ STEPS: tuple[Step, ...] = (
     ),
     Step(
         "tests",
-        70,
+        45,
         60,
         f"{PYTEST} {' '.join(TEST_FILES)}",
         f"{PYTEST} {' '.join(TEST_FILES[:3])}",
         "the fast tests of a few files, on the device",
-    ),
-    Step(
-        "peer",
-        115,
-        240,
-        "-m benchmarks.bench_peer --seeds 1 --vmapped-seeds 16 --total-steps 4000 --no-startup",
-        "-m benchmarks.bench_peer --quick --seeds 1 --vmapped-seeds 2 --no-startup",
-        "dense SAC env steps/s on inverted_pendulum: brax's SAC trainer vs ours at 1 and 16 vmapped seeds",
+        part=1,
     ),
     Step(
         "batch",
-        75,
+        60,
         120,
         "-m benchmarks.bench_seeds --counts 1 64 --method static --no-sequential --name seeds_batch",
         "-m benchmarks.bench_seeds --quick --counts 1 4 --method static --no-sequential --name seeds_batch_quick",
         "one mask-only (static, 0.9) batch of 64 runs vs 1 run: runs/s, steady env steps/s, peak memory",
+        part=1,
     ),
     Step(
         "overhead",
-        115,
+        270,
         240,
-        "-m benchmarks.bench_overhead --repeats 3",
+        "-m benchmarks.bench_overhead --repeats 1",
         "-m benchmarks.bench_overhead --quick --repeats 1",
         "each sparse method's training chunk over dense's, ReDo, the mask-update branch",
+        part=1,
+    ),
+    Step(
+        "peer",
+        200,
+        240,
+        "-m benchmarks.bench_peer --seeds 1 --vmapped-seeds 16 --total-steps 4000 --no-startup",
+        "-m benchmarks.bench_peer --quick --seeds 1 --vmapped-seeds 2 --no-startup",
+        "dense SAC env steps/s on inverted_pendulum: brax's SAC trainer vs ours at 1 and 16 vmapped seeds",
+        part=2,
     ),
     Step(
         "paper",
-        75,
+        150,
         90,
         "-m benchmarks.bench_paper",
         "-m benchmarks.bench_paper --quick",
         "the paper preset's halfcheetah subset (SAC, 0.9, global, widths 256/1024, 5 methods x 5 seeds)",
         expect_cut=True,
+        part=2,
     ),
     Step(
         "paper-resume",
-        60,
+        90,
         120,
         "-m agents.cli sweep --resume --out {sweep} --no-progress",
         "-m agents.cli sweep --resume --out {sweep} --no-progress",
         "sparse-rl sweep --resume on the paper sweep: checked to continue where it stopped",
         expect_cut=True,
+        part=2,
     ),
     Step(
         "report",
-        20,
+        15,
         60,
         "-m benchmarks.accelerator report --to benchmarks/RESULTS.md",
         "-m benchmarks.accelerator report --to {results}/RESULTS.md",
         "RESULTS.md rebuilt from every JSON present (section 6: the accelerator's)",
     ),
 )
+PARTS = (1, 2)
 
 
 def step(name: str) -> Step:
@@ -165,16 +182,25 @@ def step(name: str) -> Step:
     raise ValueError(f"step {name!r} is not allowed; allowed: {[s.name for s in STEPS]}.")
 
 
-def total_limit(dry_run: bool = False) -> int:
-    """The sum of every step's limit (the kill grace not counted), in seconds."""
-    return sum(s.dry_limit_s if dry_run else s.limit_s for s in STEPS)
+def steps(part: int | None = None) -> tuple[Step, ...]:
+    """The steps of ``part`` (1 or 2), in order; every step when ``part`` is None."""
+    if part is not None and part not in PARTS:
+        raise ValueError(f"part {part!r} is not allowed; allowed: {', '.join(map(str, PARTS))}.")
+    return tuple(s for s in STEPS if part is None or s.part in (0, part))
 
 
-def plan_lines(dry_run: bool = False) -> list[str]:
+def total_limit(dry_run: bool = False, part: int | None = None) -> int:
+    """The sum of the limits of ``part``'s steps (every step's when None; the kill grace not counted), in s."""
+    return sum(s.dry_limit_s if dry_run else s.limit_s for s in steps(part))
+
+
+def plan_lines(dry_run: bool = False, part: int | None = None) -> list[str]:
     """The steps, their limits and what they measure, as ``--plan`` prints them."""
     mode = "CPU rehearsal (--dry-run)" if dry_run else "accelerator run"
-    lines = [f"accelerator.sh: {mode}, {len(STEPS)} steps, {total_limit(dry_run)} s in all"]
-    for i, s in enumerate(STEPS, 1):
+    which = f"part {part}" if part is not None else "both parts"
+    chosen = steps(part)
+    lines = [f"accelerator.sh: {mode}, {which}, {len(chosen)} steps, {total_limit(dry_run, part)} s in all"]
+    for i, s in enumerate(chosen, 1):
         limit = s.dry_limit_s if dry_run else s.limit_s
         args = s.argv(dry_run, results="{results}", suffix="{suffix}", sweep="{sweep}")
         command = (
@@ -230,8 +256,13 @@ def _status(rc: int, cut_expected: bool) -> str:
     return f"failed (exit status {rc})"
 
 
-def run(dry_run: bool, install: dict[str, Any], results: Path) -> list[dict[str, Any]]:
-    """Run every step after the install (done by the shell script, reported in ``install``); the steps' records."""
+def run(dry_run: bool, install: dict[str, Any], results: Path, part: int | None = None) -> list[dict[str, Any]]:
+    """Run ``part``'s steps after the install (done by the shell script, reported in ``install``); their records.
+
+    The run's record, ``accelerator_run<suffix>.json``, keeps the records of
+    steps this run does not hold from the record already there (the other
+    part's), in the order of :data:`STEPS`.
+    """
     # Long: one loop over the steps, with the paper sweep's before/after check and the run's record inline.
     if shutil.which("timeout") is None:
         raise SystemExit("accelerator.sh: error: the `timeout` command (GNU coreutils) is needed and was not found.")
@@ -242,7 +273,8 @@ def run(dry_run: bool, install: dict[str, Any], results: Path) -> list[dict[str,
     suffix, rows_before, paper_rc = "", {}, None
     start_all = time.perf_counter()
     try:
-        for i, s in enumerate(STEPS[1:], 2):
+        chosen = steps(part)
+        for i, s in enumerate(chosen[1:], 2):
             limit = s.dry_limit_s if dry_run else s.limit_s
             sweep = _latest_sweep(results)
             fields = {"results": str(results), "suffix": suffix, "sweep": str(sweep)}
@@ -250,14 +282,14 @@ def run(dry_run: bool, install: dict[str, Any], results: Path) -> list[dict[str,
             if s.name == "paper-resume":
                 if sweep is None:
                     records.append({"step": s.name, "status": "skipped: the paper step left no sweep", "elapsed_s": 0})
-                    print(f"[{i}/{len(STEPS)}] {s.name}: skipped, the paper step left no sweep directory", flush=True)
+                    print(f"[{i}/{len(chosen)}] {s.name}: skipped, the paper step left no sweep directory", flush=True)
                     continue
                 rows_before = _curve_rows(sweep)
             step_env = env
             if s.name.startswith("paper"):
                 # The resumed sweep compiles the same programs again: a shared persistent cache reads them back.
                 step_env = dict(env, JAX_COMPILATION_CACHE_DIR=str(cache))
-            print(f"\n[{i}/{len(STEPS)}] {s.name} (limit {limit} s): {shlex.join(['python', *args])}", flush=True)
+            print(f"\n[{i}/{len(chosen)}] {s.name} (limit {limit} s): {shlex.join(['python', *args])}", flush=True)
             before = _snapshot(results)
             t0 = time.perf_counter()
             rc = subprocess.run(
@@ -292,19 +324,31 @@ def run(dry_run: bool, install: dict[str, Any], results: Path) -> list[dict[str,
             records.append(record)
             files = ", ".join(record["wrote"]) or "nothing"
             print(
-                f"[{i}/{len(STEPS)}] {s.name}: {record['status']} in {elapsed:.0f} s (limit {limit} s); wrote {files}",
+                f"[{i}/{len(chosen)}] {s.name}: {record['status']} in {elapsed:.0f} s (limit {limit} s); wrote {files}",
                 flush=True,
             )
-            _write_record(results / f"accelerator_run{suffix}.json", dry_run, records, start_all)
+            _write_record(results / f"accelerator_run{suffix}.json", dry_run, records, start_all, part)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     return records
 
 
-def _write_record(path: Path, dry_run: bool, records: list[dict[str, Any]], start: float) -> None:
-    """This run's record: every step so far, with its limit, elapsed time, status and files."""
-    body = {"dry_run": dry_run, "total_limit_s": total_limit(dry_run), "elapsed_s": time.perf_counter() - start}
-    path.write_text(json.dumps({**body, "steps": records}, indent=2) + "\n")
+def _write_record(path: Path, dry_run: bool, records: list[dict[str, Any]], start: float, part: int | None) -> None:
+    """The run's record: every step so far, with its limit, elapsed time, status and files.
+
+    Where ``part`` is given, the records of the other part's steps already in
+    ``path`` stay (each step once, in the order of :data:`STEPS`), so two
+    parts run on two occasions make one record.
+    """
+    date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    mine = {r["step"]: {**r, "part": part, "date_utc": r.get("date_utc", date)} for r in records}
+    kept = {}
+    if part is not None and path.is_file():
+        kept = {r["step"]: r for r in json.loads(path.read_text()).get("steps", []) if r["step"] not in mine}
+    merged = [{**kept, **mine}[s.name] for s in STEPS if s.name in {**kept, **mine}]
+    elapsed = time.perf_counter() - start
+    body = {"dry_run": dry_run, "total_limit_s": sum(r.get("limit_s") or 0 for r in merged), "elapsed_s": elapsed}
+    path.write_text(json.dumps({**body, "steps": merged}, indent=2) + "\n")
 
 
 def summary_lines(records: Sequence[dict[str, Any]], wall_s: float) -> list[str]:
@@ -361,9 +405,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--to", type=Path, default=None, help="report: where RESULTS.md goes")
     parser.add_argument("--install", default="{}", help="--run: the install step's record (JSON, from the script)")
     parser.add_argument("--started", type=float, default=None, help="--run: the script's start (epoch seconds)")
+    parser.add_argument("--part", type=int, choices=PARTS, default=None, help="the steps of one part (default: both)")
     args = parser.parse_args(argv)
     if args.plan:
-        print("\n".join(plan_lines(args.dry_run)))
+        print("\n".join(plan_lines(args.dry_run, args.part)))
     elif args.limit:
         try:
             s = step(args.limit)
@@ -372,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(s.dry_limit_s if args.dry_run else s.limit_s)
     elif args.run:
         results = Path(os.environ.get("SPARSE_RL_BENCH_RESULTS") or "benchmarks/results")
-        records = run(args.dry_run, json.loads(args.install), results)
+        records = run(args.dry_run, json.loads(args.install), results, args.part)
         wall = time.time() - args.started if args.started else sum(r.get("elapsed_s") or 0 for r in records)
         print("\n".join(summary_lines(records, wall)))
         print(f"results in {results}")

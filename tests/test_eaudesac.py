@@ -142,13 +142,13 @@ def test_eaudesac_is_refused_where_it_cannot_train():
 
 
 def test_the_planner_sizes_an_ensemble_run_with_its_members():
-    """The batch planner's estimate per run is twice the training state, which holds every member."""
+    """The batch planner's estimate per run is STATE_COPIES times the training state, which holds every member."""
     cfg = sweep.SweepConfig(envs=("probe_bandit",), methods=("static", "eaudesac"), seeds=2, train=TINY)
     plan = plan_lib.make_plan(cfg.plan_programs())
     static, ensemble = plan.bytes_per_run
-    per_run = lambda c: 2 * plan_lib.state_bytes(runner.state_template(runner.make_train(c), 1))
+    per_run = lambda c: plan_lib.STATE_COPIES * plan_lib.state_bytes(runner.state_template(runner.make_train(c), 1))
     (static_config, _), (ensemble_config, _) = cfg.plan_programs()
     assert ensemble == per_run(ensemble_config) and static == per_run(static_config)
     critic = sum(x.size * 4 for x in jax.tree.leaves(make_algorithm(TINY, 1, 1).init_params(jax.random.key(0))[1]))
-    # Two more critics (3 members), each with its Adam moments (3 copies of the weights), counted twice.
-    assert ensemble - static >= 2 * 2 * 3 * critic
+    # Two more critics (3 members), each with its Adam moments (3 copies of the weights), counted 4 times.
+    assert ensemble - static >= 2 * 4 * 3 * critic

@@ -1,6 +1,7 @@
 """Packaging: the library installs and imports with jax, optax and numpy alone; the RL side says what it needs;
 the accelerator run installs with the accelerator's extra and lists its time-boxed steps."""
 
+import json
 import os
 import subprocess
 import sys
@@ -63,7 +64,11 @@ def test_agents_without_the_rl_extra_names_the_install_command():
 
 
 ACCELERATOR_SH = ROOT / "benchmarks" / "accelerator.sh"
-ACCELERATOR_STEPS = ["install", "devices", "tests", "peer", "batch", "overhead", "paper", "paper-resume", "report"]
+ACCELERATOR_STEPS = ["install", "devices", "tests", "batch", "overhead", "peer", "paper", "paper-resume", "report"]
+ACCELERATOR_PARTS = {
+    1: ["install", "devices", "tests", "batch", "overhead", "report"],
+    2: ["install", "devices", "peer", "paper", "paper-resume", "report"],
+}
 
 
 def _accelerator(*args: str) -> subprocess.CompletedProcess:
@@ -73,7 +78,8 @@ def _accelerator(*args: str) -> subprocess.CompletedProcess:
 
 def test_the_accelerator_script_parses_and_lists_its_time_boxed_steps():
     """The accelerator run installs with the accelerator's extra through scripts/_venv.sh, lists its steps
-    (in order of value, each with its limit) without running them, and fits its budget; a bad option is named."""
+    (in order of value, each with its limit) without running them, in two parts that each fit a short lease
+    and together hold every step; a bad option or part is named."""
     from benchmarks import accelerator
 
     assert subprocess.run(["bash", "-n", str(ACCELERATOR_SH)], capture_output=True).returncode == 0
@@ -81,19 +87,39 @@ def test_the_accelerator_script_parses_and_lists_its_time_boxed_steps():
     assert "source scripts/_venv.sh" in text and "export XLA_PYTHON_CLIENT_PREALLOCATE=false" in text
     assert "XLA_PYTHON_CLIENT_PREALLOCATE=false" in " ".join(plan_lib.free_memory.__doc__.split())
     for dry_run in (False, True):
-        proc = _accelerator("--plan", *(["--dry-run"] if dry_run else []))
-        assert proc.returncode == 0, proc.stderr
-        lines = proc.stdout.splitlines()
-        assert lines[0].endswith(f"9 steps, {accelerator.total_limit(dry_run)} s in all")
-        steps = [line.split()[1] for line in lines[1::2]]
-        limits = [int(line.split()[2]) for line in lines[1::2]]
-        assert steps == ACCELERATOR_STEPS and all(limit > 0 for limit in limits)
-        assert sum(limits) == accelerator.total_limit(dry_run)
-        # The rehearsal runs the parts' --quick settings; the accelerator run their real ones.
-        assert all(("--quick" in line) == dry_run for line in lines[2::2] if "benchmarks.bench_" in line)
-    assert accelerator.total_limit() <= 12 * 60  # install included
+        for part, expected in [(None, ACCELERATOR_STEPS), *ACCELERATOR_PARTS.items()]:
+            args = ["--plan", *(["--dry-run"] if dry_run else []), *(["--part", str(part)] if part else [])]
+            proc = _accelerator(*args)
+            assert proc.returncode == 0, proc.stderr
+            lines = proc.stdout.splitlines()
+            which = f"part {part}" if part else "both parts"
+            total = accelerator.total_limit(dry_run, part)
+            assert lines[0].endswith(f"{which}, {len(expected)} steps, {total} s in all")
+            steps = [line.split()[1] for line in lines[1::2]]
+            limits = [int(line.split()[2]) for line in lines[1::2]]
+            assert steps == expected and all(limit > 0 for limit in limits) and sum(limits) == total
+            # The rehearsal runs the parts' --quick settings; the accelerator run their real ones.
+            assert all(("--quick" in line) == dry_run for line in lines[2::2] if "benchmarks.bench_" in line)
+    assert all(accelerator.total_limit(part=part) <= 11 * 60 for part in accelerator.PARTS)  # install included
     proc = _accelerator("--bogus")
-    assert proc.returncode == 2 and "option '--bogus' is not allowed; allowed: --dry-run, --plan" in proc.stderr
+    assert proc.returncode == 2 and "option '--bogus' is not allowed; allowed: --part 1|2, --dry-run" in proc.stderr
+    proc = _accelerator("--part", "3")
+    assert proc.returncode == 2 and "--part '3' is not allowed; allowed: 1, 2" in proc.stderr
+
+
+def test_the_accelerator_record_of_one_part_keeps_the_other_parts_steps(tmp_path):
+    """Part 2 run after part 1 rewrites the steps it ran and keeps part 1's, one record per step, in order."""
+    from benchmarks.accelerator import _write_record
+
+    path = tmp_path / "accelerator_run_gpu.json"
+    _write_record(path, False, [{"step": "devices", "limit_s": 30}, {"step": "overhead", "limit_s": 270}], 0.0, 1)
+    again = [{"step": "devices", "limit_s": 30, "status": "again"}, {"step": "peer", "limit_s": 200}]
+    _write_record(path, False, again, 0.0, 2)
+    record = json.loads(path.read_text())
+    assert [(r["step"], r["part"]) for r in record["steps"]] == [("devices", 2), ("overhead", 1), ("peer", 2)]
+    assert record["steps"][0]["status"] == "again" and record["total_limit_s"] == 500
+    _write_record(path, False, [{"step": "tests", "limit_s": 45}], 0.0, None)  # both parts: a fresh record
+    assert [r["step"] for r in json.loads(path.read_text())["steps"]] == ["tests"]
 
 
 def test_the_accelerator_run_checks_that_a_resumed_sweep_continued():

@@ -12,7 +12,8 @@ from tests.helpers import BATCHING_GRID as GRID
 
 
 def test_the_plan_caps_batches_by_memory_and_rounds_to_the_device_count(monkeypatch):
-    need = 2 * plan_lib.state_bytes(runner.state_template(runner.make_train(GRID.cell_config(GRID.cells()[0])), 1))
+    template = runner.state_template(runner.make_train(GRID.cell_config(GRID.cells()[0])), 1)
+    need = plan_lib.STATE_COPIES * plan_lib.state_bytes(template)
     monkeypatch.setattr(plan_lib, "free_memory", lambda num_devices=None: (int(5.5 * need / 0.8), "device"))
     plan = plan_lib.make_plan(GRID.plan_programs())
     assert plan.caps == (5, None) and plan.bytes_per_run == (need, need)  # 8 mask-only runs > 5; 4 SET runs fit
@@ -72,8 +73,9 @@ def test_free_memory_reads_the_devices_own_statistics(monkeypatch, devices, expe
     assert plan_lib.free_memory() == expected
 
 
-def _on_devices(monkeypatch, devices, state_bytes=256 * 2**20):
-    """Make the planner see ``devices`` (one runs mesh over them) and runs of ``2 * state_bytes`` bytes each."""
+def _on_devices(monkeypatch, devices, state_bytes=128 * 2**20):
+    """Make the planner see ``devices`` (one runs mesh over them) and runs of ``STATE_COPIES * state_bytes`` bytes
+    (512 MiB) each."""
     mesh = SimpleNamespace(devices=SimpleNamespace(flat=devices), size=len(devices))
     monkeypatch.setattr(plan_lib, "runs_mesh", lambda num_devices=None: mesh if len(devices) > 1 else None)
     monkeypatch.setattr(plan_lib.jax, "local_devices", lambda: devices)
@@ -122,6 +124,7 @@ def test_the_plan_on_accelerators_sizes_batches_to_the_room_jax_may_still_use(mo
     config = GRID.cell_config(GRID.cells()[0])
     programs = [plan_lib.Program(config, 200), plan_lib.Program(config, 10)]  # 200 runs: capped where memory is known
     plan = plan_lib.make_plan(programs, num_devices=len(devices))
+    assert plan_lib.STATE_COPIES == 4
     assert (plan.free_bytes, plan.memory, plan.caps) == (free, where, caps)
     assert plan.bytes_per_run == (512 * 2**20, 512 * 2**20)
     # The user's cap applies in every case; where the device reports nothing it is the only one.

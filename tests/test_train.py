@@ -13,7 +13,13 @@ import sparse_jax as sj
 from agents.algorithms.config import RedoConfig, SparsityConfig, TrainConfig
 from agents.algorithms.networks import TwinCritic
 from agents.execution.runner import run
-from agents.execution.train import inner_optimizer, make_algorithm, make_train, next_rewire_iteration
+from agents.execution.train import (
+    inner_optimizer,
+    make_algorithm,
+    make_train,
+    next_redo_iteration,
+    next_rewire_iteration,
+)
 from tests.helpers import BANDIT
 
 MASK_METHODS = sj.MASK_METHODS
@@ -233,6 +239,19 @@ def test_next_rewire_iteration_finds_every_mask_update(method, algo, ups, delta_
     its = jnp.arange(iters)
     for end in (iters, iters // 2):
         got = jax.jit(jax.vmap(lambda it, end=end: next_rewire_iteration(schedules, ups, it, end)))(its)
+        expected = [min([h for h in hits if it <= h < end], default=end) for it in range(iters)]
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("ups", [1, 2, 3])
+@pytest.mark.parametrize("every", [1, 4, 7, 250])
+def test_next_redo_iteration_finds_every_redo_step(ups, every):
+    """Brute force: the iterations holding an update u with (u + 1) % every == 0, before ``end``."""
+    iters = 600
+    hits = {u // ups for u in range(iters * ups) if (u + 1) % every == 0}
+    its = jnp.arange(iters)
+    for end in (iters, iters // 2):
+        got = jax.jit(jax.vmap(lambda it, end=end: next_redo_iteration(every, ups, it, end)))(its)
         expected = [min([h for h in hits if it <= h < end], default=end) for it in range(iters)]
         np.testing.assert_array_equal(got, expected)
 

@@ -5,8 +5,8 @@ so does every run of one dynamic method (see
 :meth:`agents.experiments.sweep.SweepConfig.programs`). A program's runs train as one
 vmapped batch unless that would not fit: :func:`make_plan` estimates the
 bytes of one run (its ``TrainState``: replay buffer, params, targets,
-optimizer states, env state; twice, since a chunk holds its input and its
-output state), reads the free memory of the devices the runs are sharded over
+optimizer states, env state; :data:`STATE_COPIES` times, for the chunk's
+input and output states and the program's temporaries), reads the free memory of the devices the runs are sharded over
 (an accelerator's own, or the host's on CPU), and caps each batch at what fits
 in 80% of it, or at ``max_runs_per_batch``.
 
@@ -33,9 +33,14 @@ from agents.execution.train import make_train
 if TYPE_CHECKING:
     from agents.algorithms.config import TrainConfig
 
-# The share of the free memory a batch may plan for: activations, compiled code and the runtime's own
-# buffers are not in the estimate.
+# The share of the free memory a batch may plan for: compiled code and the runtime's own buffers are not in
+# the estimate.
 MEMORY_SHARE = 0.8
+# Bytes of one run in a batch, in copies of its training state: the chunk's input and output states, and
+# the temporaries of its updates. Measured on an NVIDIA H200 (benchmarks/results/seeds_batch_gpu.json), the
+# mask-only SAC program took 12.6 MiB of device memory per added run for a state of 3.0 MiB (4.2 copies);
+# the earlier estimate of 2 copies would have let a batch at its cap take about 1.7 times the free memory.
+STATE_COPIES = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +49,7 @@ class Plan:
 
     Attributes:
       caps: the most runs per batch, one per program (``None``: no cap).
-      bytes_per_run: the estimated bytes of one run of each program (twice its state).
+      bytes_per_run: the estimated bytes of one run of each program (:data:`STATE_COPIES` times its state).
       free_bytes: the memory the plan was sized to (summed over the devices a batch is sharded over), or
         ``None`` where it could not be read.
       memory: where that memory is: ``"device"``, ``"host"`` (CPU runs) or ``"unknown"``.
@@ -186,11 +191,12 @@ def make_plan(
         members = config.eaude.members if sj.METHODS[config.sparse.method].ensemble else 0
         shape_key = (config.env, config.algo, config.hidden, members)
         if shape_key not in sizes:
-            sizes[shape_key] = 2 * state_bytes(state_template(make_train(config), 1))
+            sizes[shape_key] = STATE_COPIES * state_bytes(state_template(make_train(config), 1))
         need = sizes[shape_key]
         if free is not None and need > MEMORY_SHARE * free:  # not even one run fits: it could only fail midway
             raise ValueError(
-                f"one run of {config.env} / {config.algo} needs about {_size(need)} (twice its training state), "
+                f"one run of {config.env} / {config.algo} needs about {_size(need)} ({STATE_COPIES} times its "
+                f"training state), "
                 f"more than {MEMORY_SHARE:.0%} of the {_size(free)} of free {where} memory; lower "
                 "--config.buffer-capacity or the network widths, or free memory."
             )

@@ -115,6 +115,18 @@ def next_rewire_iteration(
     return nxt
 
 
+def next_redo_iteration(every: int, updates_per_step: int, it: jax.Array, end: jax.Array) -> jax.Array:
+    """The first iteration ``>= it`` whose updates include a ReDo step (after every ``every``-th update).
+
+    Iteration ``i`` runs updates ``i * updates_per_step ...``, and update
+    ``u`` is followed by a ReDo step when ``(u + 1) % every == 0``; returns
+    ``end`` when none falls in ``[it, end)``.
+    """
+    first = it * updates_per_step
+    nxt = -(-(first + 1) // every) * every - 1  # the first update u >= first with (u + 1) % every == 0
+    return jnp.minimum(nxt // updates_per_step, end)
+
+
 def inner_optimizer(config: TrainConfig, network: str) -> optax.GradientTransformation:
     """The optimizer inside ``network``'s sparse transform: Adam at its learning rate, AdamW when
     ``config.weight_decay > 0`` (decoupled decay of every param it sees; the transform masks it)."""
@@ -286,7 +298,9 @@ def _chunk_fn(
     dynamic = sj.METHODS[config.sparse.method].rule is not None
     recycle = _recycle_fn(config, algo) if config.redo.enabled else None
 
-    def iteration(state: TrainState, it: jax.Array, rewire: bool | None) -> tuple[TrainState, Metrics]:
+    def iteration(
+        state: TrainState, it: jax.Array, rewire: bool | None, redo: bool = False
+    ) -> tuple[TrainState, Metrics]:
         # ACT: one step of every parallel env with the stochastic policy.
         key, k_act, k_update = jax.random.split(state.key, 3)
         action = algo.act(state.agent.actor, state.env_state.obs, k_act, False)
@@ -302,10 +316,15 @@ def _chunk_fn(
                 return agent, metrics
             # ReDo after every redo.every-th update, on that update's batch. The step is never batched,
             # so the cond stays a branch under vmap; the recycled fractions are NaN between ReDo steps
-            # (the chunk's metric is their mean over the ReDo steps it holds).
+            # (the chunk's metric is their mean over the ReDo steps it holds). Iterations without a ReDo
+            # step (redo=False) leave the branch out of the program, as for the mask updates: on a GPU the
+            # cond on every update cost a third of the chunk's time.
             skip = lambda a: (a, {f"{n}_recycled": jnp.float32(jnp.nan) for n in ("actor", "critic")})
-            redo = lambda a: recycle(a, batch, jax.random.fold_in(k_loss, 1))
-            agent, recycled = jax.lax.cond((step + 1) % config.redo.every == 0, redo, skip, agent)
+            if not redo:
+                agent, recycled = skip(agent)
+            else:
+                recycle_now = lambda a: recycle(a, batch, jax.random.fold_in(k_loss, 1))
+                agent, recycled = jax.lax.cond((step + 1) % config.redo.every == 0, recycle_now, skip, agent)
             return agent, {**metrics, **recycled}
 
         agent, metrics = jax.lax.scan(one_update, state.agent, jnp.arange(config.updates_per_step))
@@ -313,10 +332,10 @@ def _chunk_fn(
 
     # Per-iteration metrics are averaged as they come (NaN-skipping sums and counts), since the
     # iterations run in loops of traced length.
-    def iterations(carry, lo, hi, rewire):
+    def iterations(carry, lo, hi, rewire, redo=False):
         def body(it, carry):
             state, sums, seen = carry
-            state, metrics = iteration(state, it, rewire)
+            state, metrics = iteration(state, it, rewire, redo)
             sums = jax.tree.map(lambda s, v: s + jnp.where(jnp.isnan(v), 0.0, v), sums, metrics)
             seen = jax.tree.map(lambda c, v: c + ~jnp.isnan(v), seen, metrics)
             return state, sums, seen
@@ -329,16 +348,26 @@ def _chunk_fn(
         shapes = jax.eval_shape(lambda s, it: iteration(s, it, False)[1], state, first)
         zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, jnp.float32), shapes)
         carry, start_agent = (state, zeros, zeros), state.agent
-        if not dynamic:
+        if not dynamic and recycle is None:
             carry = iterations(carry, first, end, False)
         else:
-            # SET/RigL: the iterations between mask updates leave the rewiring branch out of the program
-            # (rewire=False); only an iteration holding a mask update lets the schedule decide per update.
+            # SET/RigL, ReDo: the iterations between mask updates and ReDo steps leave those branches out
+            # of the program (rewire=False, redo=False); only an iteration holding one of them lets the
+            # schedule decide per update (rewire=None) and holds the ReDo branch.
+            def next_event(it):
+                k = end
+                if dynamic:
+                    k = next_rewire_iteration(algo.schedules, config.updates_per_step, it, k)
+                if recycle is not None:
+                    k = jnp.minimum(k, next_redo_iteration(config.redo.every, config.updates_per_step, it, end))
+                return k
+
             def segment(c):
                 it, carry = c
-                k = next_rewire_iteration(algo.schedules, config.updates_per_step, it, end)
+                k = next_event(it)
                 carry = iterations(carry, it, k, False)
-                return jnp.minimum(k + 1, end), iterations(carry, k, jnp.minimum(k + 1, end), None)
+                after = jnp.minimum(k + 1, end)
+                return after, iterations(carry, k, after, None if dynamic else False, recycle is not None)
 
             carry = jax.lax.while_loop(lambda c: c[0] < end, segment, (first, carry))[1]
         state, sums, seen = carry
