@@ -181,7 +181,7 @@ def test_every_cell_uses_a_metric_base_score(preset):
         assert cfg.cell_config(cell).sparse.score != "random", cell
 
 
-@pytest.mark.parametrize("preset", ["quick", "evidence"])
+@pytest.mark.parametrize("preset", ["quick", "evidence", "study"])
 def test_tar_moves_connections_between_layers_in_the_cpu_presets(preset):
     """TAR's per-layer counts differ from static's in actor and critic (so its masks differ in any base).
 

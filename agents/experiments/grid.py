@@ -457,6 +457,16 @@ PRESETS: dict[str, SweepConfig] = {
     # inverted_double_pendulum, whose returns are graded (from ~300 untrained to several thousand), at a
     # setting where TAR's masks differ from static's in every layer count.
     "evidence": _cpu_preset("inverted_double_pendulum", seeds=8, total_steps=25_000, chunk_steps=2_000),
+    # The cross-task study's CPU part (under about 70 minutes on 2 cores): the evidence preset's task and
+    # training, but SAC and TD3, the distributions sparse-RL papers use (ERK, global; uniform stays in the
+    # evidence preset) at sparsity 0.95, 8 seeds. Its cells are reported with the DMC part's by
+    # `sparse-rl report DIR --include OTHER_DIR` (docs/results.md).
+    "study": dataclasses.replace(
+        _cpu_preset("inverted_double_pendulum", seeds=8, total_steps=25_000, chunk_steps=2_000),
+        algos=("sac", "td3"),
+        sparsities=(0.95,),
+        distributions=("erk", "global"),
+    ),
     # The accelerator preset of the specification: Graesser et al.'s protocol (256-256, batch 256, lr 3e-4,
     # RigL/SET every 1000 steps, drop 0.5 cosine to 0 at 80%), 1M steps, 5 seeds, with a SNIP base, ERK
     # (their distribution) and global (where the metric decides, and layers can fall short of E), and the
