@@ -90,6 +90,15 @@ class SweepArgs(RunOptions):
     redos: tuple[int, ...] | None = None
     """Grid axis: ReDo periods (--config.redo.every; 0: without ReDo), e.g. 0 1000 runs every method with and
     without recycling dormant units."""
+    actor_lrs: tuple[float, ...] | None = None
+    """Grid axis: actor learning rates (--config.actor-lr), e.g. 1e-4 3e-4 1e-3. Like the critic's, the discount's
+    and the Polyak rate's, SAC and TD3 take it per run: its values train in one compiled program."""
+    critic_lrs: tuple[float, ...] | None = None
+    """Grid axis: critic learning rates (--config.critic-lr)."""
+    gammas: tuple[float, ...] | None = None
+    """Grid axis: discounts (--config.gamma)."""
+    taus: tuple[float, ...] | None = None
+    """Grid axis: Polyak rates of the target networks (--config.tau)."""
     seeds: int | None = None
     """Override the number of seeds (>= 1)."""
     seed_offset: int | None = None

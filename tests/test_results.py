@@ -91,11 +91,12 @@ def test_config_json_round_trips_and_an_earlier_version_has_no_plan(tmp_path):
 
 
 def test_the_cell_of_a_run_record_has_a_field_for_every_grid_axis():
-    """A new axis of the grid's AXES must reach run.json and the report's cells (width is recorded as hidden)."""
-    from agents.experiments.grid import AXES, Cell
+    """A new axis of the grid's AXES must reach run.json and the report's cells (width is recorded as hidden,
+    the hyperparameter axes together as hyper)."""
+    from agents.experiments.grid import AXES, HYPER_AXES, Cell
 
-    recorded = {"width": "hidden"}
-    assert results.CELL_KEYS == ("env", "algo", *(recorded.get(a.field, a.field) for a in AXES))
+    recorded = {"width": "hidden", **{a.field: "hyper" for a in AXES if a.name in HYPER_AXES}}
+    assert results.CELL_KEYS == ("env", "algo", *dict.fromkeys(recorded.get(a.field, a.field) for a in AXES))
     assert set(Cell._fields) == {"env", "algo", *(a.field for a in AXES)}
     assert set(results.CELL_KEYS) <= {f.name for f in dataclasses.fields(results.RunRecord)}
 

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from agents.algorithms.config import TrainConfig
@@ -56,6 +57,41 @@ def test_batched_runs_match_each_cell_run_on_its_own(batched):
     _assert_close({k: v for k, v in _curves(out).items() if "-set-" not in k}, separate)
 
 
+def test_learning_rates_share_one_program_per_kind_and_each_run_trains_with_its_own(tmp_path):
+    """``--actor-lrs`` x sparsities x (static, tar, rigl): one mask-only and one RigL program; each run's curves
+    are those of its cell's runs alone (within the batch-shape tolerance); the rate changes the runs."""
+    lrs = (1e-4, 3e-4, 1e-3)
+    cfg = dataclasses.replace(GRID, methods=("static", "tar", "rigl"), actor_lrs=lrs)
+    assert [len(p) for p in cfg.programs()] == [3 * 2 * 2, 3 * 2]  # (lr, sparsity, method) variants
+    compiled = []
+    original = runner.compile_chunk
+    runner.compile_chunk = lambda trainer, *a: compiled.append(trainer.config.sparse.method) or original(trainer, *a)
+    try:
+        sweep.run_sweep(cfg, tmp_path / "lrs", show_progress=False)
+    finally:
+        runner.compile_chunk = original
+    assert compiled == ["static", "rigl"]
+    got = _curves(tmp_path / "lrs")
+    assert len(got) == 3 * 2 * 3 * 2 and all("-alr" in run for run in got)
+    records = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "lrs").glob("runs/*/run.json")}
+    assert {r["hyper"] for r in records.values()} == {f"actor_lr={lr:g}" for lr in lrs}
+    assert all(r["config"]["actor_lr"] == float(r["hyper"].split("=")[1]) for r in records.values())
+    # The rate reaches the update: the actor's losses part as soon as the actors do.
+    slow, fast = (got[f"probe_bandit-sac-s0.9-alr{lr:g}-static-seed0"] for lr in (1e-4, 1e-3))
+    assert slow[0]["actor_loss"] != fast[0]["actor_loss"]
+    # A cell's runs alone, with the rate in the train config (one program, no axis), agree with the batch.
+    for lr in (1e-4, 1e-3):
+        cell = dataclasses.replace(GRID.train, actor_lr=lr)
+        result = runner.run(dataclasses.replace(cell, sparse=dataclasses.replace(cell.sparse, sparsity=0.9)),
+                            GRID.seed_values(), ("static", "tar"))  # fmt: skip
+        alone = {}
+        for r, (method, seed) in enumerate(result.labels):
+            alone[f"probe_bandit-sac-s0.9-alr{lr:g}-{method}-seed{seed}"] = [
+                {k: float(v[r]) for k, v in h.items()} for h in result.history
+            ]
+        _assert_close({k: got[k] for k in alone}, alone)
+
+
 def test_max_runs_per_batch_splits_a_program_prints_the_plan_and_resumes_per_batch(batched, tmp_path, capsys):
     cfg = dataclasses.replace(GRID, methods=("static", "tar"))
     out = tmp_path / "results"
@@ -103,6 +139,17 @@ def test_runs_that_cannot_share_a_program_are_refused_naming_the_difference():
     with pytest.raises(ValueError, match="they differ in sparse.distribution "):
         runner.check_batch(gmp)
     runner.check_batch([with_sparse(method="rigl", distribution="erk"), with_sparse(method="rigl", sparsity=0.5)])
+    # SAC takes its learning rates, discount and Polyak rate per run: they share a program; its target
+    # entropy's initial temperature does not.
+    traced = dataclasses.replace(TRAIN, actor_lr=1e-4, critic_lr=1e-2, gamma=0.9, tau=0.05,
+                                 sac=dataclasses.replace(TRAIN.sac, alpha_lr=1e-5))  # fmt: skip
+    assert runner.check_batch([TRAIN, traced]) == TRAIN
+    with pytest.raises(ValueError, match=r"they differ in sac.init_alpha \(only actor_lr, critic_lr, gamma, "):
+        runner.check_batch([TRAIN, dataclasses.replace(TRAIN, sac=dataclasses.replace(TRAIN.sac, init_alpha=0.5))])
+    hyper = runner.batch_hyper([TRAIN, traced])
+    np.testing.assert_array_equal(hyper["actor_lr"], np.float32([TRAIN.actor_lr, 1e-4]))
+    np.testing.assert_array_equal(hyper["1-tau"], np.float32([1 - TRAIN.tau, 1 - 0.05]))
+    assert set(hyper) == {"actor_lr", "critic_lr", "sac.alpha_lr", "gamma", "tau", "1-tau"}
 
 
 def test_bad_methods_fail_before_compiling():

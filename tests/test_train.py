@@ -10,7 +10,7 @@ import optax
 import pytest
 
 import sparse_jax as sj
-from agents.algorithms.config import RedoConfig, SparsityConfig, TrainConfig
+from agents.algorithms.config import RedoConfig, SACConfig, SparsityConfig, TrainConfig
 from agents.algorithms.networks import TwinCritic
 from agents.execution.runner import run
 from agents.execution.train import (
@@ -296,17 +296,23 @@ def test_synflow_base_score_in_the_trainer():
 
 
 def test_the_mask_only_chunk_is_one_program_whatever_the_masks_are_made_of():
-    """Sparsity, base score, distribution and rho change only the masks: the chunk lowers to the same program."""
-    from agents.execution.runner import _chunk_jit, state_template
+    """Sparsity, base score, distribution and rho change only the masks, and SAC's and TD3's traced
+    hyperparameters are inputs: the chunk lowers to the same program; another constant changes it."""
+    from agents.execution.runner import _chunk_jit, chunk_args
 
-    def program(method, **sparse):
-        trainer = make_train(TrainConfig(**BANDIT, sparse=SparsityConfig(method=method, **sparse)))
-        return _chunk_jit(trainer, None).lower(state_template(trainer, 2), jnp.int32(0)).as_text()
+    def program(method, algo="sac", train=None, **sparse):
+        config = TrainConfig(**{**BANDIT, **(train or {})}, algo=algo, sparse=SparsityConfig(method=method, **sparse))
+        trainer = make_train(config)
+        return _chunk_jit(trainer, None).lower(*chunk_args(trainer, 2)).as_text()
 
     base = program("static", sparsity=0.8)
     for method, sparse in (("tar", dict(sparsity=0.9, score="snip")), ("uniform_revival", dict(sparsity=0.95,
                            distribution="uniform", rho=0.2)), ("dense", {})):  # fmt: skip
         assert program(method, **sparse) == base, (method, sparse)
+    rates = dict(actor_lr=1e-5, critic_lr=1e-2, gamma=0.9, tau=0.5)
+    assert program("static", train={**rates, "sac": SACConfig(alpha_lr=1e-2)}, sparsity=0.8) == base
+    assert program("static", train={"dormant_tau": 0.05}, sparsity=0.8) != base  # a constant of the program
+    assert program("static", "td3", train=rates) == program("static", "td3")
 
 
 def test_redo_recycles_at_its_steps_only_and_keeps_the_masks(sac_group):

@@ -36,6 +36,10 @@ class AlgorithmSpec:
         actor-critic update (forward and backward of both, a forward of the target critic).
       ensemble: the factory of its ensemble variant, which trains ensemble methods
         (``sparse_jax.SparseMethod.ensemble``: ``eaudesac``), same signature; ``None``: it has none.
+      traced: the train config fields (dotted: ``"sac.alpha_lr"``) its ``update`` reads from its ``hyper``
+        argument, one value per run (:func:`agents.algorithms.config.hyper_values`), rather than from the
+        config: runs that differ only in these share one compiled program
+        (:func:`agents.algorithms.config.program_key`). ``()``: every field is a constant of the program.
     """
 
     name: str
@@ -43,6 +47,7 @@ class AlgorithmSpec:
     description: str = ""
     flops_per_update: Mapping[str, float] | None = None
     ensemble: Callable[..., Algorithm] | str | None = None
+    traced: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
@@ -60,6 +65,8 @@ class AlgorithmSpec:
             and all(isinstance(w, int | float) and not isinstance(w, bool) and w > 0 for w in weights.values())
         ):
             fail("flops_per_update", weights, "None or a mapping with 'actor', from network name to a number > 0")
+        if not isinstance(self.traced, tuple) or not all(isinstance(f, str) for f in self.traced):
+            fail("traced", self.traced, "a tuple of train config field names ('actor_lr', 'sac.alpha_lr', ...)")
 
     def make(self, ensemble: bool = False) -> Callable[..., Algorithm]:
         """The factory, or with ``ensemble`` its ensemble variant's (imported now when given by name)."""
@@ -82,14 +89,16 @@ def register_algorithm(
     *,
     flops_per_update: Mapping[str, float] | None = None,
     ensemble: Callable[..., Algorithm] | str | None = None,
+    traced: tuple[str, ...] = (),
     replace: bool = False,
 ) -> AlgorithmSpec:
     """Add an algorithm to :data:`ALGORITHMS` (so configs, sweeps and the trainer know it); returns its spec.
 
-    ``flops_per_update`` is the report's FLOPs model for it and ``ensemble`` its ensemble variant
-    (see :class:`AlgorithmSpec`). A name already registered is refused unless ``replace=True``.
+    ``flops_per_update`` is the report's FLOPs model for it, ``ensemble`` its ensemble variant and
+    ``traced`` the hyperparameters its update takes per run (see :class:`AlgorithmSpec`). A name
+    already registered is refused unless ``replace=True``.
     """
-    spec = AlgorithmSpec(name, factory, description, flops_per_update, ensemble)
+    spec = AlgorithmSpec(name, factory, description, flops_per_update, ensemble, traced)
     if name in ALGORITHMS and not replace:
         raise ValueError(f"algorithm {name!r} is already registered; pick another name or pass replace=True.")
     ALGORITHMS[name] = spec
@@ -115,7 +124,11 @@ register_algorithm(
     "agents.algorithms.sac:make_sac",
     "Soft Actor-Critic (Haarnoja et al. 2018), twin critics",
     ensemble="agents.algorithms.eaudesac:make_eaudesac",
+    traced=("actor_lr", "critic_lr", "sac.alpha_lr", "gamma", "tau"),
 )
 register_algorithm(
-    "td3", "agents.algorithms.td3:make_td3", "TD3 (Fujimoto et al. 2018): target smoothing, delayed updates"
+    "td3",
+    "agents.algorithms.td3:make_td3",
+    "TD3 (Fujimoto et al. 2018): target smoothing, delayed updates",
+    traced=("actor_lr", "critic_lr", "gamma", "tau"),
 )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Hashable
+from typing import Any
+
+import numpy as np
 
 import sparse_jax as sj
 from agents.algorithms import ALGORITHMS
@@ -346,10 +349,46 @@ class TrainConfig:
 MASK_AXES = ("sparsity", "score", "distribution", "rho", "method")
 
 
+def get_field(config: Any, path: str) -> Any:
+    """The value of a dotted field of a config (``"sparse.rho"``, ``"actor_lr"``)."""
+    for name in path.split("."):
+        config = getattr(config, name)
+    return config
+
+
+def replace_field(config: Any, path: str, value: Any) -> Any:
+    """``config`` with its dotted field ``path`` set to ``value`` (nested configs replaced, not mutated)."""
+    head, _, rest = path.partition(".")
+    if not rest:
+        return dataclasses.replace(config, **{head: value})
+    return dataclasses.replace(config, **{head: replace_field(getattr(config, head), rest, value)})
+
+
+def traced_fields(config: TrainConfig) -> tuple[str, ...]:
+    """The hyperparameters of ``config`` that are values of each run, not constants of the compiled program:
+    its algorithm's :attr:`agents.algorithms.AlgorithmSpec.traced`."""
+    return ALGORITHMS[config.algo].traced
+
+
+def hyper_values(config: TrainConfig) -> dict[str, np.ndarray]:
+    """One run's values of its :func:`traced_fields`, as float32 scalars keyed by field name.
+
+    With ``tau`` comes ``1-tau``, computed in float64 before rounding, as the
+    constant ``1.0 - tau`` of a program that is not traced was: a run's
+    results are the same bits either way.
+    """
+    values = {f: np.float32(get_field(config, f)) for f in traced_fields(config)}
+    if "tau" in values:
+        values["1-tau"] = np.float32(1.0 - config.tau)
+    return values
+
+
 def program_key(config: TrainConfig) -> tuple[TrainConfig, Hashable]:
     """What decides the compiled training program of a run: runs whose keys are equal share one.
 
-    The key is the config with the :data:`MASK_AXES` set aside, plus the
+    The key is the config with the :data:`MASK_AXES` and the algorithm's
+    :func:`traced_fields` (learning rates, discount, Polyak rate: values of
+    each run) set aside, plus the
     method's :meth:`sparse_jax.SparseMethod.program_tag`: every fixed-mask
     method (dense, static, uniform_revival, tar) shares one program per env,
     algorithm and network; a method with a mask rule gets its own, split by
@@ -360,10 +399,14 @@ def program_key(config: TrainConfig) -> tuple[TrainConfig, Hashable]:
     """
     neutral = dataclasses.replace(config.sparse, **{f: getattr(_NEUTRAL, f) for f in MASK_AXES})
     tag = sj.get_method(config.sparse.method).program_tag(config.sparse.distribution)
-    return dataclasses.replace(config, sparse=neutral), tag
+    key = dataclasses.replace(config, sparse=neutral)
+    for f in traced_fields(config):
+        key = replace_field(key, f, get_field(_NEUTRAL_TRAIN, f))
+    return key, tag
 
 
 _NEUTRAL = SparsityConfig()
+_NEUTRAL_TRAIN = TrainConfig()
 
 
 # The nested config classes of TrainConfig, by field name.

@@ -36,7 +36,7 @@ from flax import struct
 import sparse_jax as sj
 from agents.algorithms.replay import Transition
 from agents.algorithms.sac import actor_loss, sac_parts, soft_td_target, twin_td_loss
-from agents.algorithms.types import Algorithm, MakeTx, NetworkMasks, Params, dormant_fn
+from agents.algorithms.types import Algorithm, MakeTx, NetworkMasks, Params, dormant_fn, hyper_value
 from sparse_jax import eaude
 
 if TYPE_CHECKING:
@@ -196,15 +196,19 @@ def make_eaudesac(config: TrainConfig, obs_size: int, action_size: int, make_tx:
 
     select = lambda state: select_and_replace(state, ladders, e)
 
-    def update(state: EauDeSACState, batch: Transition, key: jax.Array, step: jax.Array, rewire=None):
+    def update(state: EauDeSACState, batch: Transition, key: jax.Array, step: jax.Array, rewire=None, hyper=None):
         k_critic, k_actor = jax.random.split(key)
         alpha = jnp.exp(state.log_alpha)
-        target = soft_td_target(state.target_critic, state.actor, alpha, batch, k_critic, policy_fn, q_fn, config.gamma)
+        gamma = hyper_value(hyper, "gamma", config.gamma)
+        target = soft_td_target(state.target_critic, state.actor, alpha, batch, k_critic, policy_fn, q_fn, gamma)
         losses, grads = jax.vmap(jax.value_and_grad(lambda c: twin_td_loss(c, target, batch, q_fn)))(state.critics)
-        c_updates, critic_opts = jax.vmap(lambda g, o, p: critic_tx.update(g, o, p, step=step, rewire=rewire))(
-            grads, state.critic_opts, state.critics
+        lr = hyper_value(hyper, "critic_lr", None)
+        c_updates, critic_opts = jax.vmap(
+            lambda g, o, p: critic_tx.update(g, o, p, step=step, rewire=rewire, learning_rate=lr)
+        )(grads, state.critic_opts, state.critics)
+        fields, metrics = parts.actor_step(
+            state, state.target_critic, alpha, batch.obs, k_actor, step, rewire, hyper
         )
-        fields, metrics = parts.actor_step(state, state.target_critic, alpha, batch.obs, k_actor, step, rewire)
         new = state.replace(
             critics=optax.apply_updates(state.critics, c_updates),
             critic_opts=critic_opts,

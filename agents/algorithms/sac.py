@@ -19,11 +19,14 @@ from agents.algorithms.networks import GaussianActor, TwinCritic, tanh_gaussian_
 from agents.algorithms.replay import Transition
 from agents.algorithms.types import (
     Algorithm,
+    Hyper,
     MakeTx,
     NetworkMasks,
     Params,
     actor_critic_parts,
+    adam_lr_arg,
     dormant_fn,
+    hyper_value,
     polyak,
     sparse_opt_state,
     unit_scores_fn,
@@ -153,19 +156,19 @@ class SACParts(NamedTuple):
       networks: the flax networks and their pure functions.
       init_params: ``key -> (actor_params, critic_params)``, dense.
       actor_tx, critic_tx: each network's sparse optimizer (from ``make_tx``).
-      alpha_tx: the temperature's Adam.
+      alpha_tx: the temperature's Adam (its ``update`` takes ``learning_rate=``, a run's traced rate).
       init_log_alpha: the log of ``config.sac.init_alpha``, as a float32 is stored.
       schedules: ``{network: (schedule, 1)}``.
-      actor_step: ``(state, critic, alpha, obs, key, step, rewire) -> (fields, metrics)``: one update of
-        the actor against ``critic`` and of the temperature; ``fields`` are the state's new ``actor``,
-        ``actor_opt``, ``log_alpha`` and ``alpha_opt``.
+      actor_step: ``(state, critic, alpha, obs, key, step, rewire, hyper=None) -> (fields, metrics)``: one
+        update of the actor against ``critic`` and of the temperature; ``fields`` are the state's new
+        ``actor``, ``actor_opt``, ``log_alpha`` and ``alpha_opt``; ``hyper``: the run's traced learning rates.
     """
 
     networks: SACNetworks
     init_params: Callable
     actor_tx: optax.GradientTransformationExtraArgs
     critic_tx: optax.GradientTransformationExtraArgs
-    alpha_tx: optax.GradientTransformation
+    alpha_tx: optax.GradientTransformationExtraArgs
     init_log_alpha: float
     schedules: dict
     actor_step: Callable
@@ -175,20 +178,25 @@ def sac_parts(config: TrainConfig, obs_size: int, action_size: int, make_tx: Mak
     """SAC's networks, optimizers and actor/temperature step (target entropy ``-action_size``)."""
     nets = sac_networks(config, action_size)
     target_entropy = -float(action_size)
-    alpha_tx = optax.adam(config.sac.alpha_lr)
+    alpha_tx = adam_lr_arg(config.sac.alpha_lr)  # optax.adam's state and bits, its rate traceable
     init_log_alpha = float(jnp.log(config.sac.init_alpha))  # float32 log, as the temperature is stored
     schedules = {net: (config.sparse.schedule(config.total_updates, net), 1) for net in ("actor", "critic")}
     init_params, actor_tx, critic_tx = actor_critic_parts(
         nets.actor_net, nets.critic_net, obs_size, action_size, make_tx, schedules
     )
 
-    def actor_step(state, critic, alpha, obs, key, step, rewire):
+    def actor_step(state, critic, alpha, obs, key, step, rewire, hyper=None):
         (a_loss, log_prob), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(
             state.actor, critic, alpha, obs, key, nets.policy_fn, nets.q_fn
         )
-        a_updates, actor_opt = actor_tx.update(a_grads, state.actor_opt, state.actor, step=step, rewire=rewire)
+        a_updates, actor_opt = actor_tx.update(
+            a_grads, state.actor_opt, state.actor, step=step, rewire=rewire,
+            learning_rate=hyper_value(hyper, "actor_lr", None),
+        )  # fmt: skip
         t_loss, t_grad = jax.value_and_grad(alpha_loss)(state.log_alpha, log_prob, target_entropy)
-        t_update, alpha_opt = alpha_tx.update(t_grad, state.alpha_opt)
+        t_update, alpha_opt = alpha_tx.update(
+            t_grad, state.alpha_opt, learning_rate=hyper_value(hyper, "sac.alpha_lr", None)
+        )
         fields = {
             "actor": optax.apply_updates(state.actor, a_updates),
             "actor_opt": actor_opt,
@@ -226,20 +234,31 @@ def make_sac(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
             alpha_opt=alpha_tx.init(log_alpha),
         )
 
-    def update(state: SACState, batch: Transition, key: jax.Array, step: jax.Array, rewire: bool | None = None):
+    def update(
+        state: SACState,
+        batch: Transition,
+        key: jax.Array,
+        step: jax.Array,
+        rewire: bool | None = None,
+        hyper: Hyper | None = None,
+    ):
         k_critic, k_actor = jax.random.split(key)
         alpha = jnp.exp(state.log_alpha)
+        gamma = hyper_value(hyper, "gamma", config.gamma)
         c_loss, c_grads = jax.value_and_grad(critic_loss)(
-            state.critic, state.target_critic, state.actor, alpha, batch, k_critic, policy_fn, q_fn, config.gamma
+            state.critic, state.target_critic, state.actor, alpha, batch, k_critic, policy_fn, q_fn, gamma
         )
-        c_updates, critic_opt = critic_tx.update(c_grads, state.critic_opt, state.critic, step=step, rewire=rewire)
+        c_updates, critic_opt = critic_tx.update(
+            c_grads, state.critic_opt, state.critic, step=step, rewire=rewire,
+            learning_rate=hyper_value(hyper, "critic_lr", None),
+        )  # fmt: skip
         critic = optax.apply_updates(state.critic, c_updates)
         # The actor loss reads the critic from before this update (as brax's and Acme's SAC do), so
         # the critic and actor gradients do not depend on each other and XLA can schedule them freely:
         # about 10% faster per update on a 2-core CPU than waiting for the new critic.
-        fields, metrics = parts.actor_step(state, state.critic, alpha, batch.obs, k_actor, step, rewire)
+        fields, metrics = parts.actor_step(state, state.critic, alpha, batch.obs, k_actor, step, rewire, hyper)
         new = state.replace(critic=critic, critic_opt=critic_opt, **fields)
-        new = new.replace(target_critic=polyak(state.target_critic, critic, config.tau, new.critic_masks))
+        new = new.replace(target_critic=polyak(state.target_critic, critic, config.tau, new.critic_masks, hyper))
         return new, {"critic_loss": c_loss, **metrics}
 
     def snip_losses(state: SACState, batch: Transition, key: jax.Array):

@@ -22,11 +22,13 @@ from agents.algorithms.networks import DeterministicActor, TwinCritic
 from agents.algorithms.replay import Transition
 from agents.algorithms.types import (
     Algorithm,
+    Hyper,
     MakeTx,
     NetworkMasks,
     Params,
     actor_critic_parts,
     dormant_fn,
+    hyper_value,
     polyak,
     sparse_opt_state,
     unit_scores_fn,
@@ -139,12 +141,22 @@ def make_td3(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
             return action
         return jnp.clip(action + config.td3.expl_noise * jax.random.normal(key, action.shape), -1.0, 1.0)
 
-    def update(state: TD3State, batch: Transition, key: jax.Array, step: jax.Array, rewire: bool | None = None):
+    def update(
+        state: TD3State,
+        batch: Transition,
+        key: jax.Array,
+        step: jax.Array,
+        rewire: bool | None = None,
+        hyper: Hyper | None = None,
+    ):
         c_loss, c_grads = jax.value_and_grad(critic_loss)(
             state.critic, state.target_critic, state.target_actor, batch, key, policy_fn, q_fn,
-            config.gamma, config.td3.target_noise, config.td3.noise_clip,
+            hyper_value(hyper, "gamma", config.gamma), config.td3.target_noise, config.td3.noise_clip,
         )  # fmt: skip
-        c_updates, critic_opt = critic_tx.update(c_grads, state.critic_opt, state.critic, step=step, rewire=rewire)
+        c_updates, critic_opt = critic_tx.update(
+            c_grads, state.critic_opt, state.critic, step=step, rewire=rewire,
+            learning_rate=hyper_value(hyper, "critic_lr", None),
+        )  # fmt: skip
         state = state.replace(critic=optax.apply_updates(state.critic, c_updates), critic_opt=critic_opt)
         # The targets move only on delayed updates, but a SET/RigL/GMP critic mask may change on any
         # update: mask the target critic now, so it is never denser than its online network.
@@ -153,12 +165,13 @@ def make_td3(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
         def delayed(state):
             a_loss, a_grads = jax.value_and_grad(actor_loss)(state.actor, state.critic, batch.obs, policy_fn, q_fn)
             a_updates, actor_opt = actor_tx.update(
-                a_grads, state.actor_opt, state.actor, step=step // config.td3.policy_delay, rewire=rewire
-            )
+                a_grads, state.actor_opt, state.actor, step=step // config.td3.policy_delay, rewire=rewire,
+                learning_rate=hyper_value(hyper, "actor_lr", None),
+            )  # fmt: skip
             state = state.replace(actor=optax.apply_updates(state.actor, a_updates), actor_opt=actor_opt)
             state = state.replace(
-                target_actor=polyak(state.target_actor, state.actor, config.tau, state.actor_masks),
-                target_critic=polyak(state.target_critic, state.critic, config.tau, state.critic_masks),
+                target_actor=polyak(state.target_actor, state.actor, config.tau, state.actor_masks, hyper),
+                target_critic=polyak(state.target_critic, state.critic, config.tau, state.critic_masks, hyper),
             )
             return state, a_loss
 

@@ -23,6 +23,8 @@ Metrics = dict[str, jax.Array]
 MakeTx = Callable[[str, Params, sj.DSTSchedule], optax.GradientTransformationExtraArgs]
 State = Any  # an algorithm's own state pytree (e.g. agents.algorithms.sac.SACState)
 LossFn = Callable[[Params, Any], jax.Array]  # loss_fn(params, batch) -> scalar
+# One run's traced hyperparameters (agents.algorithms.config.hyper_values): field name -> float32 scalar.
+Hyper = dict[str, jax.Array]
 
 
 class ActFn(Protocol):
@@ -32,11 +34,49 @@ class ActFn(Protocol):
 
 
 class UpdateFn(Protocol):
-    """``(state, batch, key, step, rewire=None) -> (state, metrics)``: one gradient update."""
+    """``(state, batch, key, step, rewire=None, hyper=None) -> (state, metrics)``: one gradient update."""
 
     def __call__(
-        self, state: State, batch: Any, key: jax.Array, step: jax.Array, rewire: bool | None = None
+        self,
+        state: State,
+        batch: Any,
+        key: jax.Array,
+        step: jax.Array,
+        rewire: bool | None = None,
+        hyper: Hyper | None = None,
     ) -> tuple[State, Metrics]: ...
+
+
+def hyper_value(hyper: Hyper | None, field: str, constant: float) -> jax.Array | float:
+    """``hyper[field]`` (a run's traced value) if given, else ``constant`` (the config's, baked in the program)."""
+    return constant if hyper is None else hyper[field]
+
+
+def scale_by_learning_rate_arg(learning_rate: float) -> optax.GradientTransformationExtraArgs:
+    """``-learning_rate * updates``, where ``update(..., learning_rate=x)`` may give a run's (traced) rate.
+
+    The state is optax's ``EmptyState``, as for ``optax.scale_by_learning_rate``, so
+    ``chain(scale_by_adam(), scale_by_learning_rate_arg(lr))`` has ``optax.adam(lr)``'s state and
+    computes the same bits: the product of the update and ``-lr`` rounded to float32 either way.
+    """
+
+    def update_fn(updates, state, params=None, *, learning_rate=None, **extra_args):
+        del params, extra_args
+        step_size = -(learning_rate if learning_rate is not None else learning_rate_default)
+        return jax.tree.map(lambda g: step_size * g, updates), state
+
+    learning_rate_default = learning_rate
+    return optax.GradientTransformationExtraArgs(lambda params: optax.EmptyState(), update_fn)
+
+
+def adam_lr_arg(learning_rate: float, weight_decay: float = 0.0) -> optax.GradientTransformationExtraArgs:
+    """``optax.adam`` (``optax.adamw`` with ``weight_decay > 0``, its mask left to the sparse transform) whose
+    learning rate an ``update(..., learning_rate=x)`` may give per call: same state, same bits."""
+    if weight_decay == 0:
+        return optax.chain(optax.scale_by_adam(), scale_by_learning_rate_arg(learning_rate))
+    return optax.chain(
+        optax.scale_by_adam(), optax.add_decayed_weights(weight_decay), scale_by_learning_rate_arg(learning_rate)
+    )
 
 
 class NetworkMasks:
@@ -98,13 +138,20 @@ class Algorithm(NamedTuple):
     unit_scores: Callable[[State, Any], dict[str, dict[str, jax.Array]]] | None = None
 
 
-def polyak(target: Params, online: Params, tau: float, masks: sj.masks.Masks) -> Params:
+def polyak(
+    target: Params, online: Params, tau: float, masks: sj.masks.Masks, hyper: Hyper | None = None
+) -> Params:
     """``tau * online + (1 - tau) * target``, pruned entries set to exactly 0.
 
     Masking keeps a target exactly as sparse as its online network, also
-    after SET/RigL drop a connection the target still remembers.
+    after SET/RigL drop a connection the target still remembers. With
+    ``hyper``, a run's traced ``tau`` and ``1-tau`` replace the constant
+    ``tau`` (``1-tau`` rounded from float64, as the constant's was).
     """
-    return sj.apply_mask(optax.incremental_update(online, target, tau), masks)
+    if hyper is None:
+        return sj.apply_mask(optax.incremental_update(online, target, tau), masks)
+    t, one_minus_t = hyper["tau"], hyper["1-tau"]
+    return sj.apply_mask(jax.tree.map(lambda new, old: t * new + one_minus_t * old, online, target), masks)
 
 
 def actor_critic_parts(

@@ -29,7 +29,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import sparse_jax as sj
-from agents.algorithms.config import MASK_AXES, TrainConfig, program_key
+from agents.algorithms.config import MASK_AXES, TrainConfig, hyper_values, program_key, traced_fields
 from agents.execution.sharding import gather_runs, pad_runs, runs_mesh, shard_runs
 from agents.execution.train import Trainer, TrainState, make_train
 
@@ -111,7 +111,10 @@ class Prepared(NamedTuple):
       mesh: the device mesh the runs axis is sharded over (``None`` on one device).
         ``state`` then has padding runs at the end, up to a multiple of the
         mesh size; ``labels`` and ``masks`` cover the real runs only.
-      chunk: the vmapped chunk, compiled for ``state`` (see :func:`compile_chunk`).
+      chunk: the vmapped chunk, compiled for ``state`` (see :func:`compile_chunk`): ``(state, chunk_index)
+        -> (state, metrics)``, each run's traced hyperparameters (``hyper``) bound.
+      hyper: each run's traced hyperparameters (:func:`agents.algorithms.config.hyper_values`), a float32
+        array per field with one entry per run (padding included); ``None`` where the algorithm traces none.
     """
 
     trainer: Trainer
@@ -120,6 +123,7 @@ class Prepared(NamedTuple):
     labels: list[tuple[str, int]]
     mesh: Mesh | None = None
     chunk: Callable | None = None
+    hyper: dict[str, jax.Array] | None = None
 
 
 def check_batch(configs: Sequence[TrainConfig]) -> TrainConfig:
@@ -147,20 +151,44 @@ def check_batch(configs: Sequence[TrainConfig]) -> TrainConfig:
     for c in configs[1:]:
         other = program_key(c)
         if other != key:
+            allowed = {f"sparse.{f}" for f in MASK_AXES} | set(traced_fields(first))
             a, b = _flat_fields(c), _flat_fields(first)
-            diff = [k for k in a if a[k] != b[k] and k.removeprefix("sparse.") not in MASK_AXES]
+            diff = [k for k in a if a[k] != b[k] and k not in allowed]
             if other[1] != key[1]:
                 diff.append(f"sparse.distribution (which {c.sparse.method}'s compiled update depends on)")
             raise ValueError(
                 f"runs of these configs cannot share one compiled function: they differ in {', '.join(diff)} "
-                f"(only sparse.{', sparse.'.join(sorted(MASK_AXES))} may differ within a batch)."
+                f"(only {', '.join(sorted(allowed))} may differ within a batch)."
             )
     return first
 
 
 def _flat_fields(config: TrainConfig) -> dict[str, Any]:
-    fields = {k: v for k, v in dataclasses.asdict(config).items() if k != "sparse"}
-    return {**fields, **{f"sparse.{k}": v for k, v in dataclasses.asdict(config.sparse).items()}}
+    """Every field of ``config``, dotted (``sparse.rho``, ``sac.alpha_lr``), nested configs flattened."""
+
+    def flat(d: dict, prefix: str = "") -> dict[str, Any]:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    return flat(dataclasses.asdict(config))
+
+
+def batch_hyper(configs: Sequence[TrainConfig]) -> dict[str, jax.Array] | None:
+    """The traced hyperparameters of a batch's runs: a float32 array per field, entry ``i`` run ``i``'s
+    (:func:`agents.algorithms.config.hyper_values`); ``None`` where the algorithm traces none."""
+    if not configs or not traced_fields(configs[0]):
+        return None
+    values = [hyper_values(c) for c in configs]
+    return {k: jnp.asarray(np.array([v[k] for v in values], np.float32)) for k in values[0]}
+
+
+def _bind_hyper(chunk: Callable, hyper: dict[str, jax.Array] | None) -> Callable:
+    """``(state, chunk_index) -> (state, metrics)``: ``chunk`` with the batch's traced hyperparameters bound."""
+    if hyper is None:
+        return chunk
+    return lambda state, chunk_index: chunk(state, chunk_index, hyper)
 
 
 def _with_method(config: TrainConfig, method: str) -> TrainConfig:
@@ -206,9 +234,11 @@ def prepare_runs(runs: Sequence[tuple[TrainConfig, int]], num_devices: int | Non
         chunk = pool.submit(compile_chunk, trainer, num_slots, mesh)
         state, masks = _init_and_mask(trainer, runs)
         chunk = chunk.result()
+    # Runs that differ only in traced hyperparameters share the program: each run's values are an input.
+    hyper = batch_hyper(configs)
     if mesh is not None:
-        state = shard_runs(pad_runs(state, len(labels), mesh.size), mesh)
-    return Prepared(trainer, state, masks, labels, mesh, chunk)
+        state, hyper = shard_runs(pad_runs((state, hyper), len(labels), mesh.size), mesh)
+    return Prepared(trainer, state, masks, labels, mesh, _bind_hyper(chunk, hyper), hyper)
 
 
 def _init_and_mask(
@@ -270,25 +300,37 @@ def state_template(trainer: Trainer, num_runs: int) -> TrainState:
 
 
 def _chunk_jit(trainer: Trainer, mesh: Mesh | None) -> Callable:
-    """The chunk, vmapped over runs (chunk index unbatched) and jitted; sharded output with a ``mesh``."""
-    vmapped = jax.vmap(trainer.chunk, in_axes=(0, None))
+    """The chunk, vmapped over runs (chunk index unbatched; each run's traced hyperparameters, where the
+    algorithm has any, a third argument batched with the state) and jitted; sharded output with a ``mesh``."""
+    traced = bool(traced_fields(trainer.config))
+    vmapped = jax.vmap(trainer.chunk, in_axes=(0, None, 0) if traced else (0, None))
     if mesh is None:
         return jax.jit(vmapped)
     sharding = NamedSharding(mesh, PartitionSpec("runs"))
     return jax.jit(vmapped, out_shardings=(sharding, sharding))
 
 
+def chunk_args(trainer: Trainer, num_slots: int, mesh: Mesh | None = None) -> tuple:
+    """Shapes of the vmapped chunk's arguments for ``num_slots`` runs: the state, the chunk index and,
+    where the algorithm traces hyperparameters, their values (one float32 per run and field)."""
+    template = state_template(trainer, num_slots)
+    hyper = {k: jax.ShapeDtypeStruct((num_slots,), np.float32) for k in hyper_values(trainer.config)} or None
+    if mesh is not None:
+        sharding = NamedSharding(mesh, PartitionSpec("runs"))
+        template, hyper = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), (template, hyper)
+        )
+    return (template, jnp.int32(0)) + (() if hyper is None else (hyper,))
+
+
 def compile_chunk(trainer: Trainer, num_slots: int, mesh: Mesh | None = None) -> Callable:
     """The vmapped chunk compiled ahead of time for a batch of ``num_slots`` runs (padding included).
 
-    Needs only shapes (:func:`state_template`), so it can run before the
-    state exists. Returns ``(state, chunk_index) -> (state, metrics)``.
+    Needs only shapes (:func:`chunk_args`), so it can run before the state
+    exists. Returns ``(state, chunk_index[, hyper]) -> (state, metrics)``, ``hyper`` where the
+    algorithm traces hyperparameters (:attr:`Prepared.chunk` has it bound).
     """
-    template = state_template(trainer, num_slots)
-    if mesh is not None:
-        sharding = NamedSharding(mesh, PartitionSpec("runs"))
-        template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), template)
-    return _chunk_jit(trainer, mesh).lower(template, jnp.int32(0)).compile()
+    return _chunk_jit(trainer, mesh).lower(*chunk_args(trainer, num_slots, mesh)).compile()
 
 
 def train_chunks(
@@ -307,13 +349,18 @@ def train_chunks(
     ``len(labels)`` of the batch; default: every run, labelled by index) go
     to ``on_chunk`` as a :class:`ChunkReport`. With a ``mesh`` the state
     stays sharded over the runs axis from chunk to chunk. ``chunk_fn`` is a
-    compiled chunk (:attr:`Prepared.chunk`); by default it is jitted here.
+    compiled chunk (:attr:`Prepared.chunk`, its runs' traced hyperparameters bound); by default it is
+    jitted here, every run with the trainer's config's values.
     """
     config = trainer.config
     total_runs = jax.tree.leaves(state.env_steps)[0].shape[0]
     labels = [("", i) for i in range(total_runs)] if labels is None else list(labels)
     num_runs = len(labels)
-    chunk = _chunk_jit(trainer, mesh) if chunk_fn is None else chunk_fn
+    if chunk_fn is None:
+        hyper = shard_runs(batch_hyper([config] * total_runs), mesh)
+        chunk = _bind_hyper(_chunk_jit(trainer, mesh), hyper)
+    else:
+        chunk = chunk_fn
     history = []
     for c in range(first_chunk, config.num_chunks):
         start = time.perf_counter()

@@ -31,7 +31,7 @@ import sparse_jax as sj
 from agents.algorithms import get_algorithm
 from agents.algorithms.config import TrainConfig
 from agents.algorithms.replay import ReplayBuffer, Transition, buffer_add, buffer_init, buffer_sample
-from agents.algorithms.types import Algorithm, Metrics
+from agents.algorithms.types import Algorithm, Hyper, Metrics, adam_lr_arg
 from envs import make_env
 
 
@@ -65,8 +65,10 @@ class Trainer(NamedTuple):
         SNIP scores use a replay batch, so call it after ``warmup``.
       apply_masks: ``(TrainState, actor_init, critic_init) -> TrainState`` with
         masked networks and targets and fresh sparse optimizers.
-      chunk: ``(TrainState, chunk_index) -> (TrainState, metrics)``: one chunk of
-        ``chunk_steps`` env steps with learning, then a deterministic evaluation.
+      chunk: ``(TrainState, chunk_index, hyper=None) -> (TrainState, metrics)``: one chunk of
+        ``chunk_steps`` env steps with learning, then a deterministic evaluation. ``hyper`` holds the
+        run's traced hyperparameters (:func:`agents.algorithms.config.hyper_values`; ``None``: the
+        config's values, constants of the program).
       evaluate: ``TrainState -> metrics`` (mean return over ``eval_episodes``).
       train: ``key -> (TrainState, metrics)``: the whole run, metrics stacked per chunk.
       traces: how many times each function was traced (Python side effect, for tests).
@@ -127,13 +129,16 @@ def next_redo_iteration(every: int, updates_per_step: int, it: jax.Array, end: j
     return jnp.minimum(nxt // updates_per_step, end)
 
 
-def inner_optimizer(config: TrainConfig, network: str) -> optax.GradientTransformation:
+def inner_optimizer(config: TrainConfig, network: str) -> optax.GradientTransformationExtraArgs:
     """The optimizer inside ``network``'s sparse transform: Adam at its learning rate, AdamW when
-    ``config.weight_decay > 0`` (decoupled decay of every param it sees; the transform masks it)."""
+    ``config.weight_decay > 0`` (decoupled decay of every param it sees; the transform masks it).
+
+    Its ``update`` takes ``learning_rate=`` (a run's traced rate; the config's
+    when not given), with ``optax.adam``'s state and bits
+    (:func:`agents.algorithms.types.adam_lr_arg`).
+    """
     lr = {"actor": config.actor_lr, "critic": config.critic_lr}[network]
-    if config.weight_decay == 0:
-        return optax.adam(lr)  # exactly the optimizer of earlier versions
-    return optax.adamw(lr, weight_decay=config.weight_decay)
+    return adam_lr_arg(lr, config.weight_decay)
 
 
 def make_algorithm(
@@ -298,8 +303,14 @@ def _chunk_fn(
     dynamic = sj.METHODS[config.sparse.method].rule is not None
     recycle = _recycle_fn(config, algo) if config.redo.enabled else None
 
+    # A run's traced hyperparameters reach the algorithm's update when the chunk is given them.
+    update = lambda agent, batch, key, step, rewire, hyper: (
+        algo.update(agent, batch, key, step, rewire) if hyper is None else algo.update(agent, batch, key, step,
+                                                                                      rewire, hyper=hyper)
+    )  # fmt: skip
+
     def iteration(
-        state: TrainState, it: jax.Array, rewire: bool | None, redo: bool = False
+        state: TrainState, it: jax.Array, rewire: bool | None, redo: bool = False, hyper: Hyper | None = None
     ) -> tuple[TrainState, Metrics]:
         # ACT: one step of every parallel env with the stochastic policy.
         key, k_act, k_update = jax.random.split(state.key, 3)
@@ -311,7 +322,7 @@ def _chunk_fn(
             k_sample, k_loss = jax.random.split(jax.random.fold_in(k_update, j))
             batch = buffer_sample(state.buffer, k_sample, config.batch_size)
             step = it * config.updates_per_step + j
-            agent, metrics = algo.update(agent, batch, k_loss, step, rewire)
+            agent, metrics = update(agent, batch, k_loss, step, rewire, hyper)
             if recycle is None:
                 return agent, metrics
             # ReDo after every redo.every-th update, on that update's batch. The step is never batched,
@@ -332,24 +343,24 @@ def _chunk_fn(
 
     # Per-iteration metrics are averaged as they come (NaN-skipping sums and counts), since the
     # iterations run in loops of traced length.
-    def iterations(carry, lo, hi, rewire, redo=False):
+    def iterations(carry, lo, hi, rewire, redo=False, hyper=None):
         def body(it, carry):
             state, sums, seen = carry
-            state, metrics = iteration(state, it, rewire, redo)
+            state, metrics = iteration(state, it, rewire, redo, hyper)
             sums = jax.tree.map(lambda s, v: s + jnp.where(jnp.isnan(v), 0.0, v), sums, metrics)
             seen = jax.tree.map(lambda c, v: c + ~jnp.isnan(v), seen, metrics)
             return state, sums, seen
 
         return jax.lax.fori_loop(lo, hi, body, carry)
 
-    def chunk(state: TrainState, chunk_index: jax.Array) -> tuple[TrainState, Metrics]:
+    def chunk(state: TrainState, chunk_index: jax.Array, hyper: Hyper | None = None) -> tuple[TrainState, Metrics]:
         first = chunk_index * config.chunk_iters
         end = first + config.chunk_iters
-        shapes = jax.eval_shape(lambda s, it: iteration(s, it, False)[1], state, first)
+        shapes = jax.eval_shape(lambda s, it: iteration(s, it, False, False, hyper)[1], state, first)
         zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, jnp.float32), shapes)
         carry, start_agent = (state, zeros, zeros), state.agent
         if not dynamic and recycle is None:
-            carry = iterations(carry, first, end, False)
+            carry = iterations(carry, first, end, False, False, hyper)
         else:
             # SET/RigL, ReDo: the iterations between mask updates and ReDo steps leave those branches out
             # of the program (rewire=False, redo=False); only an iteration holding one of them lets the
@@ -365,9 +376,9 @@ def _chunk_fn(
             def segment(c):
                 it, carry = c
                 k = next_event(it)
-                carry = iterations(carry, it, k, False)
+                carry = iterations(carry, it, k, False, False, hyper)
                 after = jnp.minimum(k + 1, end)
-                return after, iterations(carry, k, after, None if dynamic else False, recycle is not None)
+                return after, iterations(carry, k, after, None if dynamic else False, recycle is not None, hyper)
 
             carry = jax.lax.while_loop(lambda c: c[0] < end, segment, (first, carry))[1]
         state, sums, seen = carry

@@ -26,6 +26,7 @@ from agents.algorithms.config import (
     SACConfig,
     SparsityConfig,
     TrainConfig,
+    get_field,
     program_key,
     train_config_from_json,
 )
@@ -51,6 +52,10 @@ class Cell(NamedTuple):
     distribution: str
     rho: float
     redo: int = 0
+    actor_lr: float | None = None
+    critic_lr: float | None = None
+    gamma: float | None = None
+    tau: float | None = None
 
 
 class Axis(NamedTuple):
@@ -90,15 +95,15 @@ AXES: tuple[Axis, ...] = (
     Axis("distributions", "distribution", "--distributions", str, lambda m: m.prunes),
     Axis("rhos", "rho", "--rhos", lambda r: f"r{results.sparsity_label(r)}", lambda m: m.revives),
     Axis("redos", "redo", "--redos", lambda f: f"redo{f}", lambda m: True, config="redo.every"),
+    # Hyperparameters that SAC and TD3 take per run (AlgorithmSpec.traced): their values share one program.
+    *(
+        Axis(f"{field}s", field, f"--{field.replace('_', '-')}s", lambda v, t=tag: f"{t}{results.sparsity_label(v)}",
+             lambda m: True, config=field)
+        for field, tag in (("actor_lr", "alr"), ("critic_lr", "clr"), ("gamma", "g"), ("tau", "tau"))
+    ),  # fmt: skip
 )
+HYPER_AXES = ("actor_lrs", "critic_lrs", "gammas", "taus")
 _AXIS = {a.name: a for a in AXES}
-
-
-def _get_path(config: Any, path: str) -> Any:
-    """The value of a dotted field of a config (``"sparse.rho"``)."""
-    for name in path.split("."):
-        config = getattr(config, name)
-    return config
 
 
 class GridRun(NamedTuple):
@@ -152,6 +157,9 @@ class SweepConfig:
       rhos: revival reserve fractions (TAR, uniform revival); ``None``: ``train.sparse.rho``.
       redos: ReDo periods (``train.redo.every``; 0: without ReDo), so that every method runs with and without
         recycling dormant units; ``None``: ``train.redo.every`` only.
+      actor_lrs, critic_lrs, gammas, taus: learning rates, discounts and Polyak rates (``train.actor_lr``, ...;
+        ``None``: the train config's one value). SAC and TD3 take them per run, so runs that differ only in
+        them train in one compiled program and one batch (:data:`HYPER_AXES`).
       seed_offset: the first seed, so that a later sweep adds new seeds to a finished study (its run ids
         differ; ``sparse-rl report DIR --include LATER_DIR`` reports both together).
 
@@ -176,6 +184,10 @@ class SweepConfig:
     widths: tuple[int, ...] | None = None
     rhos: tuple[float, ...] | None = None
     redos: tuple[int, ...] | None = None
+    actor_lrs: tuple[float, ...] | None = None
+    critic_lrs: tuple[float, ...] | None = None
+    gammas: tuple[float, ...] | None = None
+    taus: tuple[float, ...] | None = None
     seed_offset: int = 0
 
     def __post_init__(self):
@@ -223,7 +235,7 @@ class SweepConfig:
         if values is not None:
             return tuple(values)
         a = _AXIS[axis]
-        return (None,) if a.field == "width" else (_get_path(self.train, a.config_path),)
+        return (None,) if a.field == "width" else (get_field(self.train, a.config_path),)
 
     def cells(self) -> list[Cell]:
         """Every point of the grid, in run order (env, algo, then the :data:`AXES` in their order)."""
@@ -234,13 +246,21 @@ class SweepConfig:
         """The ``TrainConfig`` of one cell (method set per group)."""
         # Each section is replaced once, with all its fields (a config checks its fields together).
         sections: dict[str, dict[str, Any]] = {}
+        top: dict[str, Any] = {}
         for a in AXES:
             if a.field != "width":
-                section, name = a.config_path.split(".")
-                sections.setdefault(section, {})[name] = getattr(cell, a.field)
+                section, _, name = a.config_path.rpartition(".")
+                (sections.setdefault(section, {}) if section else top)[name] = getattr(cell, a.field)
         replaced = {k: dataclasses.replace(getattr(self.train, k), **v) for k, v in sections.items()}
         hidden = self.train.hidden if cell.width is None else (cell.width,) * len(self.train.hidden)
-        return dataclasses.replace(self.train, env=cell.env, algo=cell.algo, hidden=hidden, **replaced)
+        return dataclasses.replace(self.train, env=cell.env, algo=cell.algo, hidden=hidden, **replaced, **top)
+
+    def hyper_label(self, cell: Cell) -> str | None:
+        """The hyperparameter axes this sweep sets, as ``field=value`` pairs (``actor_lr=0.0001``), the report's
+        ``hyper`` cell key; ``None`` where it sets none."""
+        named = [_AXIS[a] for a in HYPER_AXES if getattr(self, a) is not None]
+        pairs = [f"{a.field}={results.sparsity_label(getattr(cell, a.field))}" for a in named]
+        return ",".join(pairs) or None
 
     def cell_tags(self, cell: Cell) -> tuple[str, ...]:
         """The name parts of the axes this sweep sets (widths, scores, distributions, rhos), for run names."""

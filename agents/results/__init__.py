@@ -40,7 +40,7 @@ from agents.results import migrate
 CONFIG_FILE, RUN_FILE, CURVE_FILE, RUNS_DIR = "config.json", "run.json", "curve.jsonl", "runs"
 
 # A cell is one point of a sweep's grid; runs of one cell differ only by method and seed.
-CELL_KEYS = ("env", "algo", "hidden", "sparsity", "score", "distribution", "rho", "redo")
+CELL_KEYS = ("env", "algo", "hidden", "sparsity", "score", "distribution", "rho", "redo", "hyper")
 
 
 def sparsity_label(sparsity: float) -> str:
@@ -146,8 +146,8 @@ class RunRecord:
     """What ``runs/<run_id>/run.json`` says of one run.
 
     Its identity in the grid (``env`` ... ``seed``, and the axes ``hidden``,
-    ``score``, ``distribution``, ``rho`` where the sweep sets them, and ``redo``, the ReDo period of a run
-    trained with it), its
+    ``score``, ``distribution``, ``rho`` where the sweep sets them, ``redo``, the ReDo period of a run
+    trained with it, and ``hyper``, the values of the hyperparameter axes the sweep sets), its
     resolved training ``config`` (``dataclasses.asdict`` of a
     :class:`~agents.algorithms.config.TrainConfig`), the schedule figures the FLOPs model
     reads, the parameter counts and mask topology at the start of training,
@@ -184,6 +184,7 @@ class RunRecord:
     chunks_done: int = 0
     same_as: str | None = None
     redo: int | None = None  # the ReDo period; None: trained without ReDo
+    hyper: str | None = None  # the hyperparameter axes the sweep sets, "actor_lr=0.0001,tau=0.01"; None: none
 
     @property
     def hidden_label(self) -> str | None:
@@ -196,10 +197,10 @@ class RunRecord:
         return tuple(self.hidden_label if k == "hidden" else getattr(self, k) for k in CELL_KEYS)
 
     def to_json(self) -> dict[str, Any]:
-        """The ``run.json`` object (``same_as`` and ``redo`` only where they are set)."""
+        """The ``run.json`` object (``same_as``, ``redo`` and ``hyper`` only where they are set)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(RunRecord)}
         out["hidden"] = None if self.hidden is None else list(self.hidden)
-        for optional in ("same_as", "redo"):
+        for optional in ("same_as", "redo", "hyper"):
             if out[optional] is None:
                 del out[optional]
         return out

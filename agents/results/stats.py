@@ -381,6 +381,8 @@ def cell_name(row: dict, keys: Sequence[str] = CELL_KEYS) -> str:
             parts.append(f"rho {sparsity_label(v)}")
         elif k == "redo":
             parts.append(f"ReDo every {v}")
+        elif k == "hyper":
+            parts.append(v.replace(",", " "))
         elif k == "hidden":
             parts.append(f"{v} units")
         else:
