@@ -230,12 +230,16 @@ def test_sweep_help_lists_the_axes_and_the_config_with_the_presets_defaults(caps
     with pytest.raises(SystemExit):
         main(["sweep", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for flag in ("--scores", "--distributions", "--widths", "--rhos", "--config.sparse.score", "--config.hidden"):
+    for flag in ("--scores", "--distributions", "--widths", "--rhos", "--redos", "--actor-lrs", "--critic-lrs",
+                 "--gammas", "--taus", "--config.sparse.score", "--config.hidden"):  # fmt: skip
         assert flag in text, flag
     argv = ["sweep", "--preset", "evidence", "--config.sparse.rho", "0.2"]
     args = tyro.cli(command_type(argv), args=argv)
     assert args.config.env == "inverted_double_pendulum" and args.config.sparse.rho == 0.2
     assert args.config.sparse.score == sweep.PRESETS["evidence"].train.sparse.score
+    argv = ["sweep", "--actor-lrs", "1e-4", "3e-4", "--taus", "0.01"]
+    args = tyro.cli(command_type(argv), args=argv)
+    assert args.actor_lrs == (1e-4, 3e-4) and args.taus == (0.01,) and args.gammas is None
 
 
 @pytest.mark.parametrize(

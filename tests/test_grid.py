@@ -22,6 +22,42 @@ from tests.helpers import refused as _refused
 from tests.helpers import sweep_dir as _sweep_dir
 
 
+def test_hyperparameter_axes_name_their_runs_and_share_the_programs_of_algorithms_that_trace_them():
+    cfg = sweep.SweepConfig(envs=("probe_bandit",), algos=("sac", "td3"), methods=("static", "rigl"), seeds=1,
+                            actor_lrs=(1e-4, 1e-3), taus=(0.005, 0.05))  # fmt: skip
+    cells = cfg.cells()
+    assert len(cells) == 2 * 2 * 2
+    assert {(cfg.cell_config(c).actor_lr, cfg.cell_config(c).tau) for c in cells} == {
+        (lr, tau) for lr in (1e-4, 1e-3) for tau in (0.005, 0.05)
+    }
+    # Both algorithms trace them: one mask-only and one RigL program each, 4 variants apiece.
+    assert [(p[0][0].algo, p[0][1], len(p)) for p in cfg.programs()] == [
+        ("sac", "static", 4), ("sac", "rigl", 4), ("td3", "static", 4), ("td3", "rigl", 4)
+    ]  # fmt: skip
+    run = cfg.batches()[0].runs[-1]
+    assert cfg.run_id(run) == "probe_bandit-sac-s0.9-alr0.001-tau0.05-static-seed0"
+    assert cfg.hyper_label(run.cell) == "actor_lr=0.001,tau=0.05"
+    assert sweep.SweepConfig(envs=("probe_bandit",), methods=("tar",), seeds=1).hyper_label(cells[0]) is None
+    # A value the train config refuses is refused by the grid, naming it.
+    with pytest.raises(ValueError, match=r"tau=2.0 is not allowed"):
+        sweep.SweepConfig(envs=("probe_bandit",), methods=("tar",), seeds=1, taus=(0.005, 2.0))
+    with pytest.raises(ValueError, match=r"actor_lr=0.001 is not allowed; allowed: each actor_lr once"):
+        sweep.SweepConfig(envs=("probe_bandit",), methods=("tar",), seeds=1, actor_lrs=(1e-3, 1e-3))
+
+
+def test_an_algorithm_that_traces_nothing_compiles_one_program_per_value():
+    """A registered algorithm's hyperparameters are constants of its program unless it lists them as traced."""
+    from agents.algorithms import ALGORITHMS, register_algorithm, unregister_algorithm
+
+    register_algorithm("plain_sac", ALGORITHMS["sac"].factory, "SAC, every field a constant")
+    try:
+        cfg = sweep.SweepConfig(envs=("probe_bandit",), algos=("plain_sac",), methods=("static",), seeds=1,
+                                actor_lrs=(1e-4, 1e-3))  # fmt: skip
+        assert [len(p) for p in cfg.programs()] == [1, 1]
+    finally:
+        unregister_algorithm("plain_sac")
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [

@@ -61,7 +61,7 @@ def test_learning_rates_share_one_program_per_kind_and_each_run_trains_with_its_
     """``--actor-lrs`` x sparsities x (static, tar, rigl): one mask-only and one RigL program; each run's curves
     are those of its cell's runs alone (within the batch-shape tolerance); the rate changes the runs."""
     lrs = (1e-4, 3e-4, 1e-3)
-    cfg = dataclasses.replace(GRID, methods=("static", "tar", "rigl"), actor_lrs=lrs)
+    cfg = dataclasses.replace(GRID, sparsities=(0.9, 0.95), methods=("static", "tar", "rigl"), actor_lrs=lrs)
     assert [len(p) for p in cfg.programs()] == [3 * 2 * 2, 3 * 2]  # (lr, sparsity, method) variants
     compiled = []
     original = runner.compile_chunk
