@@ -59,9 +59,7 @@ def bench(quick: bool = False) -> dict[str, Any]:
         agreement = {k: _largest_difference(after_curves, before_curves, k) for k in keys}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    before = {
-        k: sum(s[k] for s in per_value) for k in ("chunk_programs", "xla_compilations", "compile_s", "wall_s")
-    }
+    before = {k: sum(s[k] for s in per_value) for k in ("chunk_programs", "xla_compilations", "compile_s", "wall_s")}
     before["batches"] = [b for s in per_value for b in s["batches"]]
     return {
         "settings": {

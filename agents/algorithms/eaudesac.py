@@ -206,9 +206,7 @@ def make_eaudesac(config: TrainConfig, obs_size: int, action_size: int, make_tx:
         c_updates, critic_opts = jax.vmap(
             lambda g, o, p: critic_tx.update(g, o, p, step=step, rewire=rewire, learning_rate=lr)
         )(grads, state.critic_opts, state.critics)
-        fields, metrics = parts.actor_step(
-            state, state.target_critic, alpha, batch.obs, k_actor, step, rewire, hyper
-        )
+        fields, metrics = parts.actor_step(state, state.target_critic, alpha, batch.obs, k_actor, step, rewire, hyper)
         new = state.replace(
             critics=optax.apply_updates(state.critics, c_updates),
             critic_opts=critic_opts,

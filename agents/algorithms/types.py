@@ -138,9 +138,7 @@ class Algorithm(NamedTuple):
     unit_scores: Callable[[State, Any], dict[str, dict[str, jax.Array]]] | None = None
 
 
-def polyak(
-    target: Params, online: Params, tau: float, masks: sj.masks.Masks, hyper: Hyper | None = None
-) -> Params:
+def polyak(target: Params, online: Params, tau: float, masks: sj.masks.Masks, hyper: Hyper | None = None) -> Params:
     """``tau * online + (1 - tau) * target``, pruned entries set to exactly 0.
 
     Masking keeps a target exactly as sparse as its online network, also

@@ -97,8 +97,14 @@ AXES: tuple[Axis, ...] = (
     Axis("redos", "redo", "--redos", lambda f: f"redo{f}", lambda m: True, config="redo.every"),
     # Hyperparameters that SAC and TD3 take per run (AlgorithmSpec.traced): their values share one program.
     *(
-        Axis(f"{field}s", field, f"--{field.replace('_', '-')}s", lambda v, t=tag: f"{t}{results.sparsity_label(v)}",
-             lambda m: True, config=field)
+        Axis(
+            f"{field}s",
+            field,
+            f"--{field.replace('_', '-')}s",
+            lambda v, t=tag: f"{t}{results.sparsity_label(v)}",
+            lambda m: True,
+            config=field,
+        )
         for field, tag in (("actor_lr", "alr"), ("critic_lr", "clr"), ("gamma", "g"), ("tau", "tau"))
     ),  # fmt: skip
 )
