@@ -106,7 +106,7 @@ AXES: tuple[Axis, ...] = (
             config=field,
         )
         for field, tag in (("actor_lr", "alr"), ("critic_lr", "clr"), ("gamma", "g"), ("tau", "tau"))
-    ),  # fmt: skip
+    ),
 )
 HYPER_AXES = ("actor_lrs", "critic_lrs", "gammas", "taus")
 _AXIS = {a.name: a for a in AXES}
@@ -254,7 +254,8 @@ class SweepConfig:
         sections: dict[str, dict[str, Any]] = {}
         top: dict[str, Any] = {}
         for a in AXES:
-            if a.field != "width":
+            # A hyperparameter field left None (a Cell built without it) keeps the train config's value.
+            if a.field != "width" and not (a.name in HYPER_AXES and getattr(cell, a.field) is None):
                 section, _, name = a.config_path.rpartition(".")
                 (sections.setdefault(section, {}) if section else top)[name] = getattr(cell, a.field)
         replaced = {k: dataclasses.replace(getattr(self.train, k), **v) for k, v in sections.items()}
@@ -483,7 +484,7 @@ PRESETS: dict[str, SweepConfig] = {
     # inverted_double_pendulum, whose returns are graded (from ~300 untrained to several thousand), at a
     # setting where TAR's masks differ from static's in every layer count.
     "evidence": _cpu_preset("inverted_double_pendulum", seeds=8, total_steps=25_000, chunk_steps=2_000),
-    # The cross-task study's CPU part (under about 70 minutes on 2 cores): the evidence preset's task and
+    # The cross-task study's CPU part (4 cells, each the size of the evidence preset's one): its task and
     # training, but SAC and TD3, the distributions sparse-RL papers use (ERK, global; uniform stays in the
     # evidence preset) at sparsity 0.95, 8 seeds. Its cells are reported with the DMC part's by
     # `sparse-rl report DIR --include OTHER_DIR` (docs/results.md).
