@@ -52,8 +52,9 @@ def hyper_value(hyper: Hyper | None, field: str, constant: float) -> jax.Array |
     return constant if hyper is None else hyper[field]
 
 
-def scale_by_learning_rate_arg(learning_rate: float) -> optax.GradientTransformationExtraArgs:
-    """``-learning_rate * updates``, where ``update(..., learning_rate=x)`` may give a run's (traced) rate.
+def scale_by_learning_rate_arg(default: float) -> optax.GradientTransformationExtraArgs:
+    """``-learning_rate * updates``, where ``update(..., learning_rate=x)`` may give a run's (traced) rate;
+    ``default`` when it is not given.
 
     The state is optax's ``EmptyState``, as for ``optax.scale_by_learning_rate``, so
     ``chain(scale_by_adam(), scale_by_learning_rate_arg(lr))`` has ``optax.adam(lr)``'s state and
@@ -62,10 +63,9 @@ def scale_by_learning_rate_arg(learning_rate: float) -> optax.GradientTransforma
 
     def update_fn(updates, state, params=None, *, learning_rate=None, **extra_args):
         del params, extra_args
-        step_size = -(learning_rate if learning_rate is not None else learning_rate_default)
+        step_size = -(default if learning_rate is None else learning_rate)
         return jax.tree.map(lambda g: step_size * g, updates), state
 
-    learning_rate_default = learning_rate
     return optax.GradientTransformationExtraArgs(lambda params: optax.EmptyState(), update_fn)
 
 
