@@ -99,6 +99,20 @@ class SweepArgs(RunOptions):
     """Grid axis: discounts (--config.gamma)."""
     taus: tuple[float, ...] | None = None
     """Grid axis: Polyak rates of the target networks (--config.tau)."""
+    alpha_lrs: tuple[float, ...] | None = None
+    """Grid axis: SAC's temperature learning rates (--config.sac.alpha-lr)."""
+    init_alphas: tuple[float, ...] | None = None
+    """Grid axis: SAC's initial temperatures (--config.sac.init-alpha)."""
+    target_entropy_scales: tuple[float, ...] | None = None
+    """Grid axis: SAC's target entropy, as multiples of -|A| (--config.sac.target-entropy-scale)."""
+    target_noises: tuple[float, ...] | None = None
+    """Grid axis: TD3's target smoothing noise std (--config.td3.target-noise)."""
+    noise_clips: tuple[float, ...] | None = None
+    """Grid axis: TD3's smoothing noise clip (--config.td3.noise-clip)."""
+    expl_noises: tuple[float, ...] | None = None
+    """Grid axis: TD3's exploration noise std (--config.td3.expl-noise)."""
+    redo_taus: tuple[float, ...] | None = None
+    """Grid axis: ReDo's dormancy thresholds (--config.redo.tau; ReDo on in every cell)."""
     seeds: int | None = None
     """Override the number of seeds (>= 1)."""
     seed_offset: int | None = None

@@ -36,13 +36,15 @@ def dormant_units(scores: Mapping[str, jax.Array], tau: float) -> dict[str, jax.
     Args:
       scores: per hidden layer (keyed by the path of the kernel that produces
         it, e.g. ``"Dense_0/kernel"``), each unit's mean absolute activation.
-      tau: the threshold, ``>= 0``; ``0`` marks only units that never fire.
+      tau: the threshold, ``>= 0``; ``0`` marks only units that never fire. A traced value (one per
+        run of a vmapped batch) is taken as it is; a concrete one is checked.
 
     >>> import jax.numpy as jnp
     >>> dormant_units({"Dense_0/kernel": jnp.array([0.0, 0.01, 1.0, 2.99])}, tau=0.025)["Dense_0/kernel"].tolist()
     [True, True, False, False]
     """
-    check_number("tau", tau, lo=0.0)
+    if not isinstance(tau, jax.core.Tracer):
+        check_number("tau", tau, lo=0.0)
     return {name: s <= tau * jnp.mean(s) for name, s in scores.items()}
 
 

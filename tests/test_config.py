@@ -84,7 +84,8 @@ def test_each_algorithm_reads_its_own_section_and_the_json_round_trips():
 
     cfg = TrainConfig(algo="td3", sac=SACConfig(init_alpha=0.5), td3=TD3Config(policy_delay=3, expl_noise=0.3))
     data = json.loads(json.dumps(dataclasses.asdict(cfg)))
-    assert data["sac"] == {"alpha_lr": 3e-4, "init_alpha": 0.5} and data["td3"]["policy_delay"] == 3
+    assert data["sac"] == {"alpha_lr": 3e-4, "init_alpha": 0.5, "target_entropy_scale": 1.0}
+    assert data["td3"]["policy_delay"] == 3
     assert "init_alpha" not in data and "policy_delay" not in data
     assert train_config_from_json(data) == cfg
     # A config of a version before ReDo (no "redo" section) reads with ReDo off.

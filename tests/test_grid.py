@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 
 import jax
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 import sparse_jax as sj
 from agents import results
-from agents.algorithms.config import RedoConfig
+from agents.algorithms.config import RedoConfig, TD3Config, TrainConfig
 from agents.algorithms.networks import GaussianActor, TwinCritic, init_actor_critic
 from agents.cli import main
 from agents.execution import plan as plan_lib
@@ -43,6 +44,36 @@ def test_hyperparameter_axes_name_their_runs_and_share_the_programs_of_algorithm
         sweep.SweepConfig(envs=("probe_bandit",), methods=("tar",), seeds=1, taus=(0.005, 2.0))
     with pytest.raises(ValueError, match=r"actor_lr=0.001 is not allowed; allowed: each actor_lr once"):
         sweep.SweepConfig(envs=("probe_bandit",), methods=("tar",), seeds=1, actor_lrs=(1e-3, 1e-3))
+
+
+def test_axes_of_an_algorithms_own_settings_share_its_program_and_refuse_runs_that_would_be_copies():
+    cfg = sweep.SweepConfig(envs=("probe_bandit",), methods=("static", "tar"), seeds=1, init_alphas=(0.1, 1.0),
+                            target_entropy_scales=(0.5, 1.0), alpha_lrs=(1e-4, 1e-3))  # fmt: skip
+    assert [len(p) for p in cfg.programs()] == [16]  # 8 cells x 2 methods, one SAC program
+    run = cfg.batches()[0].runs[-1]
+    assert cfg.run_id(run) == "probe_bandit-sac-s0.9-tlr0.001-ia1-tes1-tar-seed0"
+    assert cfg.hyper_label(run.cell) == "alpha_lr=0.001,init_alpha=1,target_entropy_scale=1"
+    train = cfg.cell_config(run.cell)
+    assert (train.sac.alpha_lr, train.sac.init_alpha, train.sac.target_entropy_scale) == (1e-3, 1.0, 1.0)
+    td3 = sweep.SweepConfig(envs=("probe_bandit",), algos=("td3",), methods=("static",), seeds=1,
+                            target_noises=(0.1, 0.2), noise_clips=(0.3, 0.5), expl_noises=(0.05, 0.1))  # fmt: skip
+    assert [len(p) for p in td3.programs()] == [8]
+    assert td3.cell_config(td3.cells()[-1]).td3 == TD3Config(target_noise=0.2, noise_clip=0.5, expl_noise=0.1)
+    # TD3 does not read SAC's temperature: its runs would be copies under each value.
+    with pytest.raises(ValueError, match=re.escape(
+        "init_alphas=(0.1, 1.0) is not allowed; allowed: one value, or only algorithms that take sac.init_alpha "
+        "per run (sac): td3 would repeat the same runs")):  # fmt: skip
+        sweep.SweepConfig(envs=("probe_bandit",), algos=("sac", "td3"), methods=("static",), init_alphas=(0.1, 1.0))
+    # One value sets it for every run; ReDo's threshold needs ReDo on in every cell.
+    sweep.SweepConfig(envs=("probe_bandit",), algos=("sac", "td3"), methods=("static",), init_alphas=(0.1,))
+    with pytest.raises(ValueError, match=re.escape("redo_taus=(0.1, 0.2) is not allowed; allowed: one value, or "
+                                                   "ReDo on in every cell")):  # fmt: skip
+        sweep.SweepConfig(envs=("probe_bandit",), methods=("static",), redo_taus=(0.1, 0.2))
+    on = sweep.SweepConfig(envs=("probe_bandit",), methods=("static",), seeds=1, redo_taus=(0.1, 0.2),
+                           train=TrainConfig(redo=RedoConfig(every=100)))  # fmt: skip
+    assert [len(p) for p in on.programs()] == [2]
+    with pytest.raises(ValueError, match=r"redo_taus=\(0.1, 0.2\) is not allowed"):
+        sweep.SweepConfig(envs=("probe_bandit",), methods=("static",), redo_taus=(0.1, 0.2), redos=(0, 100))
 
 
 def test_an_algorithm_that_traces_nothing_compiles_one_program_per_value():

@@ -138,17 +138,20 @@ def test_runs_that_cannot_share_a_program_are_refused_naming_the_difference():
     with pytest.raises(ValueError, match="they differ in sparse.distribution "):
         runner.check_batch(gmp)
     runner.check_batch([with_sparse(method="rigl", distribution="erk"), with_sparse(method="rigl", sparsity=0.5)])
-    # SAC takes its learning rates, discount and Polyak rate per run: they share a program; its target
-    # entropy's initial temperature does not.
+    # SAC takes its learning rates, discount, Polyak rate, temperature settings and ReDo threshold per run:
+    # they share a program; TD3's policy delay (control flow) does not.
     traced = dataclasses.replace(TRAIN, actor_lr=1e-4, critic_lr=1e-2, gamma=0.9, tau=0.05,
-                                 sac=dataclasses.replace(TRAIN.sac, alpha_lr=1e-5))  # fmt: skip
+                                 sac=dataclasses.replace(TRAIN.sac, alpha_lr=1e-5, init_alpha=0.5),
+                                 redo=dataclasses.replace(TRAIN.redo, tau=0.3))  # fmt: skip
     assert runner.check_batch([TRAIN, traced]) == TRAIN
-    with pytest.raises(ValueError, match=r"they differ in sac.init_alpha \(only actor_lr, critic_lr, gamma, "):
-        runner.check_batch([TRAIN, dataclasses.replace(TRAIN, sac=dataclasses.replace(TRAIN.sac, init_alpha=0.5))])
+    with pytest.raises(ValueError, match=r"they differ in td3.policy_delay \(only actor_lr, critic_lr, gamma, "):
+        runner.check_batch([TRAIN, dataclasses.replace(TRAIN, td3=dataclasses.replace(TRAIN.td3, policy_delay=3))])
     hyper = runner.batch_hyper([TRAIN, traced])
     np.testing.assert_array_equal(hyper["actor_lr"], np.float32([TRAIN.actor_lr, 1e-4]))
     np.testing.assert_array_equal(hyper["1-tau"], np.float32([1 - TRAIN.tau, 1 - 0.05]))
-    assert set(hyper) == {"actor_lr", "critic_lr", "sac.alpha_lr", "gamma", "tau", "1-tau"}
+    np.testing.assert_array_equal(hyper["sac.log_init_alpha"], np.log(np.float32([TRAIN.sac.init_alpha, 0.5])))
+    assert set(hyper) == {"actor_lr", "critic_lr", "sac.alpha_lr", "gamma", "tau", "1-tau", "sac.init_alpha",
+                          "sac.log_init_alpha", "sac.target_entropy_scale", "redo.tau"}  # fmt: skip
 
 
 def test_bad_methods_fail_before_compiling():

@@ -10,7 +10,7 @@ import optax
 import pytest
 
 import sparse_jax as sj
-from agents.algorithms.config import RedoConfig, SACConfig, SparsityConfig, TrainConfig
+from agents.algorithms.config import RedoConfig, SACConfig, SparsityConfig, TD3Config, TrainConfig, hyper_values
 from agents.algorithms.networks import TwinCritic
 from agents.execution.runner import run
 from agents.execution.train import (
@@ -310,9 +310,43 @@ def test_the_mask_only_chunk_is_one_program_whatever_the_masks_are_made_of():
                            distribution="uniform", rho=0.2)), ("dense", {})):  # fmt: skip
         assert program(method, **sparse) == base, (method, sparse)
     rates = dict(actor_lr=1e-5, critic_lr=1e-2, gamma=0.9, tau=0.5)
-    assert program("static", train={**rates, "sac": SACConfig(alpha_lr=1e-2)}, sparsity=0.8) == base
+    temperature = SACConfig(alpha_lr=1e-2, init_alpha=0.3, target_entropy_scale=0.5)
+    assert program("static", train={**rates, "sac": temperature}, sparsity=0.8) == base
     assert program("static", train={"dormant_tau": 0.05}, sparsity=0.8) != base  # a constant of the program
-    assert program("static", "td3", train=rates) == program("static", "td3")
+    noise = TD3Config(target_noise=0.3, noise_clip=0.25, expl_noise=0.4)
+    assert program("static", "td3", train={**rates, "td3": noise}) == program("static", "td3")
+    redo = lambda tau: {"redo": RedoConfig(every=4, tau=tau)}
+    assert program("static", train=redo(0.5), sparsity=0.8) == program("static", train=redo(0.1), sparsity=0.8)
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_traced_settings_give_each_run_the_bits_of_the_constants(algo):
+    """SAC's temperature settings, TD3's noise and ReDo's threshold, given per run (``hyper``), give the
+    same state and metrics, bit for bit, as a program with them as constants: masking (SAC's initial
+    temperature) and a chunk of training with ReDo steps in it."""
+    redo = dict(redo=RedoConfig(every=8, tau=0.1))
+    base = TrainConfig(**BANDIT, algo=algo, **redo)
+    own = dict(
+        sac=SACConfig(alpha_lr=1e-2, init_alpha=0.3, target_entropy_scale=0.5),
+        td3=TD3Config(target_noise=0.3, noise_clip=0.25, expl_noise=0.4),
+    )[algo]
+    other = dataclasses.replace(base, redo=RedoConfig(every=8, tau=0.7), **{algo: own})
+    hyper = hyper_values(other)
+    shared, alone = make_train(base), make_train(other)
+    state = jax.jit(shared.warmup)(jax.jit(shared.init)(jax.random.key(0)))
+    masks = jax.jit(lambda s: shared.make_masks(s, "static"))(state)
+    traced = jax.jit(shared.apply_masks)(state, *masks, hyper)
+    constant = jax.jit(alone.apply_masks)(state, *masks)
+    chex.assert_trees_all_equal(traced, constant)
+    if algo == "sac":
+        assert float(traced.agent.log_alpha) == np.float32(np.log(np.float32(0.3)))
+    chunk = jax.jit(shared.chunk)
+    _, b_metrics = chunk(traced, jnp.int32(0), hyper_values(base))
+    traced, t_metrics = chunk(traced, jnp.int32(0), hyper)
+    constant, c_metrics = jax.jit(alone.chunk)(constant, jnp.int32(0))
+    chex.assert_trees_all_equal((traced, t_metrics), (constant, c_metrics))
+    # The values read were the run's: the base's threshold (0.1) recycles fewer units than 0.7 does.
+    assert float(b_metrics["critic_recycled"]) < float(t_metrics["critic_recycled"])
 
 
 def test_redo_recycles_at_its_steps_only_and_keeps_the_masks(sac_group):

@@ -36,10 +36,12 @@ class AlgorithmSpec:
         actor-critic update (forward and backward of both, a forward of the target critic).
       ensemble: the factory of its ensemble variant, which trains ensemble methods
         (``sparse_jax.SparseMethod.ensemble``: ``eaudesac``), same signature; ``None``: it has none.
-      traced: the train config fields (dotted: ``"sac.alpha_lr"``) its ``update`` reads from its ``hyper``
-        argument, one value per run (:func:`agents.algorithms.config.hyper_values`), rather than from the
-        config: runs that differ only in these share one compiled program
-        (:func:`agents.algorithms.config.program_key`). ``()``: every field is a constant of the program.
+      traced: the train config fields (dotted: ``"sac.alpha_lr"``) its ``update``, ``act`` and ``init_state``
+        read from their ``hyper`` argument, one value per run (:func:`agents.algorithms.config.hyper_values`),
+        rather than from the config: runs that differ only in these share one compiled program
+        (:func:`agents.algorithms.config.program_key`). ``"redo.tau"`` here: the training chunk reads ReDo's
+        threshold from ``hyper`` too. ``()``: every field is a constant of the program, and ``hyper`` is
+        never given.
     """
 
     name: str
@@ -124,11 +126,29 @@ register_algorithm(
     "agents.algorithms.sac:make_sac",
     "Soft Actor-Critic (Haarnoja et al. 2018), twin critics",
     ensemble="agents.algorithms.eaudesac:make_eaudesac",
-    traced=("actor_lr", "critic_lr", "sac.alpha_lr", "gamma", "tau"),
+    traced=(
+        "actor_lr",
+        "critic_lr",
+        "sac.alpha_lr",
+        "gamma",
+        "tau",
+        "sac.init_alpha",
+        "sac.target_entropy_scale",
+        "redo.tau",
+    ),
 )
 register_algorithm(
     "td3",
     "agents.algorithms.td3:make_td3",
     "TD3 (Fujimoto et al. 2018): target smoothing, delayed updates",
-    traced=("actor_lr", "critic_lr", "gamma", "tau"),
+    traced=(
+        "actor_lr",
+        "critic_lr",
+        "gamma",
+        "tau",
+        "td3.target_noise",
+        "td3.noise_clip",
+        "td3.expl_noise",
+        "redo.tau",
+    ),
 )

@@ -10,6 +10,7 @@ import numpy as np
 
 import sparse_jax as sj
 from agents.algorithms import ALGORITHMS
+from agents.algorithms.types import log_init_alpha
 from envs.registry import resolve_backend
 from sparse_jax.validation import check_choice, check_int, check_number, fail
 
@@ -117,14 +118,18 @@ class SACConfig:
     Attributes:
       alpha_lr: the temperature's Adam learning rate.
       init_alpha: the initial temperature.
+      target_entropy_scale: the target entropy is ``-target_entropy_scale * action_size`` (1, the
+        default, is Haarnoja et al.'s ``-|A|``; smaller values ask for less randomness).
     """
 
     alpha_lr: float = 3e-4
     init_alpha: float = 1.0
+    target_entropy_scale: float = 1.0
 
     def __post_init__(self):
         for name in ("alpha_lr", "init_alpha"):
             check_number(name, getattr(self, name), lo=0.0, lo_open=True)
+        check_number("target_entropy_scale", self.target_entropy_scale, lo=0.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -373,13 +378,17 @@ def traced_fields(config: TrainConfig) -> tuple[str, ...]:
 def hyper_values(config: TrainConfig) -> dict[str, np.ndarray]:
     """One run's values of its :func:`traced_fields`, as float32 scalars keyed by field name.
 
-    With ``tau`` comes ``1-tau``, computed in float64 before rounding, as the
-    constant ``1.0 - tau`` of a program that is not traced was: a run's
-    results are the same bits either way.
+    Two derived values come with their fields, computed as the constants of a
+    program that is not traced are, so that a run's results are the same bits
+    either way: with ``tau`` comes ``1-tau`` (in float64, then rounded), with
+    ``sac.init_alpha`` its float32 log ``sac.log_init_alpha`` (the temperature
+    is stored as its log).
     """
     values = {f: np.float32(get_field(config, f)) for f in traced_fields(config)}
     if "tau" in values:
         values["1-tau"] = np.float32(1.0 - config.tau)
+    if "sac.init_alpha" in values:
+        values["sac.log_init_alpha"] = np.float32(log_init_alpha(config.sac.init_alpha))
     return values
 
 

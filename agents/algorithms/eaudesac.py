@@ -173,9 +173,9 @@ def make_eaudesac(config: TrainConfig, obs_size: int, action_size: int, make_tx:
     }
     max_levels = [eaude.level_at(ladders[net], sparse.network_sparsity(net)) for net in ("actor", "critic")]
 
-    def init_state(actor_init: sj.SparseInit, critic_init: sj.SparseInit, key: jax.Array) -> EauDeSACState:
+    def init_state(actor_init: sj.SparseInit, critic_init: sj.SparseInit, key: jax.Array, hyper=None) -> EauDeSACState:
         k_actor, k_critic = jax.random.split(key)
-        log_alpha = jnp.asarray(parts.init_log_alpha, jnp.float32)
+        log_alpha = parts.init_log_alpha(hyper)
         critic_opt = sj.with_masks(critic_tx.init(critic_init.params), critic_init.masks, key=k_critic)
         state = EauDeSACState(
             actor=actor_init.params,

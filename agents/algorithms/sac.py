@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
@@ -27,6 +28,7 @@ from agents.algorithms.types import (
     adam_lr_arg,
     dormant_fn,
     hyper_value,
+    log_init_alpha,
     polyak,
     sparse_opt_state,
     unit_scores_fn,
@@ -141,7 +143,8 @@ def sac_networks(config: TrainConfig, action_size: int) -> SACNetworks:
     def q_fn(params, obs, action):
         return critic_net.apply({"params": params}, obs, action)
 
-    def act(params, obs, key, deterministic):
+    def act(params, obs, key, deterministic, hyper=None):
+        del hyper  # SAC's exploration is its policy's own noise: nothing traced
         if deterministic:
             return jnp.tanh(actor_net.apply({"params": params}, obs)[0])
         return policy_fn(params, obs, key)[0]
@@ -157,11 +160,13 @@ class SACParts(NamedTuple):
       init_params: ``key -> (actor_params, critic_params)``, dense.
       actor_tx, critic_tx: each network's sparse optimizer (from ``make_tx``).
       alpha_tx: the temperature's Adam (its ``update`` takes ``learning_rate=``, a run's traced rate).
-      init_log_alpha: the log of ``config.sac.init_alpha``, as a float32 is stored.
+      init_log_alpha: ``hyper -> log_alpha``, the initial temperature's float32 log: ``config.sac.init_alpha``'s,
+        or the run's traced one (``hyper["sac.log_init_alpha"]``) where ``hyper`` is given.
       schedules: ``{network: (schedule, 1)}``.
       actor_step: ``(state, critic, alpha, obs, key, step, rewire, hyper=None) -> (fields, metrics)``: one
         update of the actor against ``critic`` and of the temperature; ``fields`` are the state's new
-        ``actor``, ``actor_opt``, ``log_alpha`` and ``alpha_opt``; ``hyper``: the run's traced learning rates.
+        ``actor``, ``actor_opt``, ``log_alpha`` and ``alpha_opt``; ``hyper``: the run's traced learning rates
+        and target entropy scale.
     """
 
     networks: SACNetworks
@@ -169,17 +174,27 @@ class SACParts(NamedTuple):
     actor_tx: optax.GradientTransformationExtraArgs
     critic_tx: optax.GradientTransformationExtraArgs
     alpha_tx: optax.GradientTransformationExtraArgs
-    init_log_alpha: float
+    init_log_alpha: Callable[[Hyper | None], jax.Array]
     schedules: dict
     actor_step: Callable
 
 
 def sac_parts(config: TrainConfig, obs_size: int, action_size: int, make_tx: MakeTx) -> SACParts:
-    """SAC's networks, optimizers and actor/temperature step (target entropy ``-action_size``)."""
+    """SAC's networks, optimizers and actor/temperature step (target entropy
+    ``-sac.target_entropy_scale * action_size``)."""
     nets = sac_networks(config, action_size)
-    target_entropy = -float(action_size)
     alpha_tx = adam_lr_arg(config.sac.alpha_lr)  # optax.adam's state and bits, its rate traceable
-    init_log_alpha = float(jnp.log(config.sac.init_alpha))  # float32 log, as the temperature is stored
+
+    constant_log_alpha = log_init_alpha(config.sac.init_alpha)
+
+    def init_log_alpha(hyper=None):
+        return jnp.asarray(hyper_value(hyper, "sac.log_init_alpha", constant_log_alpha), jnp.float32)
+
+    def target_entropy(hyper):
+        # One float32 product either way, so a traced scale gives the constant's bits (scale 1: -|A| exactly).
+        scale = hyper_value(hyper, "sac.target_entropy_scale", np.float32(config.sac.target_entropy_scale))
+        return -scale * np.float32(action_size)
+
     schedules = {net: (config.sparse.schedule(config.total_updates, net), 1) for net in ("actor", "critic")}
     init_params, actor_tx, critic_tx = actor_critic_parts(
         nets.actor_net, nets.critic_net, obs_size, action_size, make_tx, schedules
@@ -193,7 +208,7 @@ def sac_parts(config: TrainConfig, obs_size: int, action_size: int, make_tx: Mak
             a_grads, state.actor_opt, state.actor, step=step, rewire=rewire,
             learning_rate=hyper_value(hyper, "actor_lr", None),
         )  # fmt: skip
-        t_loss, t_grad = jax.value_and_grad(alpha_loss)(state.log_alpha, log_prob, target_entropy)
+        t_loss, t_grad = jax.value_and_grad(alpha_loss)(state.log_alpha, log_prob, target_entropy(hyper))
         t_update, alpha_opt = alpha_tx.update(
             t_grad, state.alpha_opt, learning_rate=hyper_value(hyper, "sac.alpha_lr", None)
         )
@@ -212,8 +227,9 @@ def sac_parts(config: TrainConfig, obs_size: int, action_size: int, make_tx: Mak
 def make_sac(config: TrainConfig, obs_size: int, action_size: int, make_tx: MakeTx) -> Algorithm:
     """Bind the SAC losses to flax networks and sparse optimizers (``make_tx``, called once per network).
 
-    The target entropy is ``-action_size``; the temperature starts at
-    ``config.sac.init_alpha`` (stored as its log).
+    The target entropy is ``-sac.target_entropy_scale * action_size``; the
+    temperature starts at ``config.sac.init_alpha`` (stored as its log), or at
+    the run's traced one given to ``init_state``.
     """
     # Long: a factory of closures; the pure functions share the networks and optimizers it builds once.
     parts = sac_parts(config, obs_size, action_size, make_tx)
@@ -221,9 +237,9 @@ def make_sac(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
     init_params, actor_tx, critic_tx, alpha_tx = parts.init_params, parts.actor_tx, parts.critic_tx, parts.alpha_tx
     init_log_alpha, schedules = parts.init_log_alpha, parts.schedules
 
-    def init_state(actor_init, critic_init, key) -> SACState:
+    def init_state(actor_init, critic_init, key, hyper=None) -> SACState:
         k_actor, k_critic = jax.random.split(key)
-        log_alpha = jnp.asarray(init_log_alpha, jnp.float32)
+        log_alpha = init_log_alpha(hyper)
         return SACState(
             actor=actor_init.params,
             critic=critic_init.params,

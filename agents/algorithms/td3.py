@@ -124,7 +124,8 @@ def make_td3(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
         actor_net, critic_net, obs_size, action_size, make_tx, schedules
     )
 
-    def init_state(actor_init, critic_init, key) -> TD3State:
+    def init_state(actor_init, critic_init, key, hyper=None) -> TD3State:
+        del hyper  # nothing of TD3's initial state is traced
         k_actor, k_critic = jax.random.split(key)
         return TD3State(
             actor=actor_init.params,
@@ -135,11 +136,12 @@ def make_td3(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
             critic_opt=sparse_opt_state(critic_tx, critic_init, k_critic),
         )
 
-    def act(params, obs, key, deterministic):
+    def act(params, obs, key, deterministic, hyper=None):
         action = policy_fn(params, obs)
         if deterministic:
             return action
-        return jnp.clip(action + config.td3.expl_noise * jax.random.normal(key, action.shape), -1.0, 1.0)
+        noise = hyper_value(hyper, "td3.expl_noise", config.td3.expl_noise)
+        return jnp.clip(action + noise * jax.random.normal(key, action.shape), -1.0, 1.0)
 
     def update(
         state: TD3State,
@@ -151,7 +153,8 @@ def make_td3(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
     ):
         c_loss, c_grads = jax.value_and_grad(critic_loss)(
             state.critic, state.target_critic, state.target_actor, batch, key, policy_fn, q_fn,
-            hyper_value(hyper, "gamma", config.gamma), config.td3.target_noise, config.td3.noise_clip,
+            hyper_value(hyper, "gamma", config.gamma), hyper_value(hyper, "td3.target_noise", config.td3.target_noise),
+            hyper_value(hyper, "td3.noise_clip", config.td3.noise_clip),
         )  # fmt: skip
         c_updates, critic_opt = critic_tx.update(
             c_grads, state.critic_opt, state.critic, step=step, rewire=rewire,

@@ -270,7 +270,9 @@ def _init_and_mask(
         applier = t if per_cell else trainer
         if id(applier) not in applies:
             applies[id(applier)] = jax.jit(jax.vmap(applier.apply_masks))
-        states.append(applies[id(applier)](sub, *masks))
+        # The runs' traced initial values (SAC's temperature) are inputs too: one function for every value.
+        hyper = batch_hyper([c] * len(rows))
+        states.append(applies[id(applier)](sub, *masks, *(() if hyper is None else (hyper,))))
         inits.append(masks)
         order += rows
     state, masks = _stack_runs(states), _stack_runs(inits)

@@ -63,8 +63,9 @@ class Trainer(NamedTuple):
       warmup: ``TrainState -> TrainState`` after ``warmup_steps`` random-action steps.
       make_masks: ``(TrainState, method) -> (actor SparseInit, critic SparseInit)``;
         SNIP scores use a replay batch, so call it after ``warmup``.
-      apply_masks: ``(TrainState, actor_init, critic_init) -> TrainState`` with
-        masked networks and targets and fresh sparse optimizers.
+      apply_masks: ``(TrainState, actor_init, critic_init, hyper=None) -> TrainState`` with
+        masked networks and targets and fresh sparse optimizers (and the run's traced initial
+        values, such as SAC's temperature, where ``hyper`` is given).
       chunk: ``(TrainState, chunk_index, hyper=None) -> (TrainState, metrics)``: one chunk of
         ``chunk_steps`` env steps with learning, then a deterministic evaluation. ``hyper`` holds the
         run's traced hyperparameters (:func:`agents.algorithms.config.hyper_values`; ``None``: the
@@ -262,26 +263,28 @@ def _mask_metrics(algo: Algorithm, agent: Any, start: Any) -> Metrics:
     }
 
 
-def _recycle_fn(config: TrainConfig, algo: Algorithm) -> Callable[[Any, Any, jax.Array], tuple[Any, Metrics]]:
-    """``(agent, batch, key) -> (agent, recycled)``: one ReDo step on the online actor and critic.
+def _recycle_fn(config: TrainConfig, algo: Algorithm) -> Callable[..., tuple[Any, Metrics]]:
+    """``(agent, batch, key, hyper=None) -> (agent, recycled)``: one ReDo step on the online actor and critic.
 
     The dormant units on ``batch`` (:mod:`sparse_jax.redo`) take fresh incoming
     weights and biases from a new initialisation drawn from ``key``; their
     outgoing weights and the optimizer moments of all of these are zeroed; the
     masks and the target networks are left as they are. ``recycled`` is the
-    fraction of each network's hidden units recycled.
+    fraction of each network's hidden units recycled. The threshold is the
+    run's traced ``redo.tau`` where ``hyper`` holds it, else the config's.
     """
     if algo.unit_scores is None:
         raise ValueError(f"redo.every={config.redo.every} needs per-unit scores, which algorithm {config.algo!r} "
                          "does not give (its Algorithm.unit_scores is None); set redo.every=0.")  # fmt: skip
 
-    def recycle(agent: Any, batch: Any, key: jax.Array) -> tuple[Any, Metrics]:
+    def recycle(agent: Any, batch: Any, key: jax.Array, hyper: Hyper | None = None) -> tuple[Any, Metrics]:
         scores = algo.unit_scores(agent, batch)
+        tau = config.redo.tau if hyper is None or "redo.tau" not in hyper else hyper["redo.tau"]
         fresh = dict(zip(("actor", "critic"), algo.init_params(key), strict=True))
         recycled = {}
         for net in ("actor", "critic"):
             opt = getattr(agent, f"{net}_opt")
-            dormant = sj.dormant_units(scores[net], config.redo.tau)
+            dormant = sj.dormant_units(scores[net], tau)
             params, changed = sj.recycle(getattr(agent, net), fresh[net], sj.get_masks(opt), dormant)
             agent = agent.replace(**{net: params, f"{net}_opt": sj.reset_moments(opt, changed)})
             units = sum(d.size for d in dormant.values())
@@ -303,18 +306,21 @@ def _chunk_fn(
     dynamic = sj.METHODS[config.sparse.method].rule is not None
     recycle = _recycle_fn(config, algo) if config.redo.enabled else None
 
-    # A run's traced hyperparameters reach the algorithm's update when the chunk is given them.
+    # A run's traced hyperparameters reach the algorithm's update and act when the chunk is given them.
     update = lambda agent, batch, key, step, rewire, hyper: (
         algo.update(agent, batch, key, step, rewire) if hyper is None else algo.update(agent, batch, key, step,
                                                                                       rewire, hyper=hyper)
     )  # fmt: skip
+    act = lambda actor, obs, key, hyper: (
+        algo.act(actor, obs, key, False) if hyper is None else algo.act(actor, obs, key, False, hyper=hyper)
+    )
 
     def iteration(
         state: TrainState, it: jax.Array, rewire: bool | None, redo: bool = False, hyper: Hyper | None = None
     ) -> tuple[TrainState, Metrics]:
         # ACT: one step of every parallel env with the stochastic policy.
         key, k_act, k_update = jax.random.split(state.key, 3)
-        action = algo.act(state.agent.actor, state.env_state.obs, k_act, False)
+        action = act(state.agent.actor, state.env_state.obs, k_act, hyper)
         state = env_step(state.replace(key=key), action)
 
         # UPDATE: updates_per_step gradient updates on fresh replay batches.
@@ -334,7 +340,7 @@ def _chunk_fn(
             if not redo:
                 agent, recycled = skip(agent)
             else:
-                recycle_now = lambda a: recycle(a, batch, jax.random.fold_in(k_loss, 1))
+                recycle_now = lambda a: recycle(a, batch, jax.random.fold_in(k_loss, 1), hyper)
                 agent, recycled = jax.lax.cond((step + 1) % config.redo.every == 0, recycle_now, skip, agent)
             return agent, {**metrics, **recycled}
 
@@ -454,9 +460,12 @@ def make_train(config: TrainConfig, share_with: Sequence[TrainConfig] = ()) -> T
             for net, k, params in (("actor", k_actor, state.agent.actor), ("critic", k_critic, state.agent.critic))
         )
 
-    def apply_masks(state: TrainState, actor_init: sj.SparseInit, critic_init: sj.SparseInit) -> TrainState:
+    def apply_masks(
+        state: TrainState, actor_init: sj.SparseInit, critic_init: sj.SparseInit, hyper: Hyper | None = None
+    ) -> TrainState:
         key, k_opt = jax.random.split(state.key)
-        return state.replace(agent=algo.init_state(actor_init, critic_init, k_opt), key=key)
+        extra = {} if hyper is None else {"hyper": hyper}
+        return state.replace(agent=algo.init_state(actor_init, critic_init, k_opt, **extra), key=key)
 
     evaluate = traced("evaluate", _evaluate_fn(config, algo, eval_env))
     chunk = traced("chunk", _chunk_fn(config, algo, env_step, evaluate))

@@ -56,6 +56,13 @@ class Cell(NamedTuple):
     critic_lr: float | None = None
     gamma: float | None = None
     tau: float | None = None
+    alpha_lr: float | None = None
+    init_alpha: float | None = None
+    target_entropy_scale: float | None = None
+    target_noise: float | None = None
+    noise_clip: float | None = None
+    expl_noise: float | None = None
+    redo_tau: float | None = None
 
 
 class Axis(NamedTuple):
@@ -85,6 +92,21 @@ class Axis(NamedTuple):
         return self.config or f"sparse.{self.field}"
 
 
+# The hyperparameter axes: the Cell field, the train config field it sets and its run-id tag. A field of an
+# algorithm's own section (sac.*, td3.*) varies only in sweeps of algorithms that take it per run.
+_HYPER = (
+    ("actor_lr", "actor_lr", "alr"),
+    ("critic_lr", "critic_lr", "clr"),
+    ("gamma", "gamma", "g"),
+    ("tau", "tau", "tau"),
+    ("alpha_lr", "sac.alpha_lr", "tlr"),
+    ("init_alpha", "sac.init_alpha", "ia"),
+    ("target_entropy_scale", "sac.target_entropy_scale", "tes"),
+    ("target_noise", "td3.target_noise", "tn"),
+    ("noise_clip", "td3.noise_clip", "nc"),
+    ("expl_noise", "td3.expl_noise", "xn"),
+    ("redo_tau", "redo.tau", "rt"),
+)
 # The axes, in the order cells nest them (after env and algo) and run ids list their tags. A new axis is a
 # row here, a Cell field, a SweepConfig field and a sweep option (agents/cli.py); cells, run ids, configs,
 # the shared runs and the refusal of an axis that changes none of the methods follow from the row.
@@ -103,12 +125,12 @@ AXES: tuple[Axis, ...] = (
             f"--{field.replace('_', '-')}s",
             lambda v, t=tag: f"{t}{results.sparsity_label(v)}",
             lambda m: True,
-            config=field,
+            config=path,
         )
-        for field, tag in (("actor_lr", "alr"), ("critic_lr", "clr"), ("gamma", "g"), ("tau", "tau"))
+        for field, path, tag in _HYPER
     ),
 )
-HYPER_AXES = ("actor_lrs", "critic_lrs", "gammas", "taus")
+HYPER_AXES = tuple(f"{field}s" for field, _, _ in _HYPER)
 _AXIS = {a.name: a for a in AXES}
 
 
@@ -166,6 +188,11 @@ class SweepConfig:
       actor_lrs, critic_lrs, gammas, taus: learning rates, discounts and Polyak rates (``train.actor_lr``, ...;
         ``None``: the train config's one value). SAC and TD3 take them per run, so runs that differ only in
         them train in one compiled program and one batch (:data:`HYPER_AXES`).
+      alpha_lrs, init_alphas, target_entropy_scales: SAC's temperature settings (``train.sac.*``);
+        target_noises, noise_clips, expl_noises: TD3's noise (``train.td3.*``); redo_taus: ReDo's
+        threshold (``train.redo.tau``). Per run as well; several values of an algorithm's own setting
+        need every algorithm of the sweep to take it, and several ReDo thresholds need ReDo on in every
+        cell (otherwise the runs would be copies).
       seed_offset: the first seed, so that a later sweep adds new seeds to a finished study (its run ids
         differ; ``sparse-rl report DIR --include LATER_DIR`` reports both together).
 
@@ -194,6 +221,13 @@ class SweepConfig:
     critic_lrs: tuple[float, ...] | None = None
     gammas: tuple[float, ...] | None = None
     taus: tuple[float, ...] | None = None
+    alpha_lrs: tuple[float, ...] | None = None
+    init_alphas: tuple[float, ...] | None = None
+    target_entropy_scales: tuple[float, ...] | None = None
+    target_noises: tuple[float, ...] | None = None
+    noise_clips: tuple[float, ...] | None = None
+    expl_noises: tuple[float, ...] | None = None
+    redo_taus: tuple[float, ...] | None = None
     seed_offset: int = 0
 
     def __post_init__(self):
@@ -228,8 +262,38 @@ class SweepConfig:
                     f"one value, or a method it changes ({', '.join(acting)}): the runs of "
                     f"{', '.join(self.methods)} would be identical copies under each of them",
                 )  # fmt: skip
+        self._check_hyper_axes()
         for cell in self.cells():  # every cell's config validates itself (backends, scores, rho, ...) first
             self.cell_config(cell)
+
+    def _check_hyper_axes(self) -> None:
+        """Refuse several values of a hyperparameter that some of the sweep's runs would not read.
+
+        An algorithm's own setting (``sac.*``, ``td3.*``) must be traced by
+        every algorithm of the sweep: one that does not take it per run may
+        not read it at all (TD3 and ``sac.init_alpha``), and its runs would be
+        copies. ReDo's threshold acts only where ReDo is on.
+        """
+        for field, path, _ in _HYPER:
+            values = getattr(self, f"{field}s")
+            if values is None or len(values) < 2:
+                continue
+            flag = _AXIS[f"{field}s"].flag
+            if "." in path and not path.startswith("redo."):
+                others = [a for a in self.algos if path not in ALGORITHMS[a].traced]
+                if others:
+                    fail(
+                        f"{field}s", tuple(values),
+                        f"one value, or only algorithms that take {path} per run "
+                        f"({', '.join(n for n, spec in ALGORITHMS.items() if path in spec.traced)}): "
+                        f"{', '.join(others)} would repeat the same runs under each value (sweep them apart)",
+                    )  # fmt: skip
+            if path == "redo.tau" and 0 in self.axis_values("redos"):
+                fail(
+                    f"{field}s", tuple(values),
+                    f"one value, or ReDo on in every cell (--config.redo.every N, and no 0 in --redos): {flag} "
+                    "would repeat the runs without ReDo under each value",
+                )  # fmt: skip
 
     def seed_values(self) -> list[int]:
         """The seeds of every cell: ``seed_offset .. seed_offset + seeds - 1``."""
