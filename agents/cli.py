@@ -104,7 +104,7 @@ class SweepArgs(RunOptions):
     init_alphas: tuple[float, ...] | None = None
     """Grid axis: SAC's initial temperatures (--config.sac.init-alpha)."""
     target_entropy_scales: tuple[float, ...] | None = None
-    """Grid axis: SAC's target entropy, as multiples of -|A| (--config.sac.target-entropy-scale)."""
+    """Grid axis: SAC's target entropy, as multiples of minus the action size (--config.sac.target-entropy-scale)."""
     target_noises: tuple[float, ...] | None = None
     """Grid axis: TD3's target smoothing noise std (--config.td3.target-noise)."""
     noise_clips: tuple[float, ...] | None = None

@@ -6,11 +6,12 @@ import dataclasses
 from collections.abc import Hashable
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 import sparse_jax as sj
 from agents.algorithms import ALGORITHMS
-from agents.algorithms.types import log_init_alpha
 from envs.registry import resolve_backend
 from sparse_jax.validation import check_choice, check_int, check_number, fail
 
@@ -390,6 +391,16 @@ def hyper_values(config: TrainConfig) -> dict[str, np.ndarray]:
     if "sac.init_alpha" in values:
         values["sac.log_init_alpha"] = np.float32(log_init_alpha(config.sac.init_alpha))
     return values
+
+
+def log_init_alpha(init_alpha: float) -> float:
+    """The initial temperature's log as SAC stores it: a float32 log, the same bits traced or constant.
+
+    >>> log_init_alpha(1.0)
+    0.0
+    """
+    with jax.ensure_compile_time_eval():  # a constant even where called inside a trace
+        return float(jnp.log(jnp.float32(init_alpha)))
 
 
 def program_key(config: TrainConfig) -> tuple[TrainConfig, Hashable]:

@@ -16,6 +16,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from agents.algorithms.config import log_init_alpha
 from agents.algorithms.networks import GaussianActor, TwinCritic, tanh_gaussian_sample
 from agents.algorithms.replay import Transition
 from agents.algorithms.types import (
@@ -28,7 +29,6 @@ from agents.algorithms.types import (
     adam_lr_arg,
     dormant_fn,
     hyper_value,
-    log_init_alpha,
     polyak,
     sparse_opt_state,
     unit_scores_fn,

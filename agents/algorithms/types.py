@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
 import jax
-import jax.numpy as jnp
 import optax
 
 import sparse_jax as sj
@@ -51,16 +50,6 @@ class UpdateFn(Protocol):
 def hyper_value(hyper: Hyper | None, field: str, constant: float) -> jax.Array | float:
     """``hyper[field]`` (a run's traced value) if given, else ``constant`` (the config's, baked in the program)."""
     return constant if hyper is None else hyper[field]
-
-
-def log_init_alpha(init_alpha: float) -> float:
-    """The initial temperature's log as SAC stores it: a float32 log, the same bits traced or constant.
-
-    >>> log_init_alpha(1.0)
-    0.0
-    """
-    with jax.ensure_compile_time_eval():  # a constant even where called inside a trace
-        return float(jnp.log(jnp.float32(init_alpha)))
 
 
 def scale_by_learning_rate_arg(default: float) -> optax.GradientTransformationExtraArgs:
