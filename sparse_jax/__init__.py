@@ -85,7 +85,7 @@ from sparse_jax.transforms import (
     static_sparse,
     with_masks,
 )
-from sparse_jax.utils import is_none, path_name
+from sparse_jax.utils import Residual, is_none, kernel_stages, path_name
 
 __all__ = [
     # methods and masks
@@ -128,6 +128,8 @@ __all__ = [
     "reset_moments",
     # topology
     "Reachability",
+    "Residual",
+    "kernel_stages",
     "layer_topology",
     "reachability",
     "topology_table",

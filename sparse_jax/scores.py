@@ -15,7 +15,7 @@ import numpy as np
 
 from sparse_jax.distributions import layer_counts
 from sparse_jax.masks import FilterFn, Params, default_filter, path_name, target_active
-from sparse_jax.utils import kernel_chains
+from sparse_jax.utils import Residual, kernel_stages
 from sparse_jax.validation import check_choice, check_int
 
 SCORES = ("random", "magnitude", "snip", "synflow")
@@ -64,8 +64,9 @@ def snip(
     return _prunable_map(lambda i, x: jnp.abs(x * grad_leaves[i]), params, filter_fn)
 
 
-def _synflow_once(leaves: list[jax.Array], masks: list[jax.Array | None], chains: list[list[int]]) -> list:
-    """``|w * dR/dw|`` with ``R = sum_chains 1^T |W_1| ... |W_L| 1`` over the masked kernels (None elsewhere)."""
+def _synflow_once(leaves: list[jax.Array], masks: list[jax.Array | None], chains: list[list]) -> list:
+    """``|w * dR/dw|`` with ``R = sum_chains 1^T |W_1| ... |W_L| 1`` over the masked kernels (None elsewhere);
+    a :class:`~sparse_jax.utils.Residual` stage maps ``h`` to ``h + h |B_1| ... |B_k|``."""
     # Scaling a layer by a constant scales every path, so every score, by the same factor: dividing
     # each kernel by its largest magnitude keeps R finite in float32 without changing the ranking.
     absw = [
@@ -73,17 +74,24 @@ def _synflow_once(leaves: list[jax.Array], masks: list[jax.Array | None], chains
         for w, m in zip(leaves, masks)
     ]
 
+    def through(h, kernels, chain):
+        for i in chain:
+            if h.shape[1] != kernels[i].shape[0]:
+                raise ValueError(
+                    f"synflow needs chains of 2-D kernels; a kernel of shape {kernels[i].shape} does not follow "
+                    f"one with {h.shape[1]} outputs."
+                )
+            h = h @ kernels[i]
+        return h
+
     def flow(kernels):
         total = 0.0
         for chain in chains:
             h = jnp.ones((1, kernels[chain[0]].shape[0]), jnp.float32)
-            for i in chain:
-                if h.shape[1] != kernels[i].shape[0]:
-                    raise ValueError(
-                        f"synflow needs chains of 2-D kernels; a kernel of shape {kernels[i].shape} does not follow "
-                        f"one with {h.shape[1]} outputs."
-                    )
-                h = h @ kernels[i]
+            for stage in chain:
+                # The skip of a residual stage is the identity: the flow along it adds to the branch's.
+                residual = isinstance(stage, Residual)
+                h = h + through(h, kernels, stage.kernels) if residual else through(h, kernels, [stage])
             total = total + jnp.sum(h)
         return total
 
@@ -102,7 +110,11 @@ def synflow(
     """Iterative SynFlow scores (Tanaka et al. 2020): data-free synaptic flow, ``|w * dR/dw|``.
 
     ``R = sum 1^T |W_1| |W_2| ... |W_L| 1`` over each chain of 2-D kernels (an
-    MLP; several MLPs such as twin critics each form one). With
+    MLP; several MLPs such as twin critics each form one), where a residual
+    block (:func:`~sparse_jax.utils.kernel_stages`) multiplies by
+    ``I + |B_1| ... |B_k|``: the flow along its skip counts. Biases and
+    LayerNorm are not in the flow (it is the kernels' linearised network), so
+    LayerNorm counts as the identity. With
     ``num_active``, pruning is iterative: iteration ``k`` of ``iterations - 1``
     keeps the density ``d^(k / iterations)`` (``d = num_active / N``) under
     ``distribution``, rescoring the surviving weights each time; the scores of
@@ -113,8 +125,8 @@ def synflow(
     small keeps connections, because cutting it would cut all the flow.
     """
     leaves, treedef = jax.tree.flatten(params)
-    chains = kernel_chains(params, filter_fn)
-    prunable = [i for chain in chains for i in chain]
+    chains = kernel_stages(params, filter_fn)
+    prunable = [i for chain in chains for s in chain for i in (s.kernels if isinstance(s, Residual) else [s])]
     full = [jnp.ones(jnp.shape(x), bool) if i in prunable else None for i, x in enumerate(leaves)]
     kept = [full[i] for i in prunable]
     if num_active is not None and iterations > 1:

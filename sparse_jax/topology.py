@@ -13,6 +13,7 @@ import numpy as np
 
 from sparse_jax.masks import Masks, path_name, prunable_leaves
 from sparse_jax.revival import topology_proxy
+from sparse_jax.utils import Residual, kernel_stages
 
 
 class LayerTopology(NamedTuple):
@@ -92,9 +93,15 @@ def reachability(kernels: Masks | Sequence) -> Reachability:
     """Which network inputs still reach which outputs through active paths.
 
     Args:
-      kernels: 2-D masks in forward order (a list), or a mask pytree whose
-        prunable leaves, in pytree order, form the chain (an MLP). Consecutive
-        kernels must chain: ``shape[1]`` of one equals ``shape[0]`` of the next.
+      kernels: 2-D masks in forward order (a list), where a
+        :class:`~sparse_jax.utils.Residual` of masks is a residual branch
+        (``h -> h + branch(h)``: its skip is an active path, so a unit cut
+        off from the branch's kernels still passes signal along it); or a mask
+        pytree whose prunable leaves form one chain of
+        :func:`~sparse_jax.utils.kernel_stages` (an MLP, or a SimBa network
+        with its ``ResidualBlock`` modules). Consecutive kernels must chain:
+        ``shape[1]`` of one equals ``shape[0]`` of the next, and a branch maps
+        its stream's width back to it.
 
     Returns:
       A :class:`Reachability`.
@@ -103,24 +110,41 @@ def reachability(kernels: Masks | Sequence) -> Reachability:
     >>> r = reachability([jnp.array([[True], [False]]), jnp.array([[True, False]])])
     >>> r.pair_fraction, r.inputs_reaching_output, r.outputs_reached
     (0.25, 1, 1)
+    >>> cut = Residual([jnp.zeros((2, 3), bool), jnp.zeros((3, 2), bool)])  # a branch with no active weight
+    >>> reachability([jnp.eye(2, dtype=bool), cut, jnp.ones((2, 1), bool)]).pair_fraction  # the skip carries it
+    1.0
     """
     if isinstance(kernels, (list, tuple)):
-        mats = [np.asarray(k, bool) for k in kernels]
+        stages = [Residual([np.asarray(k, bool) for k in s.kernels]) if isinstance(s, Residual)
+                  else np.asarray(s, bool) for s in kernels]  # fmt: skip
     else:
-        mats = [np.asarray(m, bool) for _, m in prunable_leaves(kernels)]
-    if not mats:
+        leaves = [np.asarray(m, bool) for _, m in prunable_leaves(kernels)]
+        chains = kernel_stages(kernels)
+        if len(chains) > 1:
+            raise ValueError(f"the masks hold {len(chains)} chains of kernels; reachability takes one (pass its own).")
+        pick = lambda s: Residual([leaves[i] for i in s.kernels]) if isinstance(s, Residual) else leaves[s]
+        stages = [pick(s) for s in (chains[0] if chains else [])]
+    if not stages:
         raise ValueError("reachability needs at least one kernel mask.")
-    for i, m in enumerate(mats):
+    flat = [m for s in stages for m in (s.kernels if isinstance(s, Residual) else [s])]
+    for i, m in enumerate(flat):
         if m.ndim != 2:
             raise ValueError(f"kernel {i} has shape {m.shape}; reachability needs 2-D kernels.")
-        if i and mats[i - 1].shape[1] != m.shape[0]:
-            raise ValueError(
-                f"kernel {i - 1} of shape {mats[i - 1].shape} does not chain into kernel {i} of shape {m.shape}."
-            )
-    # Boolean matrix product, as float matmul then > 0, keeps the path matrix small (n_in x width).
-    reach = mats[0].astype(np.float32)
-    for m in mats[1:]:
-        reach = ((reach @ m.astype(np.float32)) > 0).astype(np.float32)
+    # Boolean matrix products, as float matmuls then > 0, keep the path matrix small (n_in x width).
+    reach, width = None, None
+    for s in stages:
+        if isinstance(s, Residual):
+            if reach is None:
+                raise ValueError("a residual branch needs a kernel before it (its stream's input).")
+            branch = reach
+            for k, m in enumerate(s.kernels):
+                branch = _step(branch, m, f"kernel {k} of a residual branch")
+            if branch.shape != reach.shape:
+                raise ValueError(f"a residual branch maps {width} units to {branch.shape[1]}; it must map them back.")
+            reach = np.maximum(reach, branch)
+        else:
+            reach = s.astype(np.float32) if reach is None else _step(reach, s, f"kernel of shape {s.shape}")
+        width = reach.shape[1]
     r = reach > 0
     return Reachability(
         pair_fraction=float(r.mean()),
@@ -129,6 +153,13 @@ def reachability(kernels: Masks | Sequence) -> Reachability:
         n_in=r.shape[0],
         n_out=r.shape[1],
     )
+
+
+def _step(reach: np.ndarray, m: np.ndarray, what: str) -> np.ndarray:
+    """``reach`` through one kernel mask ``m`` (0/1 floats), its input width checked."""
+    if reach.shape[1] != m.shape[0]:
+        raise ValueError(f"{what} does not chain: it takes {m.shape[0]} inputs after {reach.shape[1]} units.")
+    return ((reach @ m.astype(np.float32)) > 0).astype(np.float32)
 
 
 def topology_table(masks: Masks, title: str | None = None) -> str:

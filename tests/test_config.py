@@ -20,6 +20,8 @@ from agents.algorithms.config import RedoConfig, SACConfig, SparsityConfig, TD3C
         (dict(num_envs=True), r"num_envs=True is not allowed; allowed: an integer >= 1"),
         (dict(batch_size=2.0), r"batch_size=2.0 is not allowed"),
         (dict(hidden=(64, True)), r"hidden=\(64, True\) is not allowed"),
+        (dict(network="resnet"), r"network='resnet' is not allowed; allowed: mlp, mlp_ln_critic, mlp_ln, simba"),
+        (dict(network="simba", hidden=(64, 32)), r"hidden=\(64, 32\) is not allowed; allowed: equal widths with"),
     ],
 )
 def test_train_config_rejects_bad_values(kwargs, match):

@@ -59,6 +59,25 @@ def test_one_shot_score_by_hand():
     assert s["Dense_0"]["bias"] is None
 
 
+def test_synflow_flows_along_a_residual_skip_by_hand():
+    """R = 1^T |E| (I + |U| |D|) |O| 1 for an embedding E, one residual block (U, D) and an output O, all
+    with largest magnitude 1 (so the per-layer rescaling is the identity): E = I, U = e_0, D = e_1^T,
+    O = 1. Then 1^T E = [1, 1], (I + U D) = [[1, 1], [0, 1]], the stream after the block is [1, 2], R = 3;
+    score(O_j) = [1, 2]_j; score(D_0k) = |D_0k| (1^T E U) O_k = [0, 1]; score(U_i0) = |U_i0| (D O) = [1, 0];
+    score(E_ij) = |E_ij| ((I + U D) O)_j = diag(2, 1)."""
+    dense = lambda w: {"kernel": jnp.asarray(w, jnp.float32), "bias": jnp.zeros(len(w[0]))}
+    params = {
+        "Dense_0": dense([[1.0, 0.0], [0.0, 1.0]]),
+        "Dense_1": dense([[1.0], [1.0]]),
+        "ResidualBlock_0": {"Dense_0": dense([[1.0], [0.0]]), "Dense_1": dense([[0.0, 1.0]])},
+    }
+    s = sj.scores.synflow(params)
+    np.testing.assert_array_equal(s["Dense_1"]["kernel"], [[1.0], [2.0]])
+    np.testing.assert_array_equal(s["ResidualBlock_0"]["Dense_1"]["kernel"], [[0.0, 1.0]])
+    np.testing.assert_array_equal(s["ResidualBlock_0"]["Dense_0"]["kernel"], [[1.0], [0.0]])
+    np.testing.assert_array_equal(s["Dense_0"]["kernel"], [[2.0, 0.0], [0.0, 1.0]])
+
+
 def _collapsing_params():
     """8-64-64-4 MLP whose middle kernel is 1000x smaller than the others."""
     params = mlp_params(jax.random.key(0), (8, 64, 64, 4))

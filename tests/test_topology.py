@@ -56,3 +56,45 @@ def test_topology_table_lists_every_layer(small_params):
     assert table.splitlines()[0] == "static"
     for name in ("Dense_0/kernel", "Dense_1/kernel", "Dense_2/kernel", "total"):
         assert name in table
+
+
+def test_reachability_through_a_residual_block_counts_the_skip_worked_example():
+    """Stream of 2 units after a 2x2 embedding that keeps only input 0 -> unit 0; a block whose branch
+    sends unit 0 to unit 1 through one hidden unit; an output layer reading unit 1 only.
+
+    Without the block nothing reaches the output (unit 1 is fed by no input). With it, input 0 -> unit 0
+    -> (branch) -> unit 1 -> output: 1 of 2 input-output pairs. With the branch cut, the skip alone
+    carries unit 0 on, which the output does not read: 0 pairs. With an identity embedding and a cut
+    branch the skip carries both units: an output reading both is reached from both inputs.
+    """
+    embed = jnp.array([[True, False], [False, False]])
+    up, down = jnp.array([[True], [False]]), jnp.array([[False, True]])
+    out = jnp.array([[False], [True]])
+    assert sj.reachability([embed, out]).pair_fraction == 0.0
+    r = sj.reachability([embed, sj.Residual([up, down]), out])
+    assert (r.pair_fraction, r.inputs_reaching_output, r.outputs_reached, r.n_in, r.n_out) == (0.5, 1, 1, 2, 1)
+    cut = sj.Residual([jnp.zeros((2, 1), bool), jnp.zeros((1, 2), bool)])
+    assert sj.reachability([embed, cut, out]).pair_fraction == 0.0
+    assert sj.reachability([jnp.eye(2, dtype=bool), cut, jnp.ones((2, 1), bool)]).pair_fraction == 1.0
+    with pytest.raises(ValueError, match="maps 2 units to 3; it must map them back"):
+        sj.reachability([embed, sj.Residual([jnp.ones((2, 3), bool)]), out])
+    with pytest.raises(ValueError, match="needs a kernel before it"):
+        sj.reachability([sj.Residual([up, down]), out])
+
+
+def test_reachability_of_a_simba_critic_follows_its_blocks():
+    """A SimBa Q-network's masks: one chain (embedding, blocks, output); cutting every block's branch leaves
+    the skip path, so reachability is that of the embedding and output alone."""
+    from agents.algorithms.networks import SimBa
+
+    params = SimBa((4, 4), 1).init(jax.random.key(0), jnp.ones((1, 3)))["params"]
+    dense = sj.dense_masks(params)
+    stages = sj.kernel_stages(dense)
+    assert len(stages) == 1 and [type(s).__name__ for s in stages[0]] == ["int", "Residual", "Residual", "int"]
+    assert sj.reachability(dense).pair_fraction == 1.0
+    cut = jax.tree.map(lambda m: m, dense)
+    for block in ("ResidualBlock_0", "ResidualBlock_1"):
+        cut[block]["Dense_0"]["kernel"] = jnp.zeros_like(cut[block]["Dense_0"]["kernel"])
+    assert sj.reachability(cut).pair_fraction == 1.0  # the skips carry the stream
+    cut["Dense_1"]["kernel"] = jnp.zeros_like(cut["Dense_1"]["kernel"])
+    assert sj.reachability(cut).pair_fraction == 0.0

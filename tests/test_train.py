@@ -20,7 +20,7 @@ from agents.execution.train import (
     next_redo_iteration,
     next_rewire_iteration,
 )
-from tests.helpers import BANDIT
+from tests.helpers import BANDIT, SMALLER
 
 MASK_METHODS = sj.MASK_METHODS
 
@@ -409,3 +409,32 @@ def test_weight_decay_makes_the_inner_optimizer_adamw_and_decays_active_weights_
     np.testing.assert_allclose(new["b"], 1 - 1e-4, rtol=1e-6)  # dense leaves decay too
     with pytest.raises(ValueError, match="weight_decay=-0.1 is not allowed"):
         dataclasses.replace(cfg, weight_decay=-0.1)
+
+
+def test_sac_trains_simba_networks_with_exact_counts_and_pruned_weights_at_zero():
+    """SAC with SimBa networks (embedding, residual blocks, LayerNorms) under ERK: every kernel is masked,
+    LayerNorm scales and offsets and the biases stay dense, static and revival end with the exact total,
+    and a pruned weight is exactly 0 in the online and target networks (SET, RigL and GMP rewiring
+    inside SimBa's blocks: ``tests/test_transforms.py``)."""
+    sparse = SparsityConfig(sparsity=0.8, score="snip", distribution="erk", delta_t=50)
+    cfg = TrainConfig(**{**BANDIT, **SMALLER}, network="simba", sparse=sparse)
+    methods = ("dense", "static", "uniform_revival", "tar")
+    result = run(cfg, seeds=[0], methods=methods)
+    agent = result.state.agent
+    for r, method in enumerate(methods):
+        take = lambda tree, r=r: jax.tree.map(lambda x: x[r], tree)
+        for net, params, masks in (
+            ("actor", agent.actor, agent.actor_masks),
+            ("critic", agent.critic, agent.critic_masks),
+            ("critic", agent.target_critic, agent.critic_masks),
+        ):
+            params, masks = take(params), take(masks)
+            names = [sj.path_name(p) for p, _ in jax.tree.leaves_with_path(masks)]
+            assert all(n.endswith("/kernel") for n in names), names  # LayerNorm and biases stay dense
+            assert sum("ResidualBlock_" in n for n in names) == 2 * 2 * (1 if net == "actor" else 2)
+            chex.assert_trees_all_equal(sj.apply_mask(params, masks), params)  # pruned weights are 0
+            counts = [int(np.asarray(m).sum()) for m in jax.tree.leaves(masks)]
+            n = sum(np.asarray(m).size for m in jax.tree.leaves(masks))
+            assert sum(counts) == (n if method == "dense" else sj.target_active(n, 0.8)), (method, net)
+    for h in result.history:
+        assert h["outside_mask"].tolist() == [0] * len(methods)

@@ -280,3 +280,44 @@ def test_moments_of_grown_and_dropped_entries_are_zero(inner):
     for mom in moments:
         assert int(not_kept["Dense_1"]["kernel"].sum()) > 0
         assert bool((mom[not_kept["Dense_1"]["kernel"]] == 0).all())
+
+
+@pytest.mark.parametrize("method", ["set", "rigl", "gmp"])
+def test_set_rigl_and_gmp_rewire_inside_simba_residual_blocks(method):
+    """On a SimBa network (embedding, 2 residual blocks, LayerNorms) SET and RigL keep every kernel's count
+    while moving connections inside the blocks' kernels; GMP prunes every kernel, blocks included, to the
+    exact total; pruned weights are exactly 0 throughout and LayerNorm parameters are never masked."""
+    from agents.algorithms.networks import SimBa
+
+    net = SimBa((8, 8), 2)
+    x = jax.random.normal(jax.random.key(1), (32, 4))
+    params = net.init(jax.random.key(0), x)["params"]
+    loss = lambda p: jnp.mean((net.apply({"params": p}, x) - jnp.sin(x[:, :2])) ** 2)
+    if method == "gmp":
+        schedule = sj.GMPSchedule(total_steps=24, sparsity=0.8, start_fraction=0.2, end_fraction=0.8, delta_t=4)
+        tx = sj.gmp_sparse(optax.adam(1e-2), schedule=schedule, distribution="erk")
+    else:
+        init = sj.sparse_init(jax.random.key(2), params, 0.8, method="static", score="random", distribution="erk")
+        params = init.params
+        schedule = sj.DSTSchedule(total_steps=24, delta_t=4, drop_fraction=0.5)
+        tx = _bound(sj.sparse_optimizer(method, optax.adam(1e-2), schedule=schedule), init.masks, jax.random.key(3))
+    state = tx.init(params)
+    start = sj.get_masks(state)
+    names = [sj.path_name(p) for p, _ in jax.tree.leaves_with_path(start)]
+    assert all(n.endswith("/kernel") for n in names) and len(names) == 2 + 2 * 2  # LayerNorm never masked
+    update, grad = jax.jit(tx.update), jax.jit(jax.grad(loss))
+    for _ in range(schedule.total_steps):
+        updates, state = update(grad(params), state, params)
+        params = optax.apply_updates(params, updates)
+        masks = sj.get_masks(state)
+        kept = jax.tree.leaves(sj.apply_mask(params, masks))
+        assert all(bool((a == b).all()) for a, b in zip(kept, jax.tree.leaves(params)))  # pruned weights are 0
+        if method != "gmp":
+            assert _counts(masks) == _counts(start)
+    block = lambda m: np.asarray(m["ResidualBlock_1"]["Dense_0"]["kernel"])
+    n = sum(m.size for m in jax.tree.leaves(masks))
+    if method == "gmp":
+        assert sum(int(m.sum()) for m in jax.tree.leaves(masks)) == sj.target_active(n, 0.8)
+        assert block(masks).sum() < block(start).size  # the blocks were pruned too
+    else:
+        assert (block(masks) != block(start)).any()  # connections moved inside a block

@@ -28,6 +28,10 @@ def _check_exact_int(name: str, value: object, minimum: int) -> None:
     check_int(name, value, minimum=minimum)
 
 
+# The bodies of actor and critics (agents.algorithms.networks.body builds them).
+NETWORKS = ("mlp", "mlp_ln_critic", "mlp_ln", "simba")
+
+
 @dataclasses.dataclass(frozen=True)
 class SparsityConfig:
     """How the actor and critics are made and kept sparse.
@@ -240,7 +244,10 @@ class TrainConfig:
       chunk_steps: env steps per jitted chunk; the host evaluates and reports between chunks.
       updates_per_step: gradient updates per iteration.
       batch_size: replay batch per gradient update.
-      hidden: hidden layer widths of actor and critics.
+      hidden: hidden layer widths of actor and critics (``simba``: one residual block per entry, all equal).
+      network: the networks' body (:data:`NETWORKS`): ``mlp`` (ReLU MLPs, the
+        default), ``mlp_ln_critic`` (LayerNorm before each ReLU of the critics), ``mlp_ln`` (of both),
+        ``simba`` (SimBa: embedding, pre-LayerNorm residual blocks of width ``hidden[0]``, output LayerNorm).
       actor_lr: actor Adam learning rate.
       critic_lr: critic Adam learning rate.
       weight_decay: decoupled weight decay of the actor's and critics' Adam (AdamW, Loshchilov & Hutter
@@ -272,6 +279,7 @@ class TrainConfig:
     updates_per_step: int = 1
     batch_size: int = 256
     hidden: tuple[int, ...] = (256, 256)
+    network: str = "mlp"
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
     weight_decay: float = 0.0
@@ -315,6 +323,9 @@ class TrainConfig:
                 fail(name, value, f"a multiple of num_envs={self.num_envs} (each iteration steps every env)")
         if not self.hidden or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in self.hidden):
             fail("hidden", self.hidden, "a non-empty tuple of positive int widths")
+        check_choice("network", self.network, NETWORKS)
+        if self.network == "simba" and len(set(self.hidden)) > 1:
+            fail("hidden", self.hidden, "equal widths with network='simba' (one residual stream, one block per entry)")
         check_number("gamma", self.gamma, lo=0.0, hi=1.0, hi_open=True)
         check_number("tau", self.tau, lo=0.0, hi=1.0, lo_open=True)
         check_number("weight_decay", self.weight_decay, lo=0.0)

@@ -1,7 +1,14 @@
 """Actor and critic networks (flax.linen) and the action distributions they define.
 
-All kernels are prunable by ``sparse_jax.default_filter`` (input and output
-layers included); biases stay dense.
+Three bodies (``TrainConfig.network``, ``agents.algorithms.config.NETWORKS``): today's ReLU
+:class:`MLP`, the MLP with LayerNorm before each ReLU (in the critic only, or
+in both networks), and :class:`SimBa` (Lee et al. 2025; Ma et al. 2025 sparsify
+it): a linear embedding, pre-LayerNorm residual blocks and an output
+LayerNorm. All kernels are prunable by ``sparse_jax.default_filter`` (input,
+embedding, block and output layers included); biases and LayerNorm scales and
+offsets stay dense. Each hidden ReLU layer ``sow``s its units as
+``hidden_<n>``, the units of the module's ``Dense_<n>``: what
+:func:`unit_scores` (ReDo, the dormant-unit diagnostic) reads.
 """
 
 from __future__ import annotations
@@ -15,8 +22,49 @@ import jax.numpy as jnp
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
 
+def _output_init(out_scale: float) -> nn.initializers.Initializer:
+    return nn.initializers.variance_scaling(out_scale, "fan_in", "truncated_normal")
+
+
 class MLP(nn.Module):
-    """ReLU MLP with a linear output layer (``out_scale`` scales its init variance)."""
+    """ReLU MLP with a linear output layer (``out_scale`` scales its init variance); with ``layer_norm``
+    a LayerNorm between each hidden ``Dense`` and its ReLU (as brax's and MuJoCo Playground's MLPs)."""
+
+    hidden: Sequence[int]
+    out: int
+    out_scale: float = 1.0
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for n, width in enumerate(self.hidden):
+            x = nn.Dense(width)(x)
+            x = nn.relu(nn.LayerNorm()(x) if self.layer_norm else x)
+            self.sow("intermediates", f"hidden_{n}", x)
+        return nn.Dense(self.out, kernel_init=_output_init(self.out_scale))(x)
+
+
+class ResidualBlock(nn.Module):
+    """SimBa's block: ``x + Dense_1(relu(Dense_0(LayerNorm(x))))``, ``Dense_0`` ``expansion`` times wider."""
+
+    width: int
+    expansion: int = 4
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h = nn.relu(nn.Dense(self.expansion * self.width)(nn.LayerNorm()(x)))
+        self.sow("intermediates", "hidden_0", h)
+        return x + nn.Dense(self.width)(h)
+
+
+class SimBa(nn.Module):
+    """SimBa (Lee et al. 2025): a linear embedding to ``hidden[0]`` units, one :class:`ResidualBlock` per
+    entry of ``hidden`` (all equal: the residual stream's width), a LayerNorm, a linear output layer.
+
+    Differences from the paper's: no running observation normalisation (the
+    envs' observations are used as they come, as for the MLPs) and flax's
+    default initialisation.
+    """
 
     hidden: Sequence[int]
     out: int
@@ -24,10 +72,21 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        x = nn.Dense(self.hidden[0])(x)
         for width in self.hidden:
-            x = nn.relu(nn.Dense(width)(x))
-        init = nn.initializers.variance_scaling(self.out_scale, "fan_in", "truncated_normal")
-        return nn.Dense(self.out, kernel_init=init)(x)
+            x = ResidualBlock(width)(x)
+        return nn.Dense(self.out, kernel_init=_output_init(self.out_scale))(nn.LayerNorm()(x))
+
+
+def body(
+    network: str, hidden: Sequence[int], out: int, critic: bool, out_scale: float = 1.0, name: str | None = None
+) -> nn.Module:
+    """The body of an actor (``critic=False``) or one Q-network of ``network`` (``config.NETWORKS``),
+    built inside the calling module's ``__call__`` (``name``: flax's automatic one, ``MLP_0``, if None)."""
+    if network == "simba":
+        return SimBa(tuple(hidden), out, out_scale, name=name)
+    layer_norm = network == "mlp_ln" or (network == "mlp_ln_critic" and critic)
+    return MLP(tuple(hidden), out, out_scale, layer_norm, name=name)
 
 
 class GaussianActor(nn.Module):
@@ -35,10 +94,11 @@ class GaussianActor(nn.Module):
 
     hidden: Sequence[int]
     action_size: int
+    network: str = "mlp"
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        out = MLP(self.hidden, 2 * self.action_size)(obs)
+        out = body(self.network, self.hidden, 2 * self.action_size, critic=False)(obs)
         mean, log_std = jnp.split(out, 2, axis=-1)
         # Squash log-std smoothly into [LOG_STD_MIN, LOG_STD_MAX] rather than clipping its gradient away.
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (jnp.tanh(log_std) + 1.0)
@@ -50,24 +110,26 @@ class DeterministicActor(nn.Module):
 
     hidden: Sequence[int]
     action_size: int
+    network: str = "mlp"
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         # A small output layer starts the policy near a = 0 instead of at the tanh saturation,
         # where the deterministic policy gradient vanishes (cf. DDPG's final-layer init).
-        return jnp.tanh(MLP(self.hidden, self.action_size, out_scale=1e-2)(obs))
+        return jnp.tanh(body(self.network, self.hidden, self.action_size, critic=False, out_scale=1e-2)(obs))
 
 
 class TwinCritic(nn.Module):
     """Two independent Q-networks ``q1``, ``q2`` of ``(obs, action)``; returns shape ``(2, batch)``."""
 
     hidden: Sequence[int]
+    network: str = "mlp"
 
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
         x = jnp.concatenate([obs, action], axis=-1)
-        q1 = MLP(self.hidden, 1, name="q1")(x)[..., 0]
-        q2 = MLP(self.hidden, 1, name="q2")(x)[..., 0]
+        q1 = body(self.network, self.hidden, 1, critic=True, name="q1")(x)[..., 0]
+        q2 = body(self.network, self.hidden, 1, critic=True, name="q2")(x)[..., 0]
         return jnp.stack([q1, q2])
 
 
@@ -98,8 +160,10 @@ def unit_scores(module: nn.Module, params: dict, *inputs: jax.Array) -> dict[str
 
     Keyed by the path of the kernel that produces the layer (``"MLP_0/Dense_0/kernel"``),
     as :func:`sparse_jax.redo.dormant_units` and :func:`sparse_jax.redo.recycle`
-    take it. The hidden units are the ReLU outputs of every ``Dense`` layer of
-    each :class:`MLP` but its last (output) layer.
+    take it. The hidden units are what the modules ``sow`` as ``hidden_<n>``, the
+    units of their ``Dense_<n>``: every hidden layer of an :class:`MLP` (after its
+    LayerNorm, if any), and the wide layer of each SimBa :class:`ResidualBlock`
+    (SimBa's residual stream has no ReLU of its own).
 
     >>> import jax, jax.numpy as jnp
     >>> net = MLP((2,), 1)
@@ -108,18 +172,12 @@ def unit_scores(module: nn.Module, params: dict, *inputs: jax.Array) -> dict[str
     >>> {k: v.tolist() for k, v in unit_scores(net, p, jnp.array([[1.0], [3.0]])).items()}
     {'Dense_0/kernel': [2.0, 0.0]}
     """
-    _, state = module.apply(
-        {"params": params},
-        *inputs,
-        capture_intermediates=lambda mdl, name: isinstance(mdl, nn.Dense),
-        mutable=["intermediates"],
-    )
+    _, state = module.apply({"params": params}, *inputs, mutable=["intermediates"])
     scores = {}
-    for prefix, mlp in _mlps(state["intermediates"]):
-        layers = sorted((k for k in mlp if k.startswith("Dense_")), key=lambda k: int(k.split("_")[1]))
-        for name in layers[:-1]:  # the last Dense is the output layer
-            h = jax.nn.relu(mlp[name]["__call__"][0])
-            scores["/".join((*prefix, name, "kernel"))] = jnp.mean(jnp.abs(h.reshape(-1, h.shape[-1])), axis=0)
+    for prefix, layers in _sown(state["intermediates"]):
+        for n in sorted(layers):
+            h = layers[n]
+            scores["/".join((*prefix, f"Dense_{n}", "kernel"))] = jnp.mean(jnp.abs(h.reshape(-1, h.shape[-1])), axis=0)
     return scores
 
 
@@ -145,8 +203,8 @@ def dormant_fraction(module: nn.Module, params: dict, *inputs: jax.Array, tau: f
     return sum(dormant) / max(units, 1)
 
 
-def _mlps(tree: dict, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], dict]]:
-    """``(path, sub-dict)`` of the captured intermediates that hold ``Dense_*`` layers (one per MLP)."""
-    if any(k.startswith("Dense_") for k in tree):
-        return [(prefix, tree)]
-    return [m for k, v in tree.items() if isinstance(v, dict) for m in _mlps(v, (*prefix, k))]
+def _sown(tree: dict, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], dict[int, jax.Array]]]:
+    """``(module path, {n: units})`` of every module that sowed hidden units (``hidden_<n>``)."""
+    layers = {int(k.split("_")[1]): v[0] for k, v in tree.items() if k.startswith("hidden_")}
+    found = [(prefix, layers)] if layers else []
+    return found + [m for k, v in tree.items() if not k.startswith("hidden_") for m in _sown(v, (*prefix, k))]

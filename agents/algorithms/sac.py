@@ -133,8 +133,8 @@ class SACNetworks(NamedTuple):
 
 def sac_networks(config: TrainConfig, action_size: int) -> SACNetworks:
     """The Gaussian actor and twin critic of ``config.hidden``, with ``policy_fn``, ``q_fn`` and ``act``."""
-    actor_net = GaussianActor(config.hidden, action_size)
-    critic_net = TwinCritic(config.hidden)
+    actor_net = GaussianActor(config.hidden, action_size, config.network)
+    critic_net = TwinCritic(config.hidden, config.network)
 
     def policy_fn(params, obs, key):
         mean, log_std = actor_net.apply({"params": params}, obs)

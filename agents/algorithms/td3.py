@@ -110,8 +110,8 @@ def make_td3(config: TrainConfig, obs_size: int, action_size: int, make_tx: Make
     actor's own sparse schedule counts its updates (``step // policy_delay``).
     """
     # Long: a factory of closures; the pure functions share the networks and optimizers it builds once.
-    actor_net = DeterministicActor(config.hidden, action_size)
-    critic_net = TwinCritic(config.hidden)
+    actor_net = DeterministicActor(config.hidden, action_size, config.network)
+    critic_net = TwinCritic(config.hidden, config.network)
     schedules = network_schedules(config)
 
     def policy_fn(params, obs):

@@ -285,16 +285,18 @@ def _topology(masks: Any, run: int) -> list[dict]:
 
 
 def _reachability(masks: Any, run: int) -> dict[str, dict]:
-    """Input-to-output reachability of each chain of kernels (the actor's MLP, each twin critic)."""
-    leaves = sj.utils.prunable_leaves(jax.tree.map(lambda m: np.asarray(m[run]), masks))
-    chains: dict[str, list] = {}
-    for path, m in leaves:
-        name = sj.path_name(path).split("/")
-        chains.setdefault("/".join(name[:-2]) or name[0], []).append(m)
+    """Input-to-output reachability of each chain of kernels (the actor's body, each twin critic), through
+    the skips of residual blocks (:func:`sparse_jax.kernel_stages`)."""
+    tree = jax.tree.map(lambda m: np.asarray(m[run]), masks)
+    leaves = [m for _, m in sj.utils.prunable_leaves(tree)]
+    names = [sj.path_name(p).split("/") for p, _ in sj.utils.prunable_leaves(tree)]
     out = {}
-    for name, kernels in chains.items():
+    for chain in sj.kernel_stages(tree):
+        first = names[chain[0]]
+        pick = lambda s: sj.Residual([leaves[i] for i in s.kernels]) if isinstance(s, sj.Residual) else leaves[s]
+        stages = [pick(s) for s in chain]
         try:
-            out[name] = sj.reachability(kernels)._asdict()
+            out["/".join(first[:-2]) or first[0]] = sj.reachability(stages)._asdict()
         except ValueError:  # not a chain of 2-D kernels (a custom network): nothing to report
             continue
     return out
