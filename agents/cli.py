@@ -113,6 +113,8 @@ class SweepArgs(RunOptions):
     """Grid axis: TD3's exploration noise std (--config.td3.expl-noise)."""
     redo_taus: tuple[float, ...] | None = None
     """Grid axis: ReDo's dormancy thresholds (--config.redo.tau; ReDo on in every cell)."""
+    networks: tuple[str, ...] | None = None
+    """Grid axis: the networks' bodies (--config.network): mlp, mlp_ln_critic, mlp_ln, simba."""
     seeds: int | None = None
     """Override the number of seeds (>= 1)."""
     seed_offset: int | None = None

@@ -76,6 +76,16 @@ def test_axes_of_an_algorithms_own_settings_share_its_program_and_refuse_runs_th
         sweep.SweepConfig(envs=("probe_bandit",), methods=("static",), redo_taus=(0.1, 0.2), redos=(0, 100))
 
 
+def test_a_network_axis_gives_each_body_its_own_program_and_run_ids():
+    cfg = sweep.SweepConfig(envs=("probe_bandit",), methods=("static", "tar"), seeds=1, networks=("mlp", "simba"))
+    assert [(p[0][0].network, len(p)) for p in cfg.programs()] == [("mlp", 2), ("simba", 2)]
+    run = cfg.batches()[-1].runs[-1]
+    assert cfg.run_id(run) == "probe_bandit-sac-s0.9-simba-tar-seed0"
+    assert cfg.cell_config(run.cell).network == "simba"
+    with pytest.raises(ValueError, match=r"network='resnet' is not allowed; allowed: mlp, mlp_ln_critic"):
+        sweep.SweepConfig(envs=("probe_bandit",), methods=("static",), networks=("mlp", "resnet"))
+
+
 def test_an_algorithm_that_traces_nothing_compiles_one_program_per_value():
     """A registered algorithm's hyperparameters are constants of its program unless it lists them as traced."""
     from agents.algorithms import ALGORITHMS, register_algorithm, unregister_algorithm

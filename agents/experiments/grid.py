@@ -63,6 +63,7 @@ class Cell(NamedTuple):
     noise_clip: float | None = None
     expl_noise: float | None = None
     redo_tau: float | None = None
+    network: str | None = None
 
 
 class Axis(NamedTuple):
@@ -129,6 +130,8 @@ AXES: tuple[Axis, ...] = (
         )
         for field, path, tag in _HYPER
     ),
+    # The networks' body: every method's runs change, each value its own program (as a width).
+    Axis("networks", "network", "--networks", str, lambda m: True, config="network"),
 )
 HYPER_AXES = tuple(f"{field}s" for field, _, _ in _HYPER)
 _AXIS = {a.name: a for a in AXES}
@@ -193,6 +196,8 @@ class SweepConfig:
         threshold (``train.redo.tau``). Per run as well; several values of an algorithm's own setting
         need every algorithm of the sweep to take it, and several ReDo thresholds need ReDo on in every
         cell (otherwise the runs would be copies).
+      networks: the networks' bodies (``mlp``, ``mlp_ln_critic``, ``mlp_ln``, ``simba``; ``train.network``);
+        each its own compiled program, as a width is.
       seed_offset: the first seed, so that a later sweep adds new seeds to a finished study (its run ids
         differ; ``sparse-rl report DIR --include LATER_DIR`` reports both together).
 
@@ -228,6 +233,7 @@ class SweepConfig:
     noise_clips: tuple[float, ...] | None = None
     expl_noises: tuple[float, ...] | None = None
     redo_taus: tuple[float, ...] | None = None
+    networks: tuple[str, ...] | None = None
     seed_offset: int = 0
 
     def __post_init__(self):
@@ -318,8 +324,8 @@ class SweepConfig:
         sections: dict[str, dict[str, Any]] = {}
         top: dict[str, Any] = {}
         for a in AXES:
-            # A hyperparameter field left None (a Cell built without it) keeps the train config's value.
-            if a.field != "width" and not (a.name in HYPER_AXES and getattr(cell, a.field) is None):
+            # A field left None (a Cell built without a hyperparameter or network) keeps the train config's value.
+            if a.field != "width" and getattr(cell, a.field) is not None:
                 section, _, name = a.config_path.rpartition(".")
                 (sections.setdefault(section, {}) if section else top)[name] = getattr(cell, a.field)
         replaced = {k: dataclasses.replace(getattr(self.train, k), **v) for k, v in sections.items()}

@@ -331,6 +331,7 @@ def _run_records(cfg: SweepConfig, batch: Batch, prepared: Prepared) -> list[tup
             method=method, seed=seed, hidden=tuple(train_cfg.hidden), score=sp.score,
             distribution=sp.distribution, rho=sp.rho, total_steps=train_cfg.total_steps,
             redo=train_cfg.redo.every or None, hyper=cfg.hyper_label(cell), batch=batch.name,
+            network=None if train_cfg.network == "mlp" else train_cfg.network,
             config=json.loads(json.dumps(dataclasses.asdict(train_cfg))),
             total_chunks=train_cfg.num_chunks, delta_t=sp.delta_t, end_fraction=sp.end_fraction,
             start_fraction=sp.start_fraction,

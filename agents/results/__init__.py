@@ -40,7 +40,7 @@ from agents.results import migrate
 CONFIG_FILE, RUN_FILE, CURVE_FILE, RUNS_DIR = "config.json", "run.json", "curve.jsonl", "runs"
 
 # A cell is one point of a sweep's grid; runs of one cell differ only by method and seed.
-CELL_KEYS = ("env", "algo", "hidden", "sparsity", "score", "distribution", "rho", "redo", "hyper")
+CELL_KEYS = ("env", "algo", "hidden", "sparsity", "score", "distribution", "rho", "redo", "hyper", "network")
 
 
 def sparsity_label(sparsity: float) -> str:
@@ -185,6 +185,7 @@ class RunRecord:
     same_as: str | None = None
     redo: int | None = None  # the ReDo period; None: trained without ReDo
     hyper: str | None = None  # the hyperparameter axes the sweep sets, "actor_lr=0.0001,tau=0.01"; None: none
+    network: str | None = None  # the networks' body (TrainConfig.network); None: the default ReLU MLPs
 
     @property
     def hidden_label(self) -> str | None:
@@ -197,10 +198,10 @@ class RunRecord:
         return tuple(self.hidden_label if k == "hidden" else getattr(self, k) for k in CELL_KEYS)
 
     def to_json(self) -> dict[str, Any]:
-        """The ``run.json`` object (``same_as``, ``redo`` and ``hyper`` only where they are set)."""
+        """The ``run.json`` object (``same_as``, ``redo``, ``hyper`` and ``network`` only where they are set)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(RunRecord)}
         out["hidden"] = None if self.hidden is None else list(self.hidden)
-        for optional in ("same_as", "redo", "hyper"):
+        for optional in ("same_as", "redo", "hyper", "network"):
             if out[optional] is None:
                 del out[optional]
         return out
