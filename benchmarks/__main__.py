@@ -22,7 +22,19 @@ from collections.abc import Sequence
 from benchmarks.common import write_json
 from benchmarks.report import write_results_md
 
-PARTS = ("peer", "profile", "overhead", "seeds", "memory", "bcoo", "batching", "hyper", "reference", "paper")
+PARTS = (
+    "peer",
+    "profile",
+    "overhead",
+    "seeds",
+    "memory",
+    "bcoo",
+    "batching",
+    "hyper",
+    "networks",
+    "reference",
+    "paper",
+)
 # Run only when named: "reference" (our dense SAC vs brax's on a DMC task, about 1.5 hours on a CPU) and
 # "paper" (a halfcheetah sweep sized for an accelerator).
 DEFAULT_PARTS = PARTS[:-2]

@@ -500,6 +500,30 @@ def _hyper(r: dict[str, Any]) -> list[str]:
     return out
 
 
+def _networks(r: dict[str, Any]) -> list[str]:
+    s = r["settings"]
+    out = [
+        "## 10. Networks: where TAR moves connections in MLPs and SimBa",
+        "",
+        *_header(r),
+        f"One Q-network on {s['obs']} + {s['act']} inputs at width {s['width']}: `mlp` (2 hidden layers) or `simba` "
+        f"(embedding, 2 residual blocks of {4 * s['width']} hidden units, output), pruned by {s['score']} of its "
+        "initialisation; no training. *Moved*: the connections TAR puts in another kernel than static pruning "
+        "has them (sum of `max(0, tar - static)`), with their share of the active weights; reachability: the "
+        "share of input-output pairs joined by an active path, through the blocks' skips.",
+        "",
+        "| network | sparsity | distribution | active | moved | share | reach static -> TAR | kernels that gain |",
+        "|---|---:|---|---:|---:|---:|---|---|",
+    ]
+    for row in r["rows"]:
+        gains = ", ".join(f"`{k.removesuffix('/kernel')}` +{v}" for k, v in row["gains"].items()) or "none"
+        out.append(
+            f"| {row['network']} | {row['sparsity']} | {row['distribution']} | {row['active']} | {row['moved']} "
+            f"| {100 * row['moved_share']:.2f}% | {row['reach_static']:.3f} -> {row['reach_tar']:.3f} | {gains} |"
+        )
+    return [*out, ""]
+
+
 def _reference(r: dict[str, Any]) -> list[str]:
     s, c = r["settings"], r["settings"]["config"]
     out = [
@@ -550,7 +574,7 @@ def write_results_md(path: Path = RESULTS_MD) -> Path:
         "bcoo": _bcoo,
     }
     # After the GPU section, whose number docs/development.md cites.
-    late = {"batching": _batching, "reference": _reference, "hyper": _hyper}
+    late = {"batching": _batching, "reference": _reference, "hyper": _hyper, "networks": _networks}
     for part in PARTS:
         r = _load(part)
         if r is not None and part in renderers:
