@@ -114,16 +114,7 @@ def reachability(kernels: Masks | Sequence) -> Reachability:
     >>> reachability([jnp.eye(2, dtype=bool), cut, jnp.ones((2, 1), bool)]).pair_fraction  # the skip carries it
     1.0
     """
-    if isinstance(kernels, (list, tuple)):
-        stages = [Residual([np.asarray(k, bool) for k in s.kernels]) if isinstance(s, Residual)
-                  else np.asarray(s, bool) for s in kernels]  # fmt: skip
-    else:
-        leaves = [np.asarray(m, bool) for _, m in prunable_leaves(kernels)]
-        chains = kernel_stages(kernels)
-        if len(chains) > 1:
-            raise ValueError(f"the masks hold {len(chains)} chains of kernels; reachability takes one (pass its own).")
-        pick = lambda s: Residual([leaves[i] for i in s.kernels]) if isinstance(s, Residual) else leaves[s]
-        stages = [pick(s) for s in (chains[0] if chains else [])]
+    stages = _stages(kernels)
     if not stages:
         raise ValueError("reachability needs at least one kernel mask.")
     flat = [m for s in stages for m in (s.kernels if isinstance(s, Residual) else [s])]
@@ -153,6 +144,19 @@ def reachability(kernels: Masks | Sequence) -> Reachability:
         n_in=r.shape[0],
         n_out=r.shape[1],
     )
+
+
+def _stages(kernels: Masks | Sequence) -> list:
+    """:func:`reachability`'s argument as a list of boolean masks and :class:`Residual` stages."""
+    if isinstance(kernels, (list, tuple)):
+        return [Residual([np.asarray(k, bool) for k in s.kernels]) if isinstance(s, Residual)
+                else np.asarray(s, bool) for s in kernels]  # fmt: skip
+    leaves = [np.asarray(m, bool) for _, m in prunable_leaves(kernels)]
+    chains = kernel_stages(kernels)
+    if len(chains) > 1:
+        raise ValueError(f"the masks hold {len(chains)} chains of kernels; reachability takes one (pass its own).")
+    pick = lambda s: Residual([leaves[i] for i in s.kernels]) if isinstance(s, Residual) else leaves[s]
+    return [pick(s) for s in (chains[0] if chains else [])]
 
 
 def _step(reach: np.ndarray, m: np.ndarray, what: str) -> np.ndarray:
