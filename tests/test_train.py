@@ -325,7 +325,7 @@ def test_traced_settings_give_each_run_the_bits_of_the_constants(algo):
     same state and metrics, bit for bit, as a program with them as constants: masking (SAC's initial
     temperature) and a chunk of training with ReDo steps in it."""
     redo = dict(redo=RedoConfig(every=8, tau=0.1))
-    base = TrainConfig(**BANDIT, algo=algo, **redo)
+    base = TrainConfig(**{**BANDIT, **SMALLER}, algo=algo, **redo)
     own = dict(
         sac=SACConfig(alpha_lr=1e-2, init_alpha=0.3, target_entropy_scale=0.5),
         td3=TD3Config(target_noise=0.3, noise_clip=0.25, expl_noise=0.4),
@@ -416,7 +416,7 @@ def test_sac_trains_simba_networks_with_exact_counts_and_pruned_weights_at_zero(
     LayerNorm scales and offsets and the biases stay dense, static and revival end with the exact total,
     and a pruned weight is exactly 0 in the online and target networks (SET, RigL and GMP rewiring
     inside SimBa's blocks: ``tests/test_transforms.py``)."""
-    sparse = SparsityConfig(sparsity=0.8, score="snip", distribution="erk", delta_t=50)
+    sparse = SparsityConfig(sparsity=0.8, score="magnitude", distribution="erk", delta_t=50)
     cfg = TrainConfig(**{**BANDIT, **SMALLER}, network="simba", sparse=sparse)
     methods = ("dense", "static", "uniform_revival", "tar")
     result = run(cfg, seeds=[0], methods=methods)
