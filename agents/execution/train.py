@@ -263,6 +263,12 @@ def _mask_metrics(algo: Algorithm, agent: Any, start: Any) -> Metrics:
     }
 
 
+def _with_hyper(fn: Callable, *args: Any, hyper: Hyper | None) -> Any:
+    """``fn(*args, hyper=hyper)``, or ``fn(*args)`` where nothing is traced: an algorithm that traces no field
+    need not take ``hyper`` (:attr:`agents.algorithms.AlgorithmSpec.traced`)."""
+    return fn(*args) if hyper is None else fn(*args, hyper=hyper)
+
+
 def _recycle_fn(config: TrainConfig, algo: Algorithm) -> Callable[..., tuple[Any, Metrics]]:
     """``(agent, batch, key, hyper=None) -> (agent, recycled)``: one ReDo step on the online actor and critic.
 
@@ -307,13 +313,10 @@ def _chunk_fn(
     recycle = _recycle_fn(config, algo) if config.redo.enabled else None
 
     # A run's traced hyperparameters reach the algorithm's update and act when the chunk is given them.
-    update = lambda agent, batch, key, step, rewire, hyper: (
-        algo.update(agent, batch, key, step, rewire) if hyper is None else algo.update(agent, batch, key, step,
-                                                                                      rewire, hyper=hyper)
-    )  # fmt: skip
-    act = lambda actor, obs, key, hyper: (
-        algo.act(actor, obs, key, False) if hyper is None else algo.act(actor, obs, key, False, hyper=hyper)
+    update = lambda agent, batch, key, step, rewire, hyper: _with_hyper(
+        algo.update, agent, batch, key, step, rewire, hyper=hyper
     )
+    act = lambda actor, obs, key, hyper: _with_hyper(algo.act, actor, obs, key, False, hyper=hyper)
 
     def iteration(
         state: TrainState, it: jax.Array, rewire: bool | None, redo: bool = False, hyper: Hyper | None = None
@@ -464,8 +467,7 @@ def make_train(config: TrainConfig, share_with: Sequence[TrainConfig] = ()) -> T
         state: TrainState, actor_init: sj.SparseInit, critic_init: sj.SparseInit, hyper: Hyper | None = None
     ) -> TrainState:
         key, k_opt = jax.random.split(state.key)
-        extra = {} if hyper is None else {"hyper": hyper}
-        return state.replace(agent=algo.init_state(actor_init, critic_init, k_opt, **extra), key=key)
+        return state.replace(agent=_with_hyper(algo.init_state, actor_init, critic_init, k_opt, hyper=hyper), key=key)
 
     evaluate = traced("evaluate", _evaluate_fn(config, algo, eval_env))
     chunk = traced("chunk", _chunk_fn(config, algo, env_step, evaluate))
