@@ -76,7 +76,8 @@ class SweepArgs(RunOptions):
     """Override the preset's sparsities, each in [0, 1)."""
     methods: tuple[str, ...] | None = None
     """Override the preset's methods (dense, static, uniform_revival, tar, set, rigl, gmp; eaudesac, SAC only: its
-    ensemble is --config.eaude.*, its ceiling the sparsity)."""
+    ensemble is --config.eaude.*, its ceiling the sparsity; small_dense: dense networks narrowed to the sparse
+    networks' parameter count at each sparsity)."""
     scores: tuple[str, ...] | None = None
     """Grid axis: base pruning scores of static, uniform_revival, tar, set and rigl (random, magnitude, snip, synflow;
     gmp always prunes by magnitude)."""

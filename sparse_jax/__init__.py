@@ -43,6 +43,7 @@ from sparse_jax.masks import (
     default_filter,
     dense_masks,
     density_summary,
+    matching_width,
     target_active,
     topk_mask,
 )
@@ -112,6 +113,7 @@ __all__ = [
     "active_counts",
     "density_summary",
     "target_active",
+    "matching_width",
     "topk_mask",
     # revival
     "RevivalConfig",

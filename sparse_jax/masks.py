@@ -164,6 +164,33 @@ def target_active(size: int, sparsity: float) -> int:
     return int(math.floor((1.0 - s) * size + 0.5))
 
 
+def matching_width(count: Callable[[int], int], target: int, max_width: int) -> int:
+    """The width in ``1 .. max_width`` whose parameter count ``count(width)`` is nearest ``target``.
+
+    The "small dense" baseline of sparse training (Graesser et al. 2022)
+    trains a dense network as large as a sparse network's active weights;
+    this picks its width. ``count`` must not decrease with the width;
+    bisection calls it about ``2 log2(max_width)`` times. Ties go to the
+    narrower width.
+
+    >>> matching_width(lambda w: w * w + 2 * w, 100, 64)  # 9 * 9 + 18 = 99 is nearest 100
+    9
+    >>> matching_width(lambda w: 10 * w, 5, 64), matching_width(lambda w: 10 * w, 10_000, 64)
+    (1, 64)
+    """
+    check_int("max_width", max_width, minimum=1)
+    lo, hi = 1, max_width
+    while lo < hi:  # the narrowest width whose count reaches the target (max_width if none does)
+        mid = (lo + hi) // 2
+        if count(mid) >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    if lo > 1 and target - count(lo - 1) <= count(lo) - target:
+        return lo - 1
+    return lo
+
+
 def _topk_leaf(scores: jax.Array, k: Any) -> jax.Array:
     size = int(np.size(scores))
     k = check_int("count", k)

@@ -53,6 +53,10 @@ class SparseMethod:
         best (EauDe, :mod:`sparse_jax.eaude`): its algorithm selects and prunes between them, so it
         starts dense (``mask="dense"``), needs no rule, and only algorithms with an ensemble
         variant train it.
+      matches_active: it trains dense networks narrowed until their parameter count is nearest the
+        active count of the sparse networks at its sparsity (Graesser et al. 2022's "small dense"
+        baseline; the training code picks the width, :func:`sparse_jax.matching_width`): ``mask="dense"``,
+        no rule. Its sparsity sets its width, not its masks.
     """
 
     name: str
@@ -60,6 +64,7 @@ class SparseMethod:
     rule: MaskRule | None = None
     description: str = ""
     ensemble: bool = False
+    matches_active: bool = False
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
@@ -70,6 +75,10 @@ class SparseMethod:
         if self.ensemble and (self.mask != "dense" or self.rule is not None):
             fail("ensemble", self.ensemble, f"False with mask={self.mask!r} and rule={self.rule!r} (an ensemble "
                  "method starts dense and its algorithm changes the masks: mask='dense', rule=None)")  # fmt: skip
+        if self.matches_active and (self.mask != "dense" or self.rule is not None or self.ensemble):
+            fail("matches_active", self.matches_active, f"False with mask={self.mask!r}, rule={self.rule!r} and "
+                 f"ensemble={self.ensemble!r} (a narrowed dense baseline: mask='dense', rule=None, "
+                 "ensemble=False)")  # fmt: skip
 
     @property
     def rewires(self) -> bool:
@@ -90,6 +99,11 @@ class SparseMethod:
     def prunes(self) -> bool:
         """It has a target sparsity and a layer-wise distribution (every method but ``dense``)."""
         return not (self.starts_dense and not self.rewires)
+
+    @property
+    def sized_by_sparsity(self) -> bool:
+        """Its runs change with the target sparsity: it prunes, or its width matches the sparse count."""
+        return self.prunes or self.matches_active
 
     @property
     def uses_score(self) -> bool:
@@ -168,11 +182,17 @@ for _m in (
     SparseMethod("rigl", "static", rules.RIGL, "RigL: magnitude drop, dense-gradient regrowth"),
     SparseMethod("gmp", "dense", rules.GMP, "gradual magnitude pruning from dense (Zhu & Gupta 2017)"),
     SparseMethod("eaudesac", "dense", None, "EauDe: online critics at several sparsities, the best kept", True),
+    SparseMethod(
+        "small_dense",
+        "dense",
+        description="dense, narrowed to the sparse networks' parameter count",
+        matches_active=True,
+    ),  # fmt: skip
 ):
     register_method(_m)
 
 # The built-in methods that differ only by their initial mask (they train with the same fixed-mask transform).
-MASK_METHODS: tuple[str, ...] = tuple(name for name, m in METHODS.items() if not m.rewires)
+MASK_METHODS: tuple[str, ...] = tuple(name for name, m in METHODS.items() if not m.rewires and not m.matches_active)
 
 # The name of earlier versions.
 Method = SparseMethod

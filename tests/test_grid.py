@@ -86,6 +86,24 @@ def test_a_network_axis_gives_each_body_its_own_program_and_run_ids():
         sweep.SweepConfig(envs=("probe_bandit",), methods=("static",), networks=("mlp", "resnet"))
 
 
+def test_the_small_dense_baseline_trains_once_per_sparsity_in_a_program_of_its_own():
+    cfg = sweep.SweepConfig(
+        envs=("probe_bandit",), methods=("dense", "static", "small_dense"), sparsities=(0.8, 0.9),
+        distributions=("erk", "global"), seeds=2,
+    )  # fmt: skip
+    assert [[(c.sparsity, c.distribution, m) for c, m in p] for p in cfg.programs()] == [
+        [(0.8, "erk", "dense"), (0.8, "erk", "static"), (0.8, "global", "static"), (0.9, "erk", "static"),
+         (0.9, "global", "static")],
+        [(0.8, "erk", "small_dense")],  # its width follows the sparsity, not the distribution
+        [(0.9, "erk", "small_dense")],
+    ]  # fmt: skip
+    run = sweep.GridRun(cfg.cells()[-1], "small_dense", 1)
+    assert cfg.run_id(run) == "probe_bandit-sac-s0.9-global-small_dense-seed1"
+    assert cfg.canonical(run.cell, "small_dense").distribution == "erk"
+    # Asked for by name, like an ensemble method; the scaling presets ask for it.
+    assert "small_dense" not in PRESETS["quick"].methods and "small_dense" in PRESETS["scaling_cpu"].methods
+
+
 def test_an_algorithm_that_traces_nothing_compiles_one_program_per_value():
     """A registered algorithm's hyperparameters are constants of its program unless it lists them as traced."""
     from agents.algorithms import ALGORITHMS, register_algorithm, unregister_algorithm
@@ -270,8 +288,8 @@ def test_tar_moves_connections_between_layers_in_the_cpu_presets(preset):
         env = make_env(cell.env)
         actor, critic = init_actor_critic(
             jax.random.key(0),
-            GaussianActor(train.hidden, env.action_size),
-            TwinCritic(train.hidden),
+            GaussianActor(train.hidden, env.action_size, train.network),
+            TwinCritic(train.hidden, train.network),
             env.observation_size,
             env.action_size,
         )

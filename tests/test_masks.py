@@ -105,3 +105,21 @@ def test_summaries_refuse_params(small_params):
     with pytest.raises(ValueError, match="active_counts expects masks"):
         sj.active_counts(small_params)
     assert sj.density_summary(sj.dense_masks(small_params))["total"]["density"] == 1.0
+
+
+def test_matching_width_takes_the_nearest_count_and_the_narrower_on_a_tie():
+    asked = []
+
+    def count(w):  # a 1-hidden-layer net, 3 inputs and 2 outputs: 3w + w + 2w + 2 parameters
+        asked.append(w)
+        return 6 * w + 2
+
+    assert sj.matching_width(count, 62, 256) == 10  # 6 * 10 + 2 = 62 exactly
+    assert sj.matching_width(count, 65, 256) == 10  # 62 is 3 below, 68 is 3 above: the narrower
+    assert sj.matching_width(count, 66, 256) == 11  # 68 is 2 above
+    assert sj.matching_width(count, 1, 256) == 1 and sj.matching_width(count, 10**9, 256) == 256
+    asked.clear()
+    sj.matching_width(count, 6_000, 4096)
+    assert len(asked) <= 2 * 12 + 2  # bisection, not a scan of 4096 widths
+    with pytest.raises(ValueError, match=r"^max_width=0 is not allowed"):
+        sj.matching_width(count, 10, 0)

@@ -56,3 +56,14 @@ def test_an_ensemble_method_starts_dense_rewires_in_its_own_program_and_prunes()
     for bad in (dict(mask="static"), dict(mask="dense", rule=sj.rules.GMP)):
         with pytest.raises(ValueError, match=r"^ensemble=True is not allowed; allowed: False with mask="):
             sj.SparseMethod("mine", ensemble=True, **bad)
+
+
+def test_the_small_dense_baseline_is_dense_sized_by_its_sparsity_and_has_a_program_per_sparsity():
+    m = sj.get_method("small_dense")
+    facts = (m.mask, m.rule, m.rewires, m.prunes, m.uses_score, m.revives, m.sized_by_sparsity, m.matches_active)
+    assert facts == ("dense", None, False, False, False, False, True, True)
+    # Trained as dense by the library; its narrower networks keep it out of the mask-only methods.
+    assert "small_dense" not in sj.MASK_METHODS and sj.get_method("dense").sized_by_sparsity is False
+    for bad in (dict(mask="static"), dict(rule=sj.rules.SET), dict(ensemble=True)):
+        with pytest.raises(ValueError, match=r"^(matches_active|ensemble)=True is not allowed; allowed: False with"):
+            sj.SparseMethod("mine", **{"mask": "dense", **bad, "matches_active": True})

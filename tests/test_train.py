@@ -17,8 +17,10 @@ from agents.execution.train import (
     inner_optimizer,
     make_algorithm,
     make_train,
+    network_sizes,
     next_redo_iteration,
     next_rewire_iteration,
+    trained_hidden,
 )
 from tests.helpers import BANDIT, SMALLER
 
@@ -438,3 +440,30 @@ def test_sac_trains_simba_networks_with_exact_counts_and_pruned_weights_at_zero(
             assert sum(counts) == (n if method == "dense" else sj.target_active(n, 0.8)), (method, net)
     for h in result.history:
         assert h["outside_mask"].tolist() == [0] * len(methods)
+
+
+@pytest.mark.parametrize("network", ["mlp", "simba"])
+def test_small_dense_trains_the_width_whose_dense_count_is_nearest_the_sparse_active_count(network):
+    config = TrainConfig(**{**BANDIT, "hidden": (24, 24)}, network=network,
+                         sparse=SparsityConfig(method="small_dense", sparsity=0.9))  # fmt: skip
+    trainer = make_train(config)
+    obs, act = 1, 1  # the bandit's sizes
+    sizes = network_sizes(config, obs, act)
+    if network == "mlp":  # SAC's actor by hand: kernels 1x24, 24x24, 24x(2 x 1); biases 24, 24, 2
+        assert sizes["actor"] == (24 + 24 * 24 + 24 * 2 + 50, 24 + 24 * 24 + 24 * 2)
+    # The sparse networks' parameters: everything not masked, plus the active kernels at 0.9.
+    target = sum(total - prunable + sj.target_active(prunable, 0.9) for total, prunable in sizes.values())
+    totals = {
+        w: sum(t for t, _ in network_sizes(dataclasses.replace(config, hidden=(w, w)), obs, act).values())
+        for w in range(1, 25)
+    }
+    nearest = min(totals, key=lambda w: (abs(totals[w] - target), w))  # by exhaustive search
+    assert trained_hidden(config, obs, act) == trainer.hidden == (nearest, nearest) and 1 < nearest < 24
+    assert trainer.reference_sizes == {net: total for net, (total, _) in sizes.items()}
+    # Its networks are built at that width, dense: the state's params hold exactly totals[nearest] numbers.
+    state = jax.eval_shape(trainer.init, jax.random.key(0))
+    counts = [sum(x.size for x in jax.tree.leaves(p)) for p in (state.agent.actor, state.agent.critic)]
+    assert sum(counts) == totals[nearest]
+    # Every other method keeps the config's widths, and reports against no other network.
+    static = make_train(dataclasses.replace(config, sparse=dataclasses.replace(config.sparse, method="static")))
+    assert static.hidden == (24, 24) and static.reference_sizes is None

@@ -17,8 +17,9 @@ from sparse_jax.validation import check_choice, check_int, check_number, fail
 
 # The built-in methods every algorithm trains (a sweep's default); sparse_jax.register_method adds others
 # to sj.METHODS. Ensemble methods (eaudesac) are asked for by name: they need an algorithm with an
-# ensemble variant (SAC) and cost about one critic update per member.
-METHODS = tuple(name for name, m in sj.METHODS.items() if not m.ensemble)
+# ensemble variant (SAC) and cost about one critic update per member. So is the dense baseline at the
+# sparse parameter count (small_dense): a program of its own per sparsity, for studies of scale.
+METHODS = tuple(name for name, m in sj.METHODS.items() if not m.ensemble and not m.matches_active)
 
 
 def _check_exact_int(name: str, value: object, minimum: int) -> None:
@@ -38,7 +39,8 @@ class SparsityConfig:
 
     Attributes:
       method: a method of ``sparse_jax.METHODS``: ``dense``, ``static``, ``uniform_revival``, ``tar``, ``set``,
-        ``rigl``, ``gmp``, or one added with ``sparse_jax.register_method``.
+        ``rigl``, ``gmp``, ``small_dense`` (dense, narrowed to the sparse networks' parameter count at
+        ``sparsity``), or one added with ``sparse_jax.register_method``.
       sparsity: fraction of each network's prunable weights removed, in ``[0, 1)``.
       actor_sparsity: overrides ``sparsity`` for the actor.
       critic_sparsity: overrides ``sparsity`` for the twin critics.
@@ -425,11 +427,16 @@ def program_key(config: TrainConfig) -> tuple[TrainConfig, Hashable]:
     algorithm and network; a method with a mask rule gets its own, split by
     what its rule's update depends on (SET and RigL keep ``global`` apart,
     whose top-k has no per-layer bound; GMP's distribution shapes its table).
+    The dense baseline at the sparse parameter count (``small_dense``) gets
+    one per sparsity, which sets its width.
     The sweep's planner, :func:`agents.execution.runner.check_batch` and the runner's
     masking all ask this one function.
     """
     neutral = dataclasses.replace(config.sparse, **{f: getattr(_NEUTRAL, f) for f in MASK_AXES})
-    tag = sj.get_method(config.sparse.method).program_tag(config.sparse.distribution)
+    method = sj.get_method(config.sparse.method)
+    tag = method.program_tag(config.sparse.distribution)
+    if method.matches_active:  # its sparsity sets its networks' width (agents.execution.train.trained_hidden)
+        tag = (tag, "width of", config.sparse.sparsity)
     key = dataclasses.replace(config, sparse=neutral)
     for f in traced_fields(config):
         key = replace_field(key, f, get_field(_NEUTRAL_TRAIN, f))

@@ -18,6 +18,7 @@ iterations that hold a mask update.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -74,6 +75,10 @@ class Trainer(NamedTuple):
       train: ``key -> (TrainState, metrics)``: the whole run, metrics stacked per chunk.
       traces: how many times each function was traced (Python side effect, for tests).
       algo: the algorithm's pure functions (its ``update`` is one gradient step).
+      hidden: the hidden widths its networks have (:func:`trained_hidden`: ``config.hidden``, or
+        narrower for a method that matches the sparse parameter count).
+      reference_sizes: for such a method, each network's parameter count when dense at
+        ``config.hidden`` (what its size is reported against); ``None`` for the others.
     """
 
     config: TrainConfig
@@ -86,6 +91,8 @@ class Trainer(NamedTuple):
     train: Callable
     traces: dict
     algo: Algorithm
+    hidden: tuple[int, ...] = ()
+    reference_sizes: dict[str, int] | None = None
 
 
 def _outside_mask(params: Any, masks: Any) -> jax.Array:
@@ -187,7 +194,50 @@ def make_algorithm(
             bound_schedules=bound_schedules,
         )
 
-    return get_algorithm(config.algo, sj.METHODS[sparse.method].ensemble)(config, obs_size, action_size, make_tx)
+    built = dataclasses.replace(config, hidden=trained_hidden(config, obs_size, action_size))
+    return get_algorithm(config.algo, sj.METHODS[sparse.method].ensemble)(built, obs_size, action_size, make_tx)
+
+
+def network_sizes(config: TrainConfig, obs_size: int, action_size: int) -> dict[str, tuple[int, int]]:
+    """``{"actor": (total, prunable), "critic": ...}``: the parameters of ``config``'s dense networks at
+    ``config.hidden`` (shapes only, nothing is computed), and those the masks cover (kernels)."""
+    dense = dataclasses.replace(config, sparse=dataclasses.replace(config.sparse, method="dense"))
+    nets = jax.eval_shape(make_algorithm(dense, obs_size, action_size).init_params, jax.random.key(0))
+    out = {}
+    for name, params in zip(("actor", "critic"), nets, strict=True):
+        leaves = jax.tree.leaves_with_path(params)
+        prunable = sum(x.size for path, x in leaves if sj.default_filter(sj.path_name(path), x))
+        out[name] = (sum(x.size for _, x in leaves), prunable)
+    return out
+
+
+@functools.lru_cache(maxsize=64)  # a pure function of hashable values that every trainer of a run asks
+def trained_hidden(config: TrainConfig, obs_size: int, action_size: int) -> tuple[int, ...]:
+    """The hidden widths ``config``'s networks are built with.
+
+    ``config.hidden``, except for a method that matches the sparse parameter
+    count (:attr:`sparse_jax.SparseMethod.matches_active`: ``small_dense``).
+    Its networks are dense and narrowed: every hidden width is scaled by one
+    factor, the widest becoming ``k``, with ``k`` chosen by
+    :func:`sparse_jax.matching_width` so that the parameters of actor and
+    critics together are nearest those the sparse networks at
+    ``config.hidden`` train: their biases and LayerNorms plus the active
+    kernel weights at each network's sparsity (:func:`sparse_jax.target_active`).
+    """
+    if not sj.get_method(config.sparse.method).matches_active:
+        return config.hidden
+    widest = max(config.hidden)
+    scaled = lambda k: tuple(max(1, round(w * k / widest)) for w in config.hidden)
+
+    def size(k: int) -> int:
+        narrow = dataclasses.replace(config, hidden=scaled(k))
+        return sum(total for total, _ in network_sizes(narrow, obs_size, action_size).values())
+
+    target = sum(
+        total - prunable + sj.target_active(prunable, config.sparse.network_sparsity(net))
+        for net, (total, prunable) in network_sizes(config, obs_size, action_size).items()
+    )
+    return scaled(sj.matching_width(size, target, widest))
 
 
 def _make_envs(config: TrainConfig) -> tuple[Any, Any]:
@@ -478,4 +528,10 @@ def make_train(config: TrainConfig, share_with: Sequence[TrainConfig] = ()) -> T
         return jax.lax.scan(chunk, state, jnp.arange(config.num_chunks))
 
     init, warmup = traced("init", init), traced("warmup", warmup)
-    return Trainer(config, init, warmup, make_masks, apply_masks, chunk, evaluate, train, traces, algo)
+    hidden = trained_hidden(config, obs_size, action_size)
+    reference = None
+    if sj.get_method(sparse.method).matches_active:
+        reference = {net: total for net, (total, _) in network_sizes(config, obs_size, action_size).items()}
+    return Trainer(
+        config, init, warmup, make_masks, apply_masks, chunk, evaluate, train, traces, algo, hidden, reference
+    )

@@ -113,7 +113,7 @@ _HYPER = (
 # the shared runs and the refusal of an axis that changes none of the methods follow from the row.
 AXES: tuple[Axis, ...] = (
     Axis("widths", "width", "--widths", lambda w: f"w{w}", lambda m: True),
-    Axis("sparsities", "sparsity", "--sparsities", None, lambda m: m.prunes),
+    Axis("sparsities", "sparsity", "--sparsities", None, lambda m: m.sized_by_sparsity),
     Axis("scores", "score", "--scores", str, lambda m: m.uses_score),
     Axis("distributions", "distribution", "--distributions", str, lambda m: m.prunes),
     Axis("rhos", "rho", "--rhos", lambda r: f"r{results.sparsity_label(r)}", lambda m: m.revives),
@@ -577,6 +577,48 @@ PRESETS: dict[str, SweepConfig] = {
         distributions=("erk", "global"),
         widths=(256, 1024),
         train=_ACCELERATOR_TRAIN,
+    ),
+    # The sparsity x width scaling study (Ma et al. 2025; Graesser et al. 2022's small-dense baseline) on CPU:
+    # final return against active parameters for ReLU MLPs and SimBa, three widths, two sparsities, the
+    # dense networks of each width and the dense ones narrowed to each sparse count. Global pruning, where
+    # layers fall short of their connectivity target and TAR moves connections (under ERK at these widths
+    # TAR's counts equal static's). Widths stay small: a SimBa block is 4x wide, and masks do not make a
+    # CPU matmul cheaper, so a run costs its dense network's compute.
+    "scaling_cpu": SweepConfig(
+        envs=("inverted_double_pendulum",),
+        algos=("sac",),
+        sparsities=(0.8, 0.95),
+        methods=("dense", "static", "tar", "rigl", "small_dense"),
+        seeds=2,
+        distributions=("global",),
+        widths=(16, 32, 64),
+        networks=("mlp", "simba"),
+        train=TrainConfig(
+            env="inverted_double_pendulum",
+            total_steps=12_000,
+            chunk_steps=1_500,
+            **_CPU_TRAIN,
+            sparse=SparsityConfig(score="snip", distribution="global", delta_t=1000),
+        ),
+    ),
+    # Its accelerator version: widths 256 to 2048, three sparsities, DMC tasks, AdamW (weight decay 1e-2, as
+    # Ma et al. train SimBa) for every network, 500k env steps with the paper preset's protocol.
+    "scaling": SweepConfig(
+        envs=("CheetahRun", "WalkerRun", "HumanoidRun"),
+        algos=("sac",),
+        sparsities=(0.8, 0.9, 0.95),
+        methods=("dense", "static", "tar", "rigl", "small_dense"),
+        seeds=5,
+        distributions=("global",),
+        widths=(256, 512, 1024, 2048),
+        networks=("mlp", "simba"),
+        train=dataclasses.replace(
+            _ACCELERATOR_TRAIN,
+            env="CheetahRun",
+            total_steps=500_000,
+            weight_decay=1e-2,
+            sparse=dataclasses.replace(_ACCELERATOR_TRAIN.sparse, distribution="global"),
+        ),
     ),
     # The DeepMind Control suite for accelerators (MuJoCo Playground, MJX's jax implementation): the ten
     # tasks most sparse-scaling and SAC papers report (Ma et al. 2025, SimBa, BRO, TD-MPC), SAC and TD3,

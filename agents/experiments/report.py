@@ -112,6 +112,8 @@ def _summarize_runs(runs: Sequence[Run]) -> list[dict]:
                 "train_flops_ci_low": train_flops["ci_low"],
                 "train_flops_ci_high": train_flops["ci_high"],
                 "inference_flops": float(np.mean([f[1] for f in flops])),
+                # The widths a narrowed dense baseline trained (summary.md names them beside the method).
+                "trained_hidden": "-".join(map(str, members[0].trained_hidden)) if members[0].trained_hidden else None,
             }
         )
     rows.sort(key=_group_key)

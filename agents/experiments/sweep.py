@@ -321,6 +321,9 @@ def _run_records(cfg: SweepConfig, batch: Batch, prepared: Prepared) -> list[tup
     record under its own identity and config, with ``same_as`` naming it.
     """
     actor, critic = prepared.masks
+    # A narrowed dense baseline (small_dense) is sized against the dense networks of its cell's width.
+    hidden, sizes = prepared.trainer.hidden, prepared.trainer.reference_sizes
+    reference = lambda net: {} if sizes is None else {"dense_total": sizes[net]}
     records = []
     for r, run in enumerate(batch.runs):
         cell, method, seed = run
@@ -338,8 +341,10 @@ def _run_records(cfg: SweepConfig, batch: Batch, prepared: Prepared) -> list[tup
             total_updates=train_cfg.total_updates,
             params={  # a dense-to-sparse method (GMP): its parameter count is the one it prunes to
                 net: _params_info(init, r, sp.network_sparsity(net) if sj.METHODS[method].dense_to_sparse else None)
+                | reference(net)
                 for net, init in (("actor", actor), ("critic", critic))
             },
+            trained_hidden=None if hidden == train_cfg.hidden else hidden,
             topology={"actor": _topology(actor.masks, r), "critic": _topology(critic.masks, r)},
             base_topology={"actor": _topology(actor.base_masks, r), "critic": _topology(critic.base_masks, r)},
             reachability={"actor": _reachability(actor.masks, r), "critic": _reachability(critic.masks, r)},

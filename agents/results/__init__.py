@@ -186,6 +186,7 @@ class RunRecord:
     redo: int | None = None  # the ReDo period; None: trained without ReDo
     hyper: str | None = None  # the hyperparameter axes the sweep sets, "actor_lr=0.0001,tau=0.01"; None: none
     network: str | None = None  # the networks' body (TrainConfig.network); None: the default ReLU MLPs
+    trained_hidden: tuple[int, ...] | None = None  # the widths trained where they are not `hidden` (small_dense)
 
     @property
     def hidden_label(self) -> str | None:
@@ -198,10 +199,12 @@ class RunRecord:
         return tuple(self.hidden_label if k == "hidden" else getattr(self, k) for k in CELL_KEYS)
 
     def to_json(self) -> dict[str, Any]:
-        """The ``run.json`` object (``same_as``, ``redo``, ``hyper`` and ``network`` only where they are set)."""
+        """The ``run.json`` object (``same_as``, ``redo``, ``hyper``, ``network`` and ``trained_hidden`` only where
+        they are set)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(RunRecord)}
-        out["hidden"] = None if self.hidden is None else list(self.hidden)
-        for optional in ("same_as", "redo", "hyper", "network"):
+        for widths in ("hidden", "trained_hidden"):
+            out[widths] = None if out[widths] is None else list(out[widths])
+        for optional in ("same_as", "redo", "hyper", "network", "trained_hidden"):
             if out[optional] is None:
                 del out[optional]
         return out
@@ -220,8 +223,9 @@ class RunRecord:
         if missing:
             raise ValueError(f"{where} lacks the fields {', '.join(missing)}.")
         fields = {k: v for k, v in data.items() if k in names}  # keys of another version are left out
-        if isinstance(fields.get("hidden"), list):
-            fields["hidden"] = tuple(fields["hidden"])
+        for widths in ("hidden", "trained_hidden"):
+            if isinstance(fields.get(widths), list):
+                fields[widths] = tuple(fields[widths])
         return cls(**fields)
 
 

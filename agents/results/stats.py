@@ -178,9 +178,17 @@ def seed_stats(values: Sequence[float]) -> dict[str, float | None]:
 
 
 def network_counts(params: dict, network: str) -> tuple[int, int]:
-    """``(N, D)``: parameters a sparse pass touches, and all parameters, of one network."""
+    """``(N, D)``: parameters a sparse pass touches, and all parameters of the dense network it is
+    measured against: its own, or ``dense_total`` where the run trained a narrower dense network
+    than its cell's (``small_dense``).
+
+    >>> network_counts({"actor": {"active": 10, "prunable": 100, "total": 120}}, "actor")
+    (30, 120)
+    >>> network_counts({"actor": {"active": 50, "prunable": 50, "total": 60, "dense_total": 600}}, "actor")
+    (60, 600)
+    """
     p = params[network]
-    return p["total"] - p["prunable"] + p["active"], p["total"]
+    return p["total"] - p["prunable"] + p["active"], p.get("dense_total", p["total"])
 
 
 def _gmp_pruned_share(total_updates: int, delta_t: int, start_fraction: float, end_fraction: float) -> float:

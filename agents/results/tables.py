@@ -130,12 +130,19 @@ def _summary_lines(rows: Sequence[dict]) -> list[str]:
     for r in rows:
         cell = " | ".join(_fmt_key(r, k) for k in keys)
         seeds = str(r["n_seeds"]) + (f" ({r['n_unfinished']} unfinished)" if r["n_unfinished"] else "")
+        method = r["method"] + (f" ({r['trained_hidden']})" if r.get("trained_hidden") else "")
         lines.append(
-            f"| {cell} | {r['method']} | {_fmt_ci(r['mean'], r['ci_low'], r['ci_high'])} | {_fmt_num(r['iqm'])} "
+            f"| {cell} | {method} | {_fmt_ci(r['mean'], r['ci_low'], r['ci_high'])} | {_fmt_num(r['iqm'])} "
             f"| {_fmt_ci(r['curve_mean'], r['curve_ci_low'], r['curve_ci_high'])} "
             f"| {r['active_params']:,} ({_spread(r, 'param_fraction')}) | {_spread(r, 'train_flops')} "
             f"| {r['inference_flops']:.3f} | {seeds} | {r['n_diverged']} |"
         )
+    if any(r.get("trained_hidden") for r in rows):
+        lines += [
+            "",
+            "A method shown with widths trained dense networks of those widths, narrowed to the sparse networks' "
+            "parameter count; its params and FLOPs are fractions of the dense networks at the cell's width.",
+        ]
     revives = lambda name: name in sj.METHODS and sj.METHODS[name].revives
     if any(revives(r["method"]) and r.get("score") == "random" for r in rows):
         lines += [
