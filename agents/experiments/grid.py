@@ -595,7 +595,7 @@ PRESETS: dict[str, SweepConfig] = {
         networks=("mlp", "simba"),
         train=TrainConfig(
             env="inverted_double_pendulum",
-            total_steps=12_000,
+            total_steps=13_000,
             chunk_steps=1_500,
             **_CPU_TRAIN,
             sparse=SparsityConfig(score="snip", distribution="global", delta_t=1000),
