@@ -33,7 +33,14 @@
    every 250, ceiling 0.9): ``members`` K = 2 and 5 online critics. No target: the cost grows with K
    (every member trains on every update); the figure is reported with K.
 
-5. TAR's one-shot revival: ``sparse_jax.sparse_init(key, params, 0.9,
+5. The networks' bodies (``--config.network``) on the stress setting's chunk: dense ``mlp_ln`` and
+   ``simba`` (two residual blocks of width 256, each 4x wide inside) against dense ``mlp`` of the same
+   width, and static, tar and rigl on ``simba`` against dense ``simba``. No target for the bodies (a
+   SimBa block holds 8 w^2 weights where an MLP layer holds w^2); the methods keep the targets of
+   part 1. Also how many programs a ``simba`` batch of dense, static and tar at two sparsities and two
+   distributions compiles (one, as for ``mlp``: LayerNorm and the skips change no shape).
+
+6. TAR's one-shot revival: ``sparse_jax.sparse_init(key, params, 0.9,
    method="tar")`` vs ``method="static"`` on the actor and critic params,
    each jitted and run once before timing; the difference in ms.
 """
@@ -52,12 +59,13 @@ import optax
 import sparse_jax as sj
 from agents.algorithms.config import EauDeConfig, RedoConfig, SparsityConfig, TrainConfig
 from agents.algorithms.replay import buffer_sample
-from agents.execution.runner import prepare
+from agents.execution.runner import prepare, prepare_runs
 from agents.execution.train import make_train
 from benchmarks.common import fmt, interleaved, part_main, ratio_summary, summary
 
 # Ensemble methods train several critics by design: part 4 reports their cost against dense, without a target.
-METHODS = tuple(name for name, m in sj.METHODS.items() if not m.ensemble)
+# The narrowed dense baseline (small_dense) trains smaller networks: no overhead to measure.
+METHODS = tuple(name for name, m in sj.METHODS.items() if not m.ensemble and not m.matches_active)
 # Chunk time over dense's: fixed-mask methods within 5%, methods with a mask rule within 10%.
 TARGETS = {name: 1.10 if sj.METHODS[name].rewires else 1.05 for name in METHODS if name != "dense"}
 SPARSITY = 0.9
@@ -70,7 +78,7 @@ SETTINGS = {
 TIMED_CHUNK = 1
 
 
-def make_config(quick: bool, method: str, setting: str = "stress") -> TrainConfig:
+def make_config(quick: bool, method: str, setting: str = "stress", network: str = "mlp") -> TrainConfig:
     chunk, delta_t, _ = SETTINGS[setting]
     if quick:
         chunk, delta_t = chunk // 10, delta_t // 10
@@ -81,6 +89,7 @@ def make_config(quick: bool, method: str, setting: str = "stress") -> TrainConfi
         warmup_steps=256,
         chunk_steps=chunk,
         hidden=(256, 256),
+        network=network,
         batch_size=256,
         eval_episodes=4,
         sparse=SparsityConfig(method=method, sparsity=SPARSITY, delta_t=delta_t),
@@ -213,6 +222,43 @@ def bench_redo(quick: bool, repeats: int) -> dict[str, Any]:
     }
 
 
+NETWORK_SIDES = (("mlp", "dense"), ("mlp_ln", "dense"), ("simba", "dense"), ("simba", "static"), ("simba", "tar"),
+                 ("simba", "rigl"))  # fmt: skip
+
+
+def bench_networks(quick: bool, repeats: int) -> dict[str, Any]:
+    """Chunk time of each body (dense) over dense ``mlp``'s, of methods on ``simba`` over dense ``simba``'s, and the
+    program count of a ``simba`` batch of mask-only runs at several sparsities and distributions."""
+    calls = {}
+    for network, method in NETWORK_SIDES:
+        prepared = prepare(make_config(quick, method, network=network), [0])
+        calls[f"{network} {method}"] = functools.partial(prepared.chunk, prepared.state, jnp.int32(TIMED_CHUNK))
+    times = interleaved(calls, repeats)
+    base = make_config(quick, "dense", network="simba")
+    runs = [
+        (dataclasses.replace(base, sparse=dataclasses.replace(base.sparse, method=m, sparsity=s, distribution=d)), 0)
+        for m in ("dense", "static", "tar") for s in (0.8, 0.95) for d in ("erk", "global")
+    ]  # fmt: skip
+    batch = prepare_runs(runs)
+    jax.block_until_ready(batch.chunk(batch.state, jnp.int32(TIMED_CHUNK)))
+    return {
+        "ms_per_chunk": {m: summary([t * 1e3 for t in ts]) for m, ts in times.items()},
+        "ratio_vs_mlp_dense": {
+            m: ratio_summary(times[m], times["mlp dense"]) for m in calls if m.endswith("dense") and m != "mlp dense"
+        },
+        "ratio_vs_simba_dense": {
+            m: {
+                **(r := ratio_summary(times[m], times["simba dense"])),
+                "target": TARGETS[m.split()[1]],
+                "meets_target": r["median"] <= TARGETS[m.split()[1]],
+            }
+            for m in calls
+            if m.startswith("simba") and m != "simba dense"
+        },  # fmt: skip
+        "simba_batch": {"runs": len(runs), "chunk_traces": batch.trainer.traces["chunk"]},
+    }
+
+
 EAUDE_MEMBERS = (2, 5)
 
 
@@ -271,6 +317,7 @@ def bench(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
         "chunk_default": bench_chunks(quick, repeats, "default"),
         "redo": bench_redo(quick, repeats),
         "eaude": bench_eaude(quick, repeats),
+        "networks": bench_networks(quick, repeats),
         "transform_only": bench_transform_only(quick, repeats),
         "revival": bench_revival(quick, max(repeats, 10) * 3),
         "dormant_probe": bench_probe(quick, max(repeats, 10) * 3),
@@ -300,6 +347,17 @@ def print_report(results: dict[str, Any]) -> None:
         print(f"\noverhead: EauDeSAC (a selection every {r['period']} updates) vs dense SAC, on the default chunk")
         for m, ratio in r["ratio_vs_dense"].items():
             print(f"  {m:<16} {fmt(r['ms_per_chunk'][m], '.1f')} ms  ratio {fmt(ratio)}  (no target: K critics train)")
+    if "networks" in results:
+        r = results["networks"]
+        print("\noverhead: the networks' bodies at width 256, on the stress setting's chunk")
+        for m, ratio in r["ratio_vs_mlp_dense"].items():
+            print(f"  {m:<16} {fmt(r['ms_per_chunk'][m], '.1f')} ms  ratio vs mlp dense {fmt(ratio)}")
+        for m, ratio in r["ratio_vs_simba_dense"].items():
+            ok = "met" if ratio["meets_target"] else "NOT met"
+            ms = fmt(r["ms_per_chunk"][m], ".1f")
+            print(f"  {m:<16} {ms} ms  ratio vs simba dense {fmt(ratio)}  (target <= {ratio['target']}: {ok})")
+        b = r["simba_batch"]
+        print(f"  a simba batch of {b['runs']} mask-only runs traced its chunk {b['chunk_traces']} time(s)")
     t = results["transform_only"]
     print(f"\noverhead: sparse optimizer alone, {t['steps']} steps without a mask update, {t['params']:,} weights")
     for m, us in t["us_per_step"].items():

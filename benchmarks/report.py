@@ -237,6 +237,33 @@ def _overhead(r: dict[str, Any]) -> list[str]:
         for m, row in e["ratio_vs_dense"].items():
             out.append(f"| {m} | {_f(e['ms_per_chunk'][m], '.0f')} | {_f(row, '.3f')} |")
         out.append("")
+    if "networks" in r:
+        n = r["networks"]
+        note = f" Measured alone: `{n['command']}`." if "command" in n else ""
+        b = n["simba_batch"]
+        out += [
+            "The networks' bodies (`--config.network`) at width 256 on the stress setting's chunk: each body's dense "
+            "chunk against dense `mlp`'s (no target: a SimBa block holds 8 w^2 weights where an MLP layer holds "
+            f"w^2), and methods on `simba` against dense `simba`.{note}",
+            "",
+            "| network, method | ms per chunk | ratio | against | target | |",
+            "|---|---:|---:|---|---:|---|",
+            f"| mlp dense | {_f(n['ms_per_chunk']['mlp dense'], '.0f')} | 1 | | | |",
+        ]
+        for m, row in n["ratio_vs_mlp_dense"].items():
+            out.append(f"| {m} | {_f(n['ms_per_chunk'][m], '.0f')} | {_f(row, '.3f')} | mlp dense | | |")
+        for m, row in n["ratio_vs_simba_dense"].items():
+            out.append(
+                f"| {m} | {_f(n['ms_per_chunk'][m], '.0f')} | {_f(row, '.3f')} | simba dense | <= {row['target']} "
+                f"| {_ok(row['meets_target'])} |"
+            )
+        out += [
+            "",
+            f"A `simba` batch of {b['runs']} mask-only runs (dense, static and tar at sparsities 0.8 and 0.95 under "
+            f"ERK and global) compiled its chunk {b['chunk_traces']} time(s): LayerNorm and the skips keep the "
+            "one program per width.",
+            "",
+        ]
     if "transform_only" in r:
         t = r["transform_only"]
         us, ratio = t["us_per_step"], t["ratio_vs_static"]

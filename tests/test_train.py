@@ -413,23 +413,24 @@ def test_weight_decay_makes_the_inner_optimizer_adamw_and_decays_active_weights_
         dataclasses.replace(cfg, weight_decay=-0.1)
 
 
-def test_sac_trains_simba_networks_with_exact_counts_and_pruned_weights_at_zero():
-    """SAC with SimBa networks (embedding, residual blocks, LayerNorms) under ERK: every kernel is masked,
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_simba_networks_train_with_exact_counts_and_pruned_weights_at_zero(algo):
+    """SAC and TD3 with SimBa networks (embedding, residual blocks, LayerNorms) under ERK: every kernel is masked,
     LayerNorm scales and offsets and the biases stay dense, static and revival end with the exact total,
     and a pruned weight is exactly 0 in the online and target networks (SET, RigL and GMP rewiring
     inside SimBa's blocks: ``tests/test_transforms.py``)."""
     sparse = SparsityConfig(sparsity=0.8, score="magnitude", distribution="erk", delta_t=50)
-    cfg = TrainConfig(**{**BANDIT, **SMALLER}, network="simba", sparse=sparse)
+    cfg = TrainConfig(**{**BANDIT, **SMALLER}, algo=algo, network="simba", sparse=sparse)
     methods = ("dense", "static", "uniform_revival", "tar")
     result = run(cfg, seeds=[0], methods=methods)
     agent = result.state.agent
+    nets = [("actor", agent.actor, agent.actor_masks), ("critic", agent.critic, agent.critic_masks),
+            ("critic", agent.target_critic, agent.critic_masks)]  # fmt: skip
+    if algo == "td3":  # TD3 keeps a target actor, as sparse as its actor
+        nets.append(("actor", agent.target_actor, agent.actor_masks))
     for r, method in enumerate(methods):
         take = lambda tree, r=r: jax.tree.map(lambda x: x[r], tree)
-        for net, params, masks in (
-            ("actor", agent.actor, agent.actor_masks),
-            ("critic", agent.critic, agent.critic_masks),
-            ("critic", agent.target_critic, agent.critic_masks),
-        ):
+        for net, params, masks in nets:
             params, masks = take(params), take(masks)
             names = [sj.path_name(p) for p, _ in jax.tree.leaves_with_path(masks)]
             assert all(n.endswith("/kernel") for n in names), names  # LayerNorm and biases stay dense
