@@ -194,7 +194,8 @@ def write_report(results_dir: str | Path, include: Sequence[str | Path] = ()) ->
     ``final_returns.png`` (final return per method with CI error bars) and
     ``topology_<env>.png`` (seed-0 static vs TAR masks; only where both runs
     recorded their topology), ``diagnostics_<env>.png`` and ``performance_profiles.png``
-    (per algorithm and per distribution, over the cells with a dense baseline). Every file is
+    (per algorithm and per distribution, over the cells with a dense baseline), and ``scaling.png``
+    (final return against active parameters, where the runs have several widths). Every file is
     written atomically, and the two summary files are byte-identical across calls on the same runs.
 
     Args:
@@ -228,6 +229,10 @@ def write_report(results_dir: str | Path, include: Sequence[str | Path] = ()) ->
         figures.plot_topology(runs, env, figures_dir / f"topology_{env}.png")
         figures.plot_diagnostics(runs, env, figures_dir / f"diagnostics_{env}.png")
     figures.plot_final_returns(rows, runs, figures_dir / "final_returns.png")
+    if len({r.hidden_label for r in runs}) > 1:  # a width axis: return against active parameters
+        figures.plot_scaling(runs, figures_dir / "scaling.png")
+    else:  # an earlier report's figure would no longer match the runs
+        (figures_dir / "scaling.png").unlink(missing_ok=True)
     profiles = [p for by in ("algo", "distribution") for p in stats.performance_profiles(runs, by)]
     if profiles:  # only cells with a dense baseline have normalised scores
         figures.plot_performance_profiles(profiles, figures_dir / "performance_profiles.png")

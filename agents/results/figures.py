@@ -205,3 +205,58 @@ def plot_performance_profiles(profiles: Sequence[dict], path: Path) -> None:
         ax.set_title(_wrap(f"{by} {group} ({cells} cell{'s' if cells > 1 else ''})"), fontsize="small")
         ax.legend(fontsize="x-small")
     _save(fig, path)
+
+
+# What a scaling panel's lines are drawn over: the width, the sparsity and the body vary within a panel.
+_SCALING_AXES = ("hidden", "sparsity", "network")
+_NETWORK_STYLE = {None: "-", "mlp": "-", "simba": "--", "mlp_ln": ":", "mlp_ln_critic": "-."}
+
+
+def scaling_points(runs: Sequence[Run]) -> dict[tuple, dict[tuple, list[tuple[list[int], list[float]]]]]:
+    """What :func:`plot_scaling` draws: per panel (the cell without width, sparsity and network) and line
+    (network, method), one ``(active parameters, final returns)`` pair of seed lists per (width, sparsity),
+    in order of mean active parameters. Runs written as copies of another cell's (``same_as``) count once."""
+    panels: dict[tuple, dict[tuple, dict[tuple, list[Run]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
+    for r in runs:
+        if stats.status(r) != "ok" or r.same_as is not None:
+            continue
+        cell = dict(zip(stats.CELL_KEYS, r.cell))
+        panel = tuple(v for k, v in cell.items() if k not in _SCALING_AXES)
+        panels[panel][(r.network, r.method)][(r.hidden_label, r.sparsity)].append(r)
+    out = {}
+    for panel, lines in panels.items():
+        out[panel] = {}
+        for line, settings in lines.items():
+            seeds = [
+                ([stats.active_params(r) for r in rs], [stats.final_return(r.curve) for r in rs])
+                for rs in settings.values()
+            ]
+            out[panel][line] = sorted(seeds, key=lambda xy: float(np.mean(xy[0])))
+    return out
+
+
+def plot_scaling(runs: Sequence[Run], path: Path) -> None:
+    """Final return against active parameters (log scale): a line per (network, method) through the means of
+    its (width, sparsity) settings, every seed as a point; one panel per cell without width, sparsity and
+    network (:func:`scaling_points`)."""
+    panels = scaling_points(runs)
+    if not panels:
+        return
+    fig, axes = _grid(len(panels), 2, 6.0, 4.2)
+    for ax, (panel, lines) in zip(axes, sorted(panels.items(), key=lambda kv: tuple(map(stats.sortable, kv[0])))):
+        for (network, method), settings in sorted(
+            lines.items(), key=lambda kv: (str(kv[0][0]), stats.method_key(kv[0][1]))
+        ):
+            for x, y in settings:
+                ax.scatter(x, y, s=10, color=_color(method), alpha=0.45, linewidths=0)
+            means = [(float(np.mean(x)), float(np.mean(y))) for x, y in settings]
+            ax.plot(*zip(*means), _NETWORK_STYLE.get(network, "-"), color=_color(method), marker="o",
+                    markersize=3, label=f"{network or 'mlp'} {method}")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set(xlabel="active parameters (actor + critics)", ylabel="final return")
+        keys = [k for k in stats.CELL_KEYS if k not in _SCALING_AXES]
+        ax.set_title(_wrap(stats.cell_name(dict(zip(keys, panel)), keys), 60), fontsize="small")
+        ax.legend(fontsize="x-small", ncol=2)
+    _save(fig, path)
