@@ -116,6 +116,9 @@ class SweepArgs(RunOptions):
     """Grid axis: ReDo's dormancy thresholds (--config.redo.tau; ReDo on in every cell)."""
     networks: tuple[str, ...] | None = None
     """Grid axis: the networks' bodies (--config.network): mlp, mlp_ln_critic, mlp_ln, simba."""
+    phis: tuple[float, ...] | None = None
+    """Grid axis: TAR's connectivity-floor fractions of its revival budget (--config.sparse.phi), each in [0, 1]:
+    1 spends it all on the floor, 0 all by need."""
     seeds: int | None = None
     """Override the number of seeds (>= 1)."""
     seed_offset: int | None = None

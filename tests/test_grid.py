@@ -104,6 +104,20 @@ def test_the_small_dense_baseline_trains_once_per_sparsity_in_a_program_of_its_o
     assert "small_dense" not in PRESETS["quick"].methods and "small_dense" in PRESETS["scaling_cpu"].methods
 
 
+def test_a_phi_axis_ablates_tars_floor_in_one_program_and_leaves_other_methods_once():
+    cfg = sweep.SweepConfig(envs=("probe_bandit",), methods=("static", "tar"), seeds=1, phis=(0.0, 1.0))
+    assert [[(c.phi, m) for c, m in p] for p in cfg.programs()] == [[(0.0, "static"), (0.0, "tar"), (1.0, "tar")]]
+    runs = [r for b in cfg.batches() for r in b.runs]
+    assert [cfg.run_id(r) for r in runs] == [
+        "probe_bandit-sac-s0.9-phi0-static-seed0", "probe_bandit-sac-s0.9-phi0-tar-seed0",
+        "probe_bandit-sac-s0.9-phi1-tar-seed0",
+    ]  # fmt: skip
+    assert [cfg.run_config(r).sparse.phi for r in runs] == [0.0, 0.0, 1.0]
+    assert sweep.axis_methods("phis") == ("tar",)
+    with pytest.raises(ValueError, match=r"^phis=\(0.0, 1.0\) is not allowed; allowed: one value, or a method it"):
+        sweep.SweepConfig(envs=("probe_bandit",), methods=("static", "rigl"), phis=(0.0, 1.0))
+
+
 def test_an_algorithm_that_traces_nothing_compiles_one_program_per_value():
     """A registered algorithm's hyperparameters are constants of its program unless it lists them as traced."""
     from agents.algorithms import ALGORITHMS, register_algorithm, unregister_algorithm

@@ -34,7 +34,7 @@ def test_a_run_written_reads_back_as_the_same_record_with_its_curve(tmp_path):
     run = results.read_run(folder)
     assert isinstance(run, results.Run) and list(run.curve) == CURVE
     assert results.read_record(folder) == RECORD
-    assert run.cell == ("hopper", "sac", "64-64", 0.9, "snip", "erk", 0.1, None, None, None)
+    assert run.cell == ("hopper", "sac", "64-64", 0.9, "snip", "erk", 0.1, None, None, None, None)
     assert run.hidden_label == "64-64"
     shared = results.RunRecord(**{**vars(RECORD), "run_id": "other", "same_as": RECORD.run_id, "redo": 1000})
     assert shared.to_json()["same_as"] == RECORD.run_id and shared.to_json()["redo"] == 1000
@@ -58,7 +58,7 @@ def test_an_earlier_versions_run_json_reads_with_defaults(tmp_path):
     run = results.read_run(folder)
     assert run.run_id == folder.name and run.curve == []  # no curve.jsonl yet
     assert (run.hidden, run.score, run.distribution, run.rho, run.batch, run.topology) == (None,) * 6
-    assert run.cell == ("hopper", "sac", None, 0.9, None, None, None, None, None, None)
+    assert run.cell == ("hopper", "sac", None, 0.9, None, None, None, None, None, None, None)
     assert (run.total_chunks, run.delta_t, run.end_fraction, run.finished) == (0, 1, 0.0, False)
 
 

@@ -365,7 +365,7 @@ class TrainConfig:
 # The sparsity settings that change only what a run's masks are made of: never the compiled program of a
 # method without a mask rule (tests/test_train.py checks the lowered program), and a rule's only through
 # its static top-k bounds (which make_algorithm's share_with widens) and its program_tag.
-MASK_AXES = ("sparsity", "score", "distribution", "rho", "method")
+MASK_AXES = ("sparsity", "score", "distribution", "rho", "phi", "method")
 
 
 def get_field(config: Any, path: str) -> Any:

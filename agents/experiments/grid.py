@@ -64,6 +64,7 @@ class Cell(NamedTuple):
     expl_noise: float | None = None
     redo_tau: float | None = None
     network: str | None = None
+    phi: float | None = None
 
 
 class Axis(NamedTuple):
@@ -132,6 +133,8 @@ AXES: tuple[Axis, ...] = (
     ),
     # The networks' body: every method's runs change, each value its own program (as a width).
     Axis("networks", "network", "--networks", str, lambda m: True, config="network"),
+    # TAR's floor share of the revival budget (sparse.phi): its ablation.
+    Axis("phis", "phi", "--phis", lambda p: f"phi{results.sparsity_label(p)}", lambda m: m.mask == "tar"),
 )
 HYPER_AXES = tuple(f"{field}s" for field, _, _ in _HYPER)
 _AXIS = {a.name: a for a in AXES}
@@ -198,6 +201,8 @@ class SweepConfig:
         cell (otherwise the runs would be copies).
       networks: the networks' bodies (``mlp``, ``mlp_ln_critic``, ``mlp_ln``, ``simba``; ``train.network``);
         each its own compiled program, as a width is.
+      phis: TAR's connectivity-floor fractions of its revival budget (``train.sparse.phi``; 1: the floor
+        alone, 0: the need pass alone), its ablation; other methods ignore them.
       seed_offset: the first seed, so that a later sweep adds new seeds to a finished study (its run ids
         differ; ``sparse-rl report DIR --include LATER_DIR`` reports both together).
 
@@ -234,6 +239,7 @@ class SweepConfig:
     expl_noises: tuple[float, ...] | None = None
     redo_taus: tuple[float, ...] | None = None
     networks: tuple[str, ...] | None = None
+    phis: tuple[float, ...] | None = None
     seed_offset: int = 0
 
     def __post_init__(self):

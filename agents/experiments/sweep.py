@@ -335,6 +335,7 @@ def _run_records(cfg: SweepConfig, batch: Batch, prepared: Prepared) -> list[tup
             distribution=sp.distribution, rho=sp.rho, total_steps=train_cfg.total_steps,
             redo=train_cfg.redo.every or None, hyper=cfg.hyper_label(cell), batch=batch.name,
             network=None if train_cfg.network == "mlp" else train_cfg.network,
+            phi=None if cfg.phis is None else sp.phi,
             config=json.loads(json.dumps(dataclasses.asdict(train_cfg))),
             total_chunks=train_cfg.num_chunks, delta_t=sp.delta_t, end_fraction=sp.end_fraction,
             start_fraction=sp.start_fraction,
@@ -358,6 +359,7 @@ def _run_records(cfg: SweepConfig, batch: Batch, prepared: Prepared) -> list[tup
         records.append(dataclasses.replace(
             records[slot], run_id=cfg.run_id(run), sparsity=run.cell.sparsity, score=sp.score,
             distribution=sp.distribution, rho=sp.rho, redo=run_cfg.redo.every or None,
+            phi=None if cfg.phis is None else sp.phi,
             hyper=cfg.hyper_label(run.cell), config=json.loads(json.dumps(dataclasses.asdict(cfg.run_config(run)))),
             same_as=records[slot].run_id,
         ))  # fmt: skip

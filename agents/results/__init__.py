@@ -40,7 +40,7 @@ from agents.results import migrate
 CONFIG_FILE, RUN_FILE, CURVE_FILE, RUNS_DIR = "config.json", "run.json", "curve.jsonl", "runs"
 
 # A cell is one point of a sweep's grid; runs of one cell differ only by method and seed.
-CELL_KEYS = ("env", "algo", "hidden", "sparsity", "score", "distribution", "rho", "redo", "hyper", "network")
+CELL_KEYS = ("env", "algo", "hidden", "sparsity", "score", "distribution", "rho", "redo", "hyper", "network", "phi")
 
 
 def sparsity_label(sparsity: float) -> str:
@@ -187,6 +187,7 @@ class RunRecord:
     hyper: str | None = None  # the hyperparameter axes the sweep sets, "actor_lr=0.0001,tau=0.01"; None: none
     network: str | None = None  # the networks' body (TrainConfig.network); None: the default ReLU MLPs
     trained_hidden: tuple[int, ...] | None = None  # the widths trained where they are not `hidden` (small_dense)
+    phi: float | None = None  # TAR's floor share, where the sweep has a phi axis; None: the config's, not varied
 
     @property
     def hidden_label(self) -> str | None:
@@ -199,12 +200,12 @@ class RunRecord:
         return tuple(self.hidden_label if k == "hidden" else getattr(self, k) for k in CELL_KEYS)
 
     def to_json(self) -> dict[str, Any]:
-        """The ``run.json`` object (``same_as``, ``redo``, ``hyper``, ``network`` and ``trained_hidden`` only where
-        they are set)."""
+        """The ``run.json`` object (``same_as``, ``redo``, ``hyper``, ``network``, ``trained_hidden`` and ``phi`` only
+        where they are set)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(RunRecord)}
         for widths in ("hidden", "trained_hidden"):
             out[widths] = None if out[widths] is None else list(out[widths])
-        for optional in ("same_as", "redo", "hyper", "network", "trained_hidden"):
+        for optional in ("same_as", "redo", "hyper", "network", "trained_hidden", "phi"):
             if out[optional] is None:
                 del out[optional]
         return out

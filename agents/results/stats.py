@@ -385,8 +385,8 @@ def cell_name(row: dict, keys: Sequence[str] = CELL_KEYS) -> str:
             continue
         if k == "sparsity":
             parts.append(f"s{sparsity_label(v)}")
-        elif k == "rho":
-            parts.append(f"rho {sparsity_label(v)}")
+        elif k in ("rho", "phi"):
+            parts.append(f"{k} {sparsity_label(v)}")
         elif k == "redo":
             parts.append(f"ReDo every {v}")
         elif k == "hyper":
