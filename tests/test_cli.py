@@ -18,7 +18,10 @@ from tests.helpers import sweep_dir as _sweep_dir
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["sweep", "--preset", "huge"], "preset='huge' is not allowed; allowed: quick, evidence, study, paper, scaling_cpu, scaling, dmc."),
+        (
+            ["sweep", "--preset", "huge"],
+            "preset='huge' is not allowed; allowed: quick, evidence, study, paper, scaling_cpu, scaling, dmc.",
+        ),
         (["sweep", "--envs", "cartpole"], "env='cartpole' is not allowed; allowed: "),
         (["sweep", "--methods", "tar", "lottery"], "method='lottery' is not allowed; allowed: dense, static"),
         (["sweep", "--algos", "ppo"], "algo='ppo' is not allowed; allowed: sac, td3."),
