@@ -20,7 +20,8 @@ from tests.helpers import sweep_dir as _sweep_dir
     [
         (
             ["sweep", "--preset", "huge"],
-            "preset='huge' is not allowed; allowed: quick, evidence, study, paper, scaling_cpu, scaling, dmc.",
+            "preset='huge' is not allowed; allowed: quick, evidence, study, study_dmc, paper, scaling_cpu, scaling, "
+            "dmc.",
         ),
         (["sweep", "--envs", "cartpole"], "env='cartpole' is not allowed; allowed: "),
         (["sweep", "--methods", "tar", "lottery"], "method='lottery' is not allowed; allowed: dense, static"),

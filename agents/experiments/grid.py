@@ -570,6 +570,16 @@ PRESETS: dict[str, SweepConfig] = {
         sparsities=(0.95,),
         distributions=("erk", "global"),
     ),
+    # The study's DeepMind Control part: its grid on CartpoleSwingup (MuJoCo Playground), a task whose dense
+    # SAC return climbs from ~170 to ~670 in 51k env steps on 2 CPU cores (benchmarks/results/dmc_cpu_learning.json),
+    # with 5k-step chunks (1000-step episodes). `sparse-rl report DIR --include` the study's directory reports
+    # both parts together.
+    "study_dmc": dataclasses.replace(
+        _cpu_preset("CartpoleSwingup", seeds=8, total_steps=51_000, chunk_steps=5_000),
+        algos=("sac", "td3"),
+        sparsities=(0.95,),
+        distributions=("erk", "global"),
+    ),
     # The accelerator preset of the specification: Graesser et al.'s protocol (256-256, batch 256, lr 3e-4,
     # RigL/SET every 1000 steps, drop 0.5 cosine to 0 at 80%), 1M steps, 5 seeds, with a SNIP base, ERK
     # (their distribution) and global (where the metric decides, and layers can fall short of E), and the
