@@ -599,7 +599,8 @@ PRESETS: dict[str, SweepConfig] = {
     # dense networks of each width and the dense ones narrowed to each sparse count. Global pruning, where
     # layers fall short of their connectivity target and TAR moves connections (under ERK at these widths
     # TAR's counts equal static's). Widths stay small: a SimBa block is 4x wide, and masks do not make a
-    # CPU matmul cheaper, so a run costs its dense network's compute.
+    # CPU matmul cheaper, so a run costs its dense network's compute (a SimBa batch at width 64 alone would
+    # take most of an hour on 2 cores).
     "scaling_cpu": SweepConfig(
         envs=("inverted_double_pendulum",),
         algos=("sac",),
@@ -607,7 +608,7 @@ PRESETS: dict[str, SweepConfig] = {
         methods=("dense", "static", "tar", "rigl", "small_dense"),
         seeds=2,
         distributions=("global",),
-        widths=(16, 32, 64),
+        widths=(8, 16, 32),
         networks=("mlp", "simba"),
         train=TrainConfig(
             env="inverted_double_pendulum",
