@@ -91,7 +91,7 @@ class Trainer(NamedTuple):
     train: Callable
     traces: dict
     algo: Algorithm
-    hidden: tuple[int, ...] = ()
+    hidden: tuple[int, ...]
     reference_sizes: dict[str, int] | None = None
 
 
