@@ -154,10 +154,12 @@ class ReportArgs:
     """Rebuild summary.csv, summary.md and the figures of a results directory."""
 
     results: tyro.conf.Positional[Path]
-    """The results directory of a sweep; the report is written there."""
+    """The results directory of a sweep; the report is written there (a new directory: the report of
+    --include alone)."""
     include: tuple[Path, ...] = ()
-    """Results directories whose runs join the report too (e.g. more seeds of the same grid, run with
-    --seed-offset); a run id found twice is refused."""
+    """Results directories whose runs join the report too: more seeds of the same grid (run with
+    --seed-offset), or sweeps of other grids that share no cell (a study's other tasks). A run id found
+    twice, or one cell from two grids, is refused."""
 
 
 @dataclasses.dataclass(frozen=True)

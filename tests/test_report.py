@@ -130,3 +130,32 @@ def test_report_refuses_a_directory_of_another_version_and_rewrites_nothing(tmp_
     err = _refused(capsys, ["report", str(out)])
     assert str(out / "config.json") in err and "does not know: grid_order" in err
     assert _tree(out) == before
+
+
+def test_sweeps_of_other_tasks_join_a_report_of_their_own_and_a_cell_from_two_grids_is_refused(tmp_path, capsys):
+    """A cross-task study: each task's preset is its own grid; joined they report every cell and its aggregate."""
+    parts = {}
+    for env, finals in (("hopper", (300, 100, 200)), ("walker2d", (30, 10, 20))):
+        parts[env] = tmp_path / env
+        for method, final in zip(("dense", "static", "tar"), finals, strict=True):
+            for seed in (0, 1):
+                write_run(parts[env], env, method, seed, float(final + seed))
+        results.atomic_write_json(parts[env] / "config.json", {"sweep": {"envs": [env], "seeds": 2}})
+    both = tmp_path / "both"  # a new directory: the report of the included sweeps alone
+    rows = report.write_report(both, include=[parts["hopper"], parts["walker2d"]])
+    assert [(r["env"], r["method"], r["n_seeds"]) for r in rows] == [
+        (env, m, 2) for env in ("hopper", "walker2d") for m in ("dense", "static", "tar")
+    ]
+    assert _row(rows, "walker2d", "static")["mean"] == pytest.approx(10.5)
+    assert _row(rows, "walker2d", "tar")["gain_vs_static_pct"] == pytest.approx(100 * 10 / 10.5)
+    assert sorted(p.name for p in both.iterdir()) == ["comparisons.csv", "figures", "summary.csv", "summary.md"]
+    figs = sorted(p.name for p in (both / "figures").iterdir())
+    assert {"curves_hopper.png", "curves_walker2d.png", "performance_profiles.png"} <= set(figs)
+    # The same cell (hopper, sac, 0.9) from a sweep of another grid would mix two configs' seeds: refused.
+    other = tmp_path / "other"
+    write_run(other, "hopper", "static", 2, 150.0)
+    results.atomic_write_json(other / "config.json", {"sweep": {"envs": ["hopper"], "methods": ["static"]}})
+    before = _tree(both)
+    err = _refused(capsys, ["report", str(both), "--include", str(parts["hopper"]), str(other)])
+    assert f"include={str(other)!r} is not allowed" in err and "'hopper sac s0.9' is also in" in err
+    assert _tree(both) == before

@@ -163,24 +163,30 @@ def _grid(results_dir: Path) -> dict | None:
 
 
 def _load_all(results_dir: Path, include: Sequence[str | Path]) -> list[Run]:
-    """The runs of ``results_dir`` and of every ``include`` directory (of the same grid); no run id twice."""
-    runs, where = [], {}
-    grid = _grid(results_dir)
+    """The runs of ``results_dir`` and of every ``include`` directory; no run id twice, no cell from two grids.
+
+    Sweeps of one grid (more seeds, run with ``--seed-offset``) join freely. Sweeps of
+    different grids (a study's tasks, each its own preset) join when no cell is in both,
+    so that all seeds of a cell were trained under one config.
+    """
+    runs, where, cells = [], {}, {}
     for d in (results_dir, *map(Path, include)):
-        if d != results_dir:
-            if not (d / RUNS_DIR).is_dir():
-                raise ValueError(f"include={str(d)!r} is not allowed; allowed: results directories (holding runs/).")
-            if _grid(d) != grid:
-                raise ValueError(
-                    f"include={str(d)!r} is not allowed; allowed: sweeps of the same grid as {str(results_dir)!r} "
-                    f"(their config.json may differ only in {', '.join(_SEED_FIELDS)})."
-                )
+        if d != results_dir and not (d / RUNS_DIR).is_dir():
+            raise ValueError(f"include={str(d)!r} is not allowed; allowed: results directories (holding runs/).")
+        grid = _grid(d)
         for run in load_runs(d):
             rid = run.run_id
             if rid in where:
                 raise ValueError(
                     f"run {rid!r} is in both {str(where[rid])!r} and {str(d)!r}; a study's sweeps need different "
                     "seeds (--seed-offset)."
+                )
+            first, first_grid = cells.setdefault(run.cell, (d, grid))
+            if first_grid != grid:
+                raise ValueError(
+                    f"include={str(d)!r} is not allowed: its cell {stats.cell_name(dict(zip(CELL_KEYS, run.cell)))!r} "
+                    f"is also in {str(first)!r}, whose grid differs; allowed: sweeps of the same grid (their "
+                    f"config.json may differ only in {', '.join(_SEED_FIELDS)}) or sweeps that share no cell."
                 )
             where[rid] = d
             runs.append(run)
@@ -199,16 +205,19 @@ def write_report(results_dir: str | Path, include: Sequence[str | Path] = ()) ->
     written atomically, and the two summary files are byte-identical across calls on the same runs.
 
     Args:
-      results_dir: a sweep's results directory; the report is written there.
-      include: more results directories whose runs join the report (more
-        seeds of the same grid from a sweep run with ``seed_offset``, say).
+      results_dir: a sweep's results directory; the report is written there. A
+        directory without runs (a new one) holds the report of ``include`` alone.
+      include: more results directories whose runs join the report: more
+        seeds of the same grid from a sweep run with ``seed_offset``, or sweeps
+        of other grids that share no cell with these (a study's other tasks).
 
     Returns:
       The summary rows (see :func:`summarize`).
 
     Raises:
-      ValueError: if the directories hold no runs, or one run id twice, or a
-        ``config.json`` written by another version (fields this one does not know).
+      ValueError: if the directories hold no runs, or one run id twice, or one
+        cell from sweeps of different grids, or a ``config.json`` written by
+        another version (fields this one does not know).
     """
     results_dir = Path(results_dir)
     runs = _load_all(results_dir, include)
