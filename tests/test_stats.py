@@ -106,6 +106,14 @@ def test_aggregate_normalises_by_untrained_and_dense(tmp_path):
     assert not skipped
     assert by["dense"]["iqm"] == pytest.approx(1.0) and by["static"]["mean"] == pytest.approx(0.5)
     assert by["tar"]["iqm"] == pytest.approx(0.75) and by["tar"]["n_runs"] == 3
+    assert by["static"]["poi"] == 1.0 and by["dense"]["poi"] == 0.0 and by["tar"]["poi"] is None
+    # A second cell where TAR (seeds 20, 40, 60) meets static (30, 30, 30) in 6 of 9 pairs: P averages (1 + 6/9) / 2.
+    for method, finals in (("dense", (100.0,) * 3), ("static", (30.0,) * 3), ("tar", (20.0, 40.0, 60.0))):
+        for seed, final in enumerate(finals):
+            write_run(tmp_path, "ant", method, seed, final)
+    static = {r["method"]: r for r in stats.aggregate(report.load_runs(tmp_path))[0]}["static"]
+    assert static["poi"] == pytest.approx((1 + 6 / 9) / 2) and static["n_cells"] == 2
+    assert static["poi_low"] <= static["poi"] <= static["poi_high"] <= 1.0
     write_run(tmp_path, "walker2d", "static", 0, 5.0)  # a cell without dense is left out and named
     assert stats.aggregate(report.load_runs(tmp_path))[1] == ["walker2d sac s0.9"]
 

@@ -44,6 +44,9 @@ distribution, rho); per cell and method, over seeds:
   dense, or where dense does not beat ``u`` by 1% of ``|d| + |u|``, are left
   out (and named). A method is aggregated over the cells where it has
   finished runs, with the same number of runs (its lowest seeds) per cell.
+  Beside them, TAR's probability of improvement over each method, averaged over
+  the cells that hold both (rliable's across-task probability of improvement),
+  with a 95% stratified-bootstrap CI;
 
 FLOPs model (ratios to the dense network, so per-weight constants cancel).
 Per network ``n`` (actor, critic = both twin critics) let ``D_n`` be all its
@@ -490,6 +493,11 @@ def _poi_one_task(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean((x > y) + 0.5 * (x == y)))
 
 
+def _poi_tasks(x: np.ndarray, y: np.ndarray) -> float:
+    """:func:`_poi_one_task` averaged over the tasks (columns), as rliable's ``probability_of_improvement``."""
+    return float(np.mean([_poi_one_task(x[:, [j]], y[:, [j]]) for j in range(x.shape[1])]))
+
+
 def probability_of_improvement(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float]:
     """``P(X > Y) + P(X = Y) / 2`` over pairs of seeds, with a 95% stratified-bootstrap CI (rliable).
 
@@ -598,13 +606,21 @@ def performance_profiles(runs: Sequence[Run], by: str = "algo", taus: Sequence[f
     return out
 
 
+def _runs_by_cells(columns: Sequence[np.ndarray]) -> np.ndarray:
+    """rliable's runs x cells matrix: the lowest ``n`` seeds of each cell, ``n`` the fewest any cell has."""
+    n = min(len(c) for c in columns)
+    return np.stack([c[:n] for c in columns], axis=1)
+
+
 def aggregate(runs: Sequence[Run]) -> tuple[list[dict], list[str]]:
-    """IQM and mean of the dense-normalised final return over all cells, per method (module docs).
+    """IQM and mean of the dense-normalised final return over all cells, per method, and P(TAR better) (module docs).
 
     Returns:
       ``(rows, skipped)``: one row per method with ``method, n_cells, n_runs,
-      iqm, iqm_low, iqm_high, mean, mean_low, mean_high``, and the names of the
-      cells left out (no dense runs, or dense no better than untrained).
+      iqm, iqm_low, iqm_high, mean, mean_low, mean_high``, and ``poi, poi_low, poi_high``:
+      the probability that TAR's final return beats the method's, averaged over the
+      cells that hold both (``None`` for TAR, and without TAR runs); then the names of
+      the cells left out (no dense runs, or dense no better than untrained).
     """
     from rliable import metrics
 
@@ -615,14 +631,20 @@ def aggregate(runs: Sequence[Run]) -> tuple[list[dict], list[str]]:
             per_method[method].append(scores)
     rows = []
     for method in sorted(per_method, key=method_key):
-        cols = per_method[method]
-        n = min(len(c) for c in cols)  # rliable needs a runs x cells matrix; keep the lowest seeds of each cell
-        scores = {method: np.stack([c[:n] for c in cols], axis=1)}
-        row = {"method": method, "n_cells": len(cols), "n_runs": n * len(cols)}
+        scores = {method: _runs_by_cells(per_method[method])}
+        row = {"method": method, "n_cells": len(per_method[method]), "n_runs": scores[method].size}
         for name, fn in (("iqm", metrics.aggregate_iqm), ("mean", metrics.aggregate_mean)):
             point, ci = _interval_estimates(scores, lambda x, fn=fn: np.array([fn(x)]))
             lo, hi = np.asarray(ci[method]).ravel()[:2]
             row.update({name: float(point[method][0]), f"{name}_low": float(lo), f"{name}_high": float(hi)})
+        # Normalising is increasing within a cell, so this is the raw returns' probability, cell by cell.
+        both = [c for c in per_cell.values() if "tar" in c and method in c]
+        row.update(poi=None, poi_low=None, poi_high=None)
+        if method != "tar" and both:
+            pair = (_runs_by_cells([c["tar"] for c in both]), _runs_by_cells([c[method] for c in both]))
+            point, ci = _interval_estimates({"pair": pair}, _poi_tasks)
+            lo, hi = np.asarray(ci["pair"]).ravel()[:2]
+            row.update(poi=float(point["pair"]), poi_low=float(lo), poi_high=float(hi))
         rows.append(row)
     return rows, skipped
 

@@ -194,16 +194,19 @@ def _aggregate_lines(agg: Sequence[dict], skipped: Sequence[str]) -> list[str]:
             "",
             "Final return normalised per cell to (x - first) / (dense - first), where first is the cell's mean first "
             "evaluation (after one chunk of training), so 0 is that and 1 is dense; IQM and mean over all runs of all "
-            "cells with 95% stratified-bootstrap CIs (rliable).",
+            "cells with 95% stratified-bootstrap CIs (rliable). P(TAR better): the probability that TAR's final return "
+            "beats the method's over pairs of seeds, averaged over the cells that hold both, with its 95% "
+            "stratified-bootstrap CI.",
             "",
-            "| method | cells | runs | IQM [95% CI] | mean [95% CI] |",
-            "|---|---:|---:|---:|---:|",
+            "| method | cells | runs | IQM [95% CI] | mean [95% CI] | P(TAR better) [95% CI] |",
+            "|---|---:|---:|---:|---:|---:|",
         ]
         for a in agg:
+            poi = "" if a.get("poi") is None else _fmt_ci(a["poi"], a["poi_low"], a["poi_high"], ".2f")
             lines.append(
                 f"| {a['method']} | {a['n_cells']} | {a['n_runs']} "
                 f"| {_fmt_ci(a['iqm'], a['iqm_low'], a['iqm_high'], '.3f')} "
-                f"| {_fmt_ci(a['mean'], a['mean_low'], a['mean_high'], '.3f')} |"
+                f"| {_fmt_ci(a['mean'], a['mean_low'], a['mean_high'], '.3f')} | {poi} |"
             )
     if skipped:
         lines += [
