@@ -132,7 +132,9 @@ def test_report_refuses_a_directory_of_another_version_and_rewrites_nothing(tmp_
     assert _tree(out) == before
 
 
-def test_sweeps_of_other_tasks_join_a_report_of_their_own_and_a_cell_from_two_grids_is_refused(tmp_path, capsys):
+def test_sweeps_of_other_tasks_join_a_report_of_their_own_and_a_cell_from_two_grids_is_refused(
+    tmp_path, capsys, monkeypatch
+):
     """A cross-task study: each task's preset is its own grid; joined they report every cell and its aggregate."""
     parts = {}
     for env, finals in (("hopper", (300, 100, 200)), ("walker2d", (30, 10, 20))):
@@ -142,6 +144,13 @@ def test_sweeps_of_other_tasks_join_a_report_of_their_own_and_a_cell_from_two_gr
                 write_run(parts[env], env, method, seed, float(final + seed))
         results.atomic_write_json(parts[env] / "config.json", {"sweep": {"envs": [env], "seeds": 2}})
     both = tmp_path / "both"  # a new directory: the report of the included sweeps alone
+    drawn = []
+    with monkeypatch.context() as m:
+        m.setattr(report.figures, "plot_performance_profiles", lambda profiles, path: drawn.extend(profiles))
+        report.write_report(both, include=[parts["hopper"], parts["walker2d"]])
+    assert sorted({(p["by"], p["group"]) for p in drawn}) == [
+        ("algo", "sac"), ("distribution", None), ("env", "hopper"), ("env", "walker2d")
+    ]  # fmt: skip
     rows = report.write_report(both, include=[parts["hopper"], parts["walker2d"]])
     assert [(r["env"], r["method"], r["n_seeds"]) for r in rows] == [
         (env, m, 2) for env in ("hopper", "walker2d") for m in ("dense", "static", "tar")

@@ -200,7 +200,8 @@ def write_report(results_dir: str | Path, include: Sequence[str | Path] = ()) ->
     ``final_returns.png`` (final return per method with CI error bars) and
     ``topology_<env>.png`` (seed-0 static vs TAR masks; only where both runs
     recorded their topology), ``diagnostics_<env>.png`` and ``performance_profiles.png``
-    (per algorithm and per distribution, over the cells with a dense baseline), and ``scaling.png``
+    (per algorithm, per distribution and, where the runs have several, per env, over the cells
+    with a dense baseline), and ``scaling.png``
     (final return against active parameters, where the runs have several widths). Every file is
     written atomically, and the two summary files are byte-identical across calls on the same runs.
 
@@ -242,7 +243,9 @@ def write_report(results_dir: str | Path, include: Sequence[str | Path] = ()) ->
         figures.plot_scaling(runs, figures_dir / "scaling.png")
     else:  # an earlier report's figure would no longer match the runs
         (figures_dir / "scaling.png").unlink(missing_ok=True)
-    profiles = [p for by in ("algo", "distribution") for p in stats.performance_profiles(runs, by)]
+    # Per task too where the runs have several: where a method helps and where it does not.
+    groups = ("algo", "distribution", *(("env",) if len({r.env for r in runs}) > 1 else ()))
+    profiles = [p for by in groups for p in stats.performance_profiles(runs, by)]
     if profiles:  # only cells with a dense baseline have normalised scores
         figures.plot_performance_profiles(profiles, figures_dir / "performance_profiles.png")
     else:  # an earlier report's figure would no longer match the runs
