@@ -46,7 +46,7 @@ distribution, rho); per cell and method, over seeds:
   finished runs, with the same number of runs (its lowest seeds) per cell.
   Beside them, TAR's probability of improvement over each method, averaged over
   the cells that hold both (rliable's across-task probability of improvement),
-  with a 95% stratified-bootstrap CI;
+  with a 95% stratified-bootstrap CI.
 
 FLOPs model (ratios to the dense network, so per-weight constants cancel).
 Per network ``n`` (actor, critic = both twin critics) let ``D_n`` be all its
