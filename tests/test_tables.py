@@ -18,6 +18,21 @@ def test_summary_notes_that_random_revival_equals_static_in_distribution(tmp_pat
     assert "## What revival changed (seed 0)" in md
 
 
+def test_what_revival_changed_keeps_the_cells_body_beside_actor_and_critic(tmp_path):
+    """A sweep over network bodies: each row names its body and its network (TAR: 0.2 of 4x8 and 8x2 active)."""
+    for body in ("mlp", "simba"):
+        for method in ("static", "tar"):
+            write_run(tmp_path, "hopper", method, 0, 10.0)
+            old = tmp_path / "runs" / run_id("hopper", "sac", 0.9, method, 0)
+            path = old.rename(old.with_name(f"{old.name}-{body}")) / "run.json"
+            path.write_text(json.dumps({**json.loads(path.read_text()), "network": body, "run_id": path.parent.name}))
+    md = tables.summary_md(report.summarize(tmp_path), topo=stats.topology_changes(report.load_runs(tmp_path)))
+    assert "| method | actor/critic | active per layer (static) |" in md
+    for body in ("mlp", "simba"):
+        for net in ("actor", "critic"):
+            assert f"| hopper | sac | 0.9 | {body} | tar | {net} | 6/3 (3/2) |" in md, (body, net)
+
+
 def test_results_of_earlier_versions_leave_the_turnover_table_out(results):
     diag = stats.diagnostics(report.load_runs(results))
     assert diag and all(d["actor_changed"] is None and d["actor_dormant"] is None for d in diag)

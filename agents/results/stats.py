@@ -658,8 +658,9 @@ def topology_changes(runs: Sequence[Run]) -> list[dict]:
     """What revival changed, per cell and network, from the first seed's masks of static, tar and uniform_revival.
 
     Returns:
-      One dict per (cell, method, network) for ``tar`` and ``uniform_revival``
-      (and ``seed``, the seed shown, :func:`first_seed`):
+      One dict per (cell, method, network) for ``tar`` and ``uniform_revival``: the
+      cell's keys, ``method``, ``net`` (actor or critic), ``seed`` (the seed shown,
+      :func:`first_seed`),
       ``moved`` (connections in other layers than static's per-layer counts
       put them: half the sum of the per-layer count differences),
       ``dead_before`` / ``dead_after`` (units with zero fan-in or fan-out
@@ -685,7 +686,7 @@ def topology_changes(runs: Sequence[Run]) -> list[dict]:
                 {
                     **dict(zip(CELL_KEYS, cell)),
                     "method": method,
-                    "network": network,
+                    "net": network,  # not "network": that is the cell's body (mlp, simba)
                     "seed": seed,
                     "moved": sum(abs(a["active"] - b["active"]) for a, b in zip(after, mine)) // 2,
                     "active": [t["active"] for t in after],

@@ -276,14 +276,14 @@ def _topology_lines(topo: Sequence[dict]) -> list[str]:
         "fraction of (input, output) pairs joined by an active path, over the network's chains (the actor, each "
         "twin critic).",
         "",
-        f"| {' | '.join(_varying(topo))} | method | network | active per layer (static) | moved | dead units "
+        f"| {' | '.join(_varying(topo))} | method | actor/critic | active per layer (static) | moved | dead units "
         "before -> after (static) | reach before -> after (static) |",
         "|" + "---|" * len(_varying(topo)) + "---|---|---|---:|---:|---:|",
     ]
     for t in topo:
         cell = " | ".join(_fmt_key(t, k) for k in _varying(topo))
         lines.append(
-            f"| {cell} | {t['method']} | {t['network']} | {'/'.join(map(str, t['active']))} "
+            f"| {cell} | {t['method']} | {t['net']} | {'/'.join(map(str, t['active']))} "
             f"({'/'.join(map(str, t['active_static']))}) | {t['moved']} "
             f"| {t['dead_before']} -> {t['dead_after']} ({t['dead_static']}) "
             f"| {fmt(t['reach_before'])} -> {fmt(t['reach_after'])} ({fmt(t['reach_static'])}) |"
