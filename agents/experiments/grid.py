@@ -572,7 +572,7 @@ PRESETS: dict[str, SweepConfig] = {
     ),
     # The study's DeepMind Control part: its grid on CartpoleSwingup (MuJoCo Playground), a task whose dense
     # SAC return climbs from ~170 to ~670 in 51k env steps on 2 CPU cores (benchmarks/results/dmc_cpu_learning.json),
-    # with 5k-step chunks (1000-step episodes). SAC's half took 115 min of chunk time on 2 cores.
+    # with 5k-step chunks (1000-step episodes). It took 219 min of chunk time on 2 cores (SAC 115, TD3 104).
     # `sparse-rl report NEW_DIR --include STUDY_DIR THIS_DIR` reports both parts together (they share no cell).
     "study_dmc": dataclasses.replace(
         _cpu_preset("CartpoleSwingup", seeds=8, total_steps=51_000, chunk_steps=5_000),
