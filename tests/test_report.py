@@ -144,14 +144,17 @@ def test_sweeps_of_other_tasks_join_a_report_of_their_own_and_a_cell_from_two_gr
                 write_run(parts[env], env, method, seed, float(final + seed))
         results.atomic_write_json(parts[env] / "config.json", {"sweep": {"envs": [env], "seeds": 2}})
     both = tmp_path / "both"  # a new directory: the report of the included sweeps alone
-    drawn = []
-    with monkeypatch.context() as m:
-        m.setattr(report.figures, "plot_performance_profiles", lambda profiles, path: drawn.extend(profiles))
-        report.write_report(both, include=[parts["hopper"], parts["walker2d"]])
+    drawn, plot = [], report.figures.plot_performance_profiles
+
+    def record_and_plot(profiles, path):  # the figure is still drawn: the files below include it
+        drawn.extend(profiles)
+        plot(profiles, path)
+
+    monkeypatch.setattr(report.figures, "plot_performance_profiles", record_and_plot)
+    rows = report.write_report(both, include=[parts["hopper"], parts["walker2d"]])
     assert sorted({(p["by"], p["group"]) for p in drawn}) == [
         ("algo", "sac"), ("distribution", None), ("env", "hopper"), ("env", "walker2d")
     ]  # fmt: skip
-    rows = report.write_report(both, include=[parts["hopper"], parts["walker2d"]])
     assert [(r["env"], r["method"], r["n_seeds"]) for r in rows] == [
         (env, m, 2) for env in ("hopper", "walker2d") for m in ("dense", "static", "tar")
     ]
